@@ -1,0 +1,69 @@
+"""Model families: a plain dict from family name to wrapper class. Adding one is one file + one entry."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from equinlp.actions import TokenPermutation
+from equinlp.aggregate import Aggregator, Proxy
+from equinlp.config import EquiConfig
+from equinlp.models.base import BASE_DIR, EquiModel, load_parts
+from equinlp.models.causal_lm import EquiCausalLM
+from equinlp.models.seq2seq import EquiSeq2SeqLM
+
+FAMILIES: dict[str, type[EquiModel]] = {"causal": EquiCausalLM, "seq2seq": EquiSeq2SeqLM}
+
+ActionArg = TokenPermutation | tuple[TokenPermutation, TokenPermutation]
+
+
+def family_of(model: nn.Module) -> type[EquiModel]:
+    for cls in FAMILIES.values():
+        if cls.accepts(model):
+            return cls
+    raise ValueError(f"no equinlp wrapper accepts {type(model).__name__}; supported families: {sorted(FAMILIES)}")
+
+
+def wrap(model: nn.Module, action: ActionArg, aggregator: Aggregator, config: EquiConfig | None = None) -> EquiModel:
+    """Wrap ``model`` so that it is equivariant under ``action`` (or ``(in_action, out_action)``)."""
+    if isinstance(model, EquiModel):
+        raise ValueError("the model is already wrapped; call .unwrap() first")
+    in_action, out_action = action if isinstance(action, tuple) else (action, action)
+    if not isinstance(in_action, TokenPermutation) or not isinstance(out_action, TokenPermutation):
+        raise TypeError(f"language models need TokenPermutation actions, got {type(in_action).__name__}")
+    return family_of(model)(model, in_action, out_action, aggregator, config)
+
+
+def feature_size(model: nn.Module) -> int:
+    """Width of the LM head's input: the features λ-equitune weighs each copy by."""
+    return model.get_output_embeddings().weight.shape[1]
+
+
+def from_pretrained(
+    base: nn.Module | str | None, directory: str | os.PathLike, proxy: Proxy | None = None, weight_net: nn.Module | None = None
+) -> EquiModel:
+    """Rebuild a wrapper written by ``save_pretrained``.
+
+    Args:
+        base: the base model, or a hub id / path to load it from, or None for the one named in the
+            folder's config. If the folder holds fine-tuned base weights, those are loaded.
+        proxy: the equizero proxy, needed only if it was a custom callable.
+        weight_net: the λ-net module, needed only if it was a custom one.
+    """
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    directory = Path(directory)
+    config = EquiConfig.load(directory)
+    auto = AutoModelForSeq2SeqLM if config.family == "seq2seq" else AutoModelForCausalLM
+    if config.base_fine_tuned:
+        base = auto.from_pretrained(directory / BASE_DIR)
+    elif base is None or isinstance(base, str):
+        base = auto.from_pretrained(base or config.base_model_name_or_path)
+    config, in_action, out_action, aggregator = load_parts(directory, proxy, weight_net, feature_size(base))
+    return wrap(base, (in_action, out_action), aggregator, config)
+
+
+__all__ = ["FAMILIES", "EquiCausalLM", "EquiModel", "EquiSeq2SeqLM", "family_of", "from_pretrained", "wrap"]

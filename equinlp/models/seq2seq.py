@@ -1,0 +1,85 @@
+"""EquiSeq2SeqLM: any ``AutoModelForSeq2SeqLM`` (T5, BART, ...), with its own input and output actions.
+
+``generate`` runs the encoder by itself before decoding, so the encoder gets its own pre-hook that folds
+the source ids; during a plain ``forward`` that hook stands aside (the outer pre-hook already folded
+them). Decoder steps then receive the folded encoder states ``[G·B, S, D]`` and are left alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from equinlp.models.base import EquiModel
+
+
+class EquiSeq2SeqLM(EquiModel):
+    """Symmetrized encoder-decoder: ``in_action`` moves source ids, ``out_action`` target ids and logits."""
+
+    family = "seq2seq"
+    token_inputs = {"input_ids": "in", "decoder_input_ids": "out"}
+    batch_inputs = ("attention_mask", "decoder_attention_mask", "decoder_position_ids", "token_type_ids")
+    refused_inputs = ("inputs_embeds", "decoder_inputs_embeds")
+
+    @classmethod
+    def accepts(cls, model: nn.Module) -> bool:
+        config = getattr(model, "config", None)
+        return config is not None and bool(config.is_encoder_decoder) and hasattr(model, "get_encoder")
+
+    def _extra_hooks(self) -> list:
+        return [self.base.get_encoder().register_forward_pre_hook(self._fold_encoder_inputs, with_kwargs=True)]
+
+    def _fold_inputs(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        encoder_outputs = kwargs.get("encoder_outputs")
+        if encoder_outputs is not None and kwargs.get("input_ids") is None:
+            ids = kwargs.get("decoder_input_ids")
+            states = encoder_outputs[0]
+            if ids is not None and states.shape[0] != self.group.order * ids.shape[0]:
+                raise ValueError("encoder_outputs were computed outside the wrapper; pass input_ids instead")
+        self._inside_forward = True
+        return super()._fold_inputs(module, args, kwargs)
+
+    def _combine_outputs(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
+        self._inside_forward = False
+        return super()._combine_outputs(module, args, kwargs, output)
+
+    def _fold_encoder_inputs(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        if self._inside_forward:
+            return args, kwargs
+        if args:
+            kwargs = {"input_ids": args[0], **kwargs}
+            args = ()
+        ids = kwargs.get("input_ids")
+        if ids is None:
+            raise ValueError("the encoder needs input_ids (inputs_embeds cannot be acted on)")
+        kwargs["input_ids"] = self.in_action.ids.act_all(ids)
+        self._repeat(kwargs, ("attention_mask",), ids.shape[0])
+        return args, kwargs
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.Tensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        if labels is not None and decoder_input_ids is None:
+            decoder_input_ids = self.base.prepare_decoder_input_ids_from_labels(labels=labels)
+        with self._folding():
+            output = self.base(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                decoder_input_ids=decoder_input_ids,
+                decoder_attention_mask=decoder_attention_mask,
+                **kwargs,
+            )
+        loss = None
+        if labels is not None:
+            logits = output.logits.float()
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+        return self._with_loss(output, loss)
