@@ -5,8 +5,9 @@ permutation that swaps man↔woman and he↔she at once (here Z2); ``[("Black", 
 3-cycle (Z3: Black→White→Asian→Black). Extra positional arguments add more generators, and the group is
 their closure.
 
-A word is swapped in every *form* the tokenizer writes as one token: by default the word, the word after
-a space (BPE's ``Ġman``), and both capitalised. The leading-space form, which is how a word appears
+A word is swapped in every *form* the tokenizer writes as one token: by default the word after a space
+(BPE's ``Ġman``), and the word capitalised, with and without the space (sentence starts). The bare
+lower-case form is left out by default because BPE uses it for word pieces ("Jack|son"). The leading-space form, which is how a word appears
 mid-sentence, is required: a word that is several tokens there is refused with an error that names it
 and shows its pieces (equinlp never reduces a word to its first token). Other forms are swapped when
 every word of the cycle is one token in that form and otherwise left alone; the action's description
@@ -23,7 +24,7 @@ from equinlp.actions import TokenPermutation
 from equinlp.groups import from_permutations
 
 Cycle = Sequence[str]
-DEFAULT_FORMS = ("{w}", " {w}", "{W}", " {W}")
+DEFAULT_FORMS = (" {w}", "{W}", " {W}")
 REQUIRED_FORMS = (" {w}",)
 
 
@@ -77,7 +78,7 @@ def cycles_to_permutation(
             spellings = [_spell(form, w) for w in words]
             ids = [_single_token(tokenizer, s) for s in spellings]
             if None in ids:
-                bad = [s for s, i in zip(spellings, ids) if i is None]
+                bad = [s for s, i in zip(spellings, ids, strict=True) if i is None]
                 if form in required:
                     raise VocabularyError(
                         "swap words must be single tokens for this tokenizer: "

