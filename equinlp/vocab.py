@@ -7,9 +7,10 @@ their closure.
 
 A word is swapped in every *form* the tokenizer writes as one token: by default the word after a space
 (BPE's ``Ġman``), and the word capitalised, with and without the space (sentence starts). The bare
-lower-case form is left out by default because BPE uses it for word pieces ("Jack|son"). The leading-space form, which is how a word appears
-mid-sentence, is required: a word that is several tokens there is refused with an error that names it
-and shows its pieces (equinlp never reduces a word to its first token). Other forms are swapped when
+lower-case form is left out by default because BPE uses it for word pieces ("Jack|son"). The
+leading-space form, which is how a word appears mid-sentence, is required: a word that is several
+tokens there is refused with an error that names it and shows its pieces (equinlp never reduces a word
+to its first token). Other forms are swapped when
 every word of the cycle is one token in that form and otherwise left alone; the action's description
 lists them. A word in two cycles (her → his, her → him) is not one-to-one and is refused.
 """
