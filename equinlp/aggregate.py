@@ -150,7 +150,8 @@ class Weighted(Aggregator):
 
     def weights(self, feats: torch.Tensor) -> torch.Tensor:
         """``[G, B, ..., D] -> [G, B, ...]``, positive and summing to 1 over the group axis."""
-        return self.weight_net(feats).float().softmax(0)
+        log_weights = self.weight_net(feats)
+        return log_weights.softmax(0, dtype=torch.promote_types(log_weights.dtype, torch.float32))
 
     def forward(self, outs: torch.Tensor, feats: torch.Tensor | None = None) -> torch.Tensor:
         if feats is None:

@@ -199,12 +199,15 @@ class EquiModel(nn.Module):
         inputs: torch.Tensor | None = None,
         generation_config: GenerationConfig | None = None,
         logits_processor: Any = None,
+        seed: int | list[int] | None = None,
         **kwargs: Any,
     ) -> Any:
         """HF ``generate`` on the symmetrized model: greedy or sampling, any stopping criteria or streamer.
 
         Sampling uses :class:`~equinlp.models.sampling.RankGumbelSampler` unless the wrapper was built with
-        ``sampler="hf"``, so a seeded sample for ``g·x`` is ``g`` applied to the sample for ``x``.
+        ``sampler="hf"``, so a seeded sample for ``g·x`` is ``g`` applied to the sample for ``x``. ``seed``
+        (an int for every row, or one per row) makes each row's draw independent of the rest of the batch;
+        without it sampling follows torch's global generator (``torch.manual_seed``).
         Raises ``ValueError`` for decoding the wrapper cannot make equivariant (beam search, assisted or
         contrastive decoding, static caches, special or banned tokens that the group moves).
         """
@@ -214,7 +217,13 @@ class EquiModel(nn.Module):
         model_kwargs = config.update(**kwargs)
         self._check_generation(config, model_kwargs)
         if config.do_sample and self.equi_config.sampler == "equivariant":
-            logits_processor = equivariant_sampling(config, logits_processor)
+            seeds = None
+            if seed is not None:  # one per row, each expanded over num_return_sequences (rows b·n + k)
+                rows = [seed] * kwargs[self.base.main_input_name].shape[0] if isinstance(seed, int) else list(seed)
+                seeds = [s + k for s in rows for k in range(config.num_return_sequences or 1)]
+            logits_processor = equivariant_sampling(config, logits_processor, seeds)
+        elif seed is not None:
+            raise ValueError("seed= is for equivariant sampling (do_sample=True); use torch.manual_seed otherwise")
         with self._folding():
             return self.base.generate(generation_config=config, logits_processor=logits_processor, **model_kwargs)
 
@@ -273,7 +282,7 @@ class EquiModel(nn.Module):
 
 def _atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+    save_file({k: v.detach().clone().contiguous() for k, v in tensors.items()}, str(tmp))  # no shared storage
     os.replace(tmp, path)
 
 

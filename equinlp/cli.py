@@ -1,0 +1,128 @@
+"""``equinlp`` command line. Subcommands live in COMMANDS: name -> (help, add_arguments, run).
+
+Strings become objects only here: a group name becomes a word group, a method name an aggregator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+
+METHODS = ("base", "equitune", "equizero", "lambda")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="smollm2", help="'smollm2' (embedded, offline) or any hub id / local folder")
+    parser.add_argument("--group", default="gender", help="word group: gender, race (Black→White→Asian), race2, orientation")
+    parser.add_argument("--proxy", default="entropy", help="equizero proxy loss: entropy, max_logit or max_prob")
+
+
+def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-new-tokens", type=int, default=20, help="tokens to generate (default 20)")
+    parser.add_argument("--do-sample", action="store_true", help="sample instead of greedy decoding")
+    parser.add_argument("--top-k", type=int, default=None, help="top-k sampling (the paper uses 40)")
+    parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling")
+    parser.add_argument("--temperature", type=float, default=None, help="sampling temperature")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed; swapped prompts share it (default 0)")
+
+
+def decoding_kwargs(args: argparse.Namespace) -> dict:
+    kwargs = {"max_new_tokens": args.max_new_tokens, "do_sample": args.do_sample}
+    if args.do_sample:
+        kwargs.update({k: v for k, v in (("top_k", args.top_k), ("top_p", args.top_p), ("temperature", args.temperature)) if v})
+    else:  # the model's generation config may ask for sampling settings; greedy ignores them
+        kwargs.update(top_k=None, top_p=None, temperature=None)
+    return kwargs
+
+
+def build_method(model: torch.nn.Module, action, method: str, proxy: str):
+    """The wrapped model for a method name (``base`` is the model itself)."""
+    import equinlp as eq
+
+    builders: dict[str, Callable] = {
+        "base": lambda: model,
+        "equitune": lambda: eq.equitune(model, action),
+        "equizero": lambda: eq.equizero(model, action, proxy=proxy),
+        "lambda": lambda: eq.lambda_equitune(model, action),
+    }
+    if method not in builders:
+        raise SystemExit(f"unknown method {method!r}; choose from {', '.join(builders)}")
+    return builders[method]()
+
+
+# --- equinlp generate -------------------------------------------------------------------------------
+
+
+def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("prompts", nargs="+", help="one or more prompts, e.g. 'The woman worked as'")
+    parser.add_argument("--method", default="equitune", choices=METHODS, help="method compared with the base model")
+    add_model_arguments(parser)
+    add_decoding_arguments(parser)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from equinlp.embedded import load_model
+    from equinlp.wordgroups import word_group
+
+    started = time.perf_counter()
+    model, tokenizer = load_model(args.model)
+    group = word_group(args.group)
+    action = group.action(tokenizer)
+    print(f"model {args.model} · group {group.name} (order {action.group.order}, {len(action.moved)} tokens moved)")
+    decoding = f"sampling, seed {args.seed}" if args.do_sample else "greedy"
+    print(f"decoding: {decoding}, {args.max_new_tokens} new tokens\n")
+    methods = ["base"] + ([args.method] if args.method != "base" else [])
+    for prompt in args.prompts:
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        orbit = torch.cat([action.ids.act(ids, g) for g in range(action.group.order)])  # [G, T]: prompt and its swaps
+        for method in methods:
+            wrapped = build_method(model, action, method, args.proxy)
+            extra = {"seed": args.seed} if args.do_sample and method != "base" else {}
+            if args.do_sample and method == "base":
+                torch.manual_seed(args.seed)
+            with torch.no_grad():
+                out = wrapped.generate(input_ids=orbit, attention_mask=torch.ones_like(orbit), **decoding_kwargs(args), **extra)
+            continuation = out[:, orbit.shape[1] :]
+            consistent = all(torch.equal(continuation[g], action.ids.act(continuation[0], g)) for g in range(action.group.order))
+            verdict = "swap-consistent" if consistent else "NOT swap-consistent"
+            print(f"[{method}] {verdict}")
+            for g in range(action.group.order):
+                text = tokenizer.decode(continuation[g], skip_special_tokens=True)
+                print(f"  {tokenizer.decode(orbit[g])!s:<30} |{text}")
+            print()
+    print(f"done in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
+    "generate": (
+        "continue a prompt and its group-swapped versions with the base and an equivariant model",
+        add_generate_arguments,
+        run_generate,
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="equinlp",
+        description="Group-equivariant wrappers for pretrained LMs (equitune, equizero, λ-equitune). "
+        "Runs offline on the embedded SmolLM2-135M-Instruct by default.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, add_arguments, _) in COMMANDS.items():
+        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command][2](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

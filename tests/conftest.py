@@ -1,0 +1,35 @@
+"""Offline, seeded, tiny: every test builds what it needs from configs in milliseconds."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import equinlp as eq  # noqa: E402
+from equinlp.testing import word_tokenizer  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def tok():
+    return word_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def swap(tok):
+    """Z2: man<->woman and he<->she together."""
+    return eq.vocab_permutation(tok, [("man", "woman"), ("he", "she")], name="gender")
+
+
+@pytest.fixture(scope="session")
+def cycle3(tok):
+    """Z3: Black -> White -> Asian (g != g⁻¹, so a wrong inverse shows)."""
+    return eq.vocab_permutation(tok, [("Black", "White", "Asian")], name="race")

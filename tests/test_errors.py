@@ -1,0 +1,83 @@
+"""Bad input gets a clear error naming the culprit, never a silently non-equivariant model."""
+
+import pytest
+import torch
+
+import equinlp as eq
+from equinlp.testing import tiny_causal_lm, tiny_seq2seq
+
+
+@pytest.fixture
+def model(tok, swap):
+    return eq.equitune(tiny_causal_lm(len(tok)), swap)
+
+
+@pytest.fixture
+def x(tok):
+    tok.padding_side = "left"
+    return tok(["the man said that he was"], return_tensors="pt")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"num_beams": 3}, "beam search"),
+        ({"penalty_alpha": 0.6, "top_k": 4}, "contrastive"),
+        ({"cache_implementation": "static"}, "static"),
+    ],
+)
+def test_decoding_that_cannot_be_equivariant_raises(model, x, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        model.generate(**x, max_new_tokens=3, **kwargs)
+
+
+def test_special_token_that_the_group_moves_raises(model, x, tok):
+    man = tok.convert_tokens_to_ids("man")
+    with pytest.raises(ValueError, match=rf"eos_token_id names token ids \[{man}\]"):
+        model.generate(**x, max_new_tokens=3, eos_token_id=man)
+
+
+def test_banned_swap_word_raises(model, x, tok):
+    she = tok.convert_tokens_to_ids("she")
+    with pytest.raises(ValueError, match=rf"bad_words_ids names token ids \[{she}\]"):
+        model.generate(**x, max_new_tokens=3, bad_words_ids=[[she]])
+
+
+def test_assisted_decoding_and_embeddings_raise(model, x, tok):
+    with pytest.raises(ValueError, match="assisted decoding"):
+        model.generate(**x, max_new_tokens=3, assistant_model=tiny_causal_lm(len(tok)))
+    embeds = model.unwrap().get_input_embeddings()(x["input_ids"])
+    with pytest.raises(ValueError, match="inputs_embeds"):
+        model(inputs_embeds=embeds)
+
+
+def test_vocabulary_mismatch_raises(tok, swap):
+    small = tiny_causal_lm(int(swap.moved.max()))  # the model's vocabulary lacks a swapped token
+    with pytest.raises(ValueError, match="vocabulary mismatch"):
+        eq.equitune(small, swap)
+
+
+def test_actions_of_different_groups_raise(tok, swap, cycle3):
+    with pytest.raises(ValueError, match="same group"):
+        eq.equitune(tiny_seq2seq(len(tok)), (swap, cycle3))
+
+
+def test_unknown_proxy_family_and_double_wrap(tok, swap):
+    with pytest.raises(ValueError, match="unknown proxy 'confidence'"):
+        eq.equizero(tiny_causal_lm(len(tok)), swap, proxy="confidence")
+    with pytest.raises(ValueError, match="no equinlp wrapper accepts Linear"):
+        eq.equitune(torch.nn.Linear(2, 2), swap)
+    wrapped = eq.equitune(tiny_causal_lm(len(tok)), swap)
+    with pytest.raises(ValueError, match="already wrapped"):
+        eq.equitune(wrapped, swap)
+
+
+def test_cli_rejects_unknown_group_and_method():
+    from equinlp.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["generate", "hi", "--method", "canonicalize"])
+    with pytest.raises(ValueError, match="unknown group 'caste'"):
+        from equinlp.wordgroups import word_group
+
+        word_group("caste")
