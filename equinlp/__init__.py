@@ -18,6 +18,7 @@ from equinlp.actions import ImageTransform, Invariant, TokenPermutation
 from equinlp.aggregate import PROXIES, Aggregator, Argmin, Mean, Proxy, Weighted, WeightNet
 from equinlp.config import EquiConfig
 from equinlp.core import combine, symmetrize
+from equinlp.embedded import load_model
 from equinlp.groups import Group, cyclic, dihedral, from_permutations, product, trivial
 from equinlp.models import FAMILIES, EquiModel, feature_size, from_pretrained, wrap
 from equinlp.testing import assert_equivariant
@@ -80,6 +81,7 @@ __all__ = [
     "from_permutations",
     "from_pretrained",
     "lambda_equitune",
+    "load_model",
     "product",
     "symmetrize",
     "trivial",

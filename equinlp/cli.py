@@ -12,12 +12,19 @@ from collections.abc import Callable
 
 import torch
 
+from equinlp.wordgroups import word_group_names
+
 METHODS = ("base", "equitune", "equizero", "lambda")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="smollm2", help="'smollm2' (embedded, offline) or any hub id / local folder")
-    parser.add_argument("--group", default="gender", help="word group: gender, race (Black→White→Asian), race2, orientation")
+    parser.add_argument(
+        "--group",
+        default="gender",
+        choices=word_group_names(),
+        help="word group from data/groups: gender, race (Black→White→Asian), race2 (Black↔White), orientation",
+    )
     parser.add_argument("--proxy", default="entropy", help="equizero proxy loss: entropy, max_logit or max_prob")
 
 
@@ -98,11 +105,19 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
+GENERATE_EXAMPLES = """examples:
+  equinlp generate "The woman worked as" --group gender --method equitune
+  equinlp generate "The Black person was known for" --group race --method equizero --do-sample --top-k 40
+  equinlp generate "The gay person was described as" --group orientation --model HuggingFaceTB/SmolLM2-360M
+"""
+
+# name -> (help, add_arguments, run, examples)
+COMMANDS: dict[str, tuple[str, Callable, Callable, str]] = {
     "generate": (
         "continue a prompt and its group-swapped versions with the base and an equivariant model",
         add_generate_arguments,
         run_generate,
+        GENERATE_EXAMPLES,
     ),
 }
 
@@ -114,8 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Runs offline on the embedded SmolLM2-135M-Instruct by default.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (help_text, add_arguments, _) in COMMANDS.items():
-        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    for name, (help_text, add_arguments, _, examples) in COMMANDS.items():
+        formatter = argparse.RawDescriptionHelpFormatter
+        add_arguments(sub.add_parser(name, help=help_text, description=help_text, epilog=examples, formatter_class=formatter))
     return parser
 
 

@@ -33,3 +33,12 @@ def swap(tok):
 def cycle3(tok):
     """Z3: Black -> White -> Asian (g != g⁻¹, so a wrong inverse shows)."""
     return eq.vocab_permutation(tok, [("Black", "White", "Asian")], name="race")
+
+
+@pytest.fixture(scope="session")
+def embedded_cache(tmp_path_factory):
+    """A fresh EQUINLP_CACHE for the run: the embedded model is converted from its GGUF once, as on a new machine."""
+    folder = tmp_path_factory.mktemp("equinlp-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EQUINLP_CACHE", str(folder))
+        yield folder

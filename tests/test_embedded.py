@@ -12,16 +12,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """Convert the GGUF into a fresh cache, so the conversion itself is tested."""
-    folder = tmp_path_factory.mktemp("equinlp-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("EQUINLP_CACHE", str(folder))
-        yield folder
-
-
-@pytest.fixture(scope="module")
-def smollm(cache):
+def smollm(embedded_cache):
+    cache = embedded_cache
     model, tokenizer = load_model("smollm2")
     assert (cache / CACHED_NAME / "model.safetensors").exists() and not list(cache.glob(f".{CACHED_NAME}*"))
     return model, tokenizer
