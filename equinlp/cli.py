@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import torch
 
+from equinlp.scan.cli import EXAMPLES as SCAN_EXAMPLES
 from equinlp.wordgroups import word_group_names
 
 METHODS = ("base", "equitune", "equizero", "lambda")
@@ -111,6 +112,19 @@ GENERATE_EXAMPLES = """examples:
   equinlp generate "The gay person was described as" --group orientation --model HuggingFaceTB/SmolLM2-360M
 """
 
+
+def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
+    from equinlp.scan.cli import add_arguments
+
+    add_arguments(parser)
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    from equinlp.scan.cli import run_command
+
+    return run_command(args)
+
+
 # name -> (help, add_arguments, run, examples)
 COMMANDS: dict[str, tuple[str, Callable, Callable, str]] = {
     "generate": (
@@ -118,6 +132,12 @@ COMMANDS: dict[str, tuple[str, Callable, Callable, str]] = {
         add_generate_arguments,
         run_generate,
         GENERATE_EXAMPLES,
+    ),
+    "scan": (
+        "SCAN compositional generalization: export the splits, run base/equitune/equizero/λ-equitune, report",
+        add_scan_arguments,
+        run_scan,
+        SCAN_EXAMPLES,
     ),
 }
 

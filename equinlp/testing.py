@@ -28,9 +28,9 @@ from transformers import (
 )
 
 from equinlp.actions import TokenPermutation
+from equinlp.wordlevel import BOS, EOS, PAD, SPECIALS
+from equinlp.wordlevel import word_tokenizer as _word_tokenizer
 
-SPECIALS = ("<pad>", "</s>", "<s>", "<unk>")  # ids 0, 1, 2, 3 in every tiny tokenizer
-PAD, EOS, BOS = 0, 1, 2
 WORDS = (
     "the man woman he she his her him person worked as a nurse doctor was known for being kind rude smart "
     "Black White Asian gay straight people and said that it good bad very who jump run walk look left right "
@@ -39,13 +39,8 @@ WORDS = (
 
 
 def word_tokenizer(words: tuple[str, ...] | list[str] = WORDS, padding_side: str = "left") -> PreTrainedTokenizerFast:
-    """A word-level fast tokenizer over ``SPECIALS + words`` (whitespace split), built in code."""
-    vocab = {w: i for i, w in enumerate(dict.fromkeys((*SPECIALS, *words)))}
-    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=core, pad_token="<pad>", eos_token="</s>", bos_token="<s>", unk_token="<unk>", padding_side=padding_side
-    )
+    """A word-level tokenizer over the test words (see :func:`equinlp.wordlevel.word_tokenizer`)."""
+    return _word_tokenizer(words, padding_side)
 
 
 def bpe_tokenizer(corpus: list[str], vocab_size: int = 300) -> PreTrainedTokenizerFast:

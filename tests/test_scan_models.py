@@ -1,0 +1,72 @@
+import pytest
+import torch
+
+from equinlp.scan.data import encode, scan_actions, tokenizers
+from equinlp.scan.equi import build, exact_match
+from equinlp.scan.model import AttnSeq2Seq, Seq2SeqConfig
+
+# No element of any group below fixes these commands: a fixed command must get an invariant output, and
+# an output containing a swapped action would tie exactly there (see the README's limitations).
+COMMANDS = [
+    ("jump twice after run left", "I_TURN_LEFT I_RUN I_JUMP I_JUMP"),
+    ("jump around right", "I_TURN_RIGHT I_JUMP I_TURN_RIGHT I_JUMP I_TURN_RIGHT I_JUMP I_TURN_RIGHT I_JUMP"),
+    ("look opposite left and run", "I_TURN_LEFT I_TURN_LEFT I_LOOK I_RUN"),
+]
+VARIANTS = [("equitune", None), ("equizero", "step"), ("equizero", "sequence"), ("lambda", None)]
+
+
+@pytest.fixture(scope="module")
+def data():
+    in_tok, out_tok = tokenizers()
+    return in_tok, out_tok, encode(COMMANDS, in_tok, out_tok)
+
+
+def module_for(method, selection, cell, group, in_tok, out_tok):
+    torch.manual_seed(0)
+    model = AttnSeq2Seq(Seq2SeqConfig(len(in_tok), len(out_tok), cell=cell, dropout=0.0))
+    for p in model.parameters():  # larger weights: clear-cut greedy choices
+        torch.nn.init.normal_(p, std=0.5)
+    module = build(method, model, scan_actions(group, in_tok, out_tok), selection=selection)
+    if method == "lambda":
+        torch.nn.init.normal_(module.aggregator.weight_net.net[-1].weight, std=2.0)
+    # float64: packed RNN batches change shape with the row order, and in float32 the large test weights
+    # turn that rounding into differences of 1e-4; in float64 they stay far below the 1e-5 tolerance
+    return module.double().eval()
+
+
+@pytest.mark.parametrize("group", ["verb", "direction", "verb4"])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("method, selection", VARIANTS)
+def test_scan_models_are_exactly_equivariant(method, selection, cell, group, data):
+    in_tok, out_tok, batch = data
+    module = module_for(method, selection, cell, group, in_tok, out_tok)
+    in_action, out_action = module.in_action, module.out_action
+    decoded = module.decode(batch.src, batch.mask)
+    with torch.no_grad():
+        logp = module(batch.src, batch.mask, batch.tgt_in)
+    for g in range(1, in_action.group.order):
+        moved_src = in_action.ids.act(batch.src, g)
+        assert torch.equal(module.decode(moved_src, batch.mask), out_action.ids.act(decoded, g))
+        with torch.no_grad():
+            moved = module(moved_src, batch.mask, out_action.ids.act(batch.tgt_in, g))
+        assert (moved - out_action.logits.act(logp, g)).abs().max() <= 1e-5
+
+
+def test_the_base_model_is_not_equivariant(data):
+    in_tok, out_tok, batch = data
+    module = module_for("base", None, "gru", "trivial", in_tok, out_tok)
+    in_action, out_action = scan_actions("verb", in_tok, out_tok)
+    with torch.no_grad():
+        logp = module(batch.src, batch.mask, batch.tgt_in)
+        moved = module(in_action.ids.act(batch.src, 1), batch.mask, out_action.ids.act(batch.tgt_in, 1))
+    assert (moved - out_action.logits.act(logp, 1)).abs().max() > 1e-2
+
+
+def test_exact_match_compares_up_to_the_first_eos(data):
+    _, _, batch = data
+    target = batch.tgt_out.masked_fill(batch.tgt_out == -100, 0)
+    assert exact_match(target, batch.tgt_out).all()
+    wrong = target.clone()
+    wrong[0, 0] = 4
+    assert exact_match(wrong, batch.tgt_out).tolist() == [False, True, True]
+    assert not exact_match(target[:, :2], batch.tgt_out).any()
