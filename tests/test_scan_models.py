@@ -70,3 +70,27 @@ def test_exact_match_compares_up_to_the_first_eos(data):
     wrong[0, 0] = 4
     assert exact_match(wrong, batch.tgt_out).tolist() == [False, True, True]
     assert not exact_match(target[:, :2], batch.tgt_out).any()
+
+
+@pytest.mark.parametrize("method", ["equitune", "equizero", "lambda"])
+def test_t5_through_the_core_wrapper_is_equivariant(method):
+    from equinlp.scan.hf import HFSeq2Seq, joint_tokenizer, tiny_t5
+
+    tok = joint_tokenizer()
+    torch.manual_seed(0)
+    t5 = tiny_t5(len(tok), width=32).eval()
+    for p in t5.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    actions = scan_actions("verb", tok, tok)
+    module = HFSeq2Seq(t5, actions, method, "max_prob").double().eval()
+    if method == "lambda":
+        torch.nn.init.normal_(module.aggregator.weight_net.net[-1].weight, std=2.0)
+    batch = encode(COMMANDS, tok, tok)
+    in_action, out_action = actions
+    decoded = module.decode(batch.src, batch.mask, max_length=12)
+    moved = module.decode(in_action.ids.act(batch.src, 1), batch.mask, max_length=12)
+    assert torch.equal(moved, out_action.ids.act(decoded, 1))
+    with torch.no_grad():
+        logp = module(batch.src, batch.mask, batch.tgt_in)
+        moved_logp = module(in_action.ids.act(batch.src, 1), batch.mask, out_action.ids.act(batch.tgt_in, 1))
+    assert (moved_logp - out_action.logits.act(logp, 1)).abs().max() <= 1e-5

@@ -10,7 +10,7 @@ from equinlp.scan.equi import METHODS
 from equinlp.scan.model import CELLS
 from equinlp.scan.splits import SPLITS
 
-QUICK = {"pretrain_steps": 1200, "finetune_steps": 200, "lambda_steps": 100}
+QUICK = {"pretrain_steps": 1000, "finetune_steps": 150, "lambda_steps": 80}
 
 EXAMPLES = """examples:
   equinlp scan export --split addprim_jump --out scan_data/addprim_jump
@@ -28,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     run = sub.add_parser("run", help="pre-train (or reuse) the base model, evaluate methods zero-shot and fine-tuned")
     run.add_argument("--split", default="addprim_jump", choices=SPLITS)
-    run.add_argument("--cell", default="gru", choices=sorted(CELLS), help="recurrent cell of the base seq2seq")
+    run.add_argument(
+        "--cell", default="gru", choices=[*sorted(CELLS), "t5"], help="base seq2seq: attention RNN/GRU/LSTM, or a small T5"
+    )
     run.add_argument("--method", "--methods", dest="methods", nargs="+", default=list(METHODS), choices=METHODS)
     run.add_argument("--group", default="", choices=["", *GROUPS], help="default: verb (add-jump), direction (around-right)")
     run.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (default 0)")
@@ -40,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--quick", action="store_true", help=f"a short schedule that shows the effect in minutes: {QUICK}")
     run.add_argument("--out", default="results/scan", help="folder for one JSON per run (kept and skipped on rerun)")
     run.add_argument("--resume", action="store_true", help="continue interrupted training from its checkpoint")
+    run.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 
     report = sub.add_parser("report", help="table (method × split, mean ± std over seeds) and a bar plot")
     report.add_argument("results", help="folder of result JSONs")
@@ -54,8 +57,12 @@ def run_command(args: argparse.Namespace) -> int:
             print(f"{part}: {path} ({sum(1 for _ in path.open())} lines)")
         return 0
     if args.scan_command == "run":
+        import torch
+
         from equinlp.scan.run import RunConfig, run
 
+        if args.threads:
+            torch.set_num_threads(args.threads)
         schedule = QUICK if args.quick else {}
         config = RunConfig(
             split=args.split,

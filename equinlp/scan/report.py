@@ -61,7 +61,7 @@ def plot(frame: pd.DataFrame, path: str | Path) -> Path:
         ax.set_ylim(0, 100)
         ax.set_title(f"{split} · {cell}")
         ax.set_ylabel("exact match (%)")
-    axes[0][0].legend(loc="lower right")
+    axes[0][0].legend(loc="upper left", framealpha=0.9)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from equinlp.embedded import cache_dir
 from equinlp.scan.data import DEFAULT_GROUP, encode, scan_actions, tokenizers
 from equinlp.scan.equi import METHODS, build
+from equinlp.scan.hf import HFSeq2Seq, joint_tokenizer, tiny_t5
 from equinlp.scan.model import AttnSeq2Seq, Seq2SeqConfig
 from equinlp.scan.splits import scan_split
 from equinlp.scan.train import TrainConfig, evaluate, train
@@ -61,25 +62,44 @@ def _write_json(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def pretrained_base(config: RunConfig, seed: int, train_data, in_tok, out_tok) -> AttnSeq2Seq:
+def scan_tokenizers(cell: str):
+    """``(in_tokenizer, out_tokenizer)``; T5 shares one joint vocabulary between its two sides."""
+    if cell == "t5":
+        joint = joint_tokenizer()
+        return joint, joint
+    return tokenizers()
+
+
+def new_model(cell: str, in_tok, out_tok) -> torch.nn.Module:
+    if cell == "t5":
+        return tiny_t5(len(in_tok))
+    return AttnSeq2Seq(Seq2SeqConfig(len(in_tok), len(out_tok), cell=cell))
+
+
+def make_module(config: RunConfig, method: str, model: torch.nn.Module, actions) -> torch.nn.Module:
+    """The symmetrized model with the SCAN loop interface (``forward`` log-probs, ``decode``)."""
+    if config.cell == "t5":
+        return HFSeq2Seq(model, actions, method, config.proxy)
+    return build(method, model, actions, proxy=config.proxy)
+
+
+def pretrained_base(config: RunConfig, seed: int, train_data, in_tok, out_tok) -> torch.nn.Module:
     """The base model for (split, cell, seed, schedule), trained once and cached."""
     name = f"{config.cell}_steps{config.pretrain_steps}_bs{config.batch_size}_lr{config.lr:g}_seed{seed}"
     folder = cache_dir() / "scan" / config.split / name
-    model_config = Seq2SeqConfig(len(in_tok), len(out_tok), cell=config.cell)
     torch.manual_seed(seed)
-    model = AttnSeq2Seq(model_config)
+    model = new_model(config.cell, in_tok, out_tok)
     weights = folder / "model.safetensors"
     if weights.exists():
         model.load_state_dict(load_file(str(weights)))
         return model.eval()
     folder.mkdir(parents=True, exist_ok=True)
-    base = build("base", model, scan_actions("trivial", in_tok, out_tok))
+    base = make_module(config, "base", model, scan_actions("trivial", in_tok, out_tok))
     schedule = TrainConfig(config.pretrain_steps, config.batch_size, config.lr, seed=seed)
     train(base, list(model.parameters()), train_data, schedule, folder / "checkpoint", f"pre-train {config.cell} seed {seed}")
     tmp = folder / ".model.safetensors.tmp"
-    save_file(model.state_dict(), str(tmp))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     os.replace(tmp, weights)
-    (folder / "config.json").write_text(json.dumps(model_config.to_dict()))
     return model.eval()
 
 
@@ -87,7 +107,7 @@ def run(config: RunConfig, log=print) -> list[dict]:
     """Run every (seed, method, stage) of ``config``; returns the result records (also written as JSON)."""
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    in_tok, out_tok = tokenizers()
+    in_tok, out_tok = scan_tokenizers(config.cell)
     split = scan_split(config.split)
     train_data = encode(split["train"], in_tok, out_tok)
     test_data = encode(split["test"][: config.test_limit] if config.test_limit else split["test"], in_tok, out_tok)
@@ -98,7 +118,7 @@ def run(config: RunConfig, log=print) -> list[dict]:
         for method in config.methods:
             actions = scan_actions("trivial", in_tok, out_tok) if method == "base" else group_actions
             torch.manual_seed(seed)
-            module = build(method, copy.deepcopy(base_model), actions, proxy=config.proxy)
+            module = make_module(config, method, copy.deepcopy(base_model), actions)
             for stage in ("zero-shot", "fine-tuned"):
                 name = f"{config.split}_{config.cell}_{method}_{stage}_seed{seed}"
                 path = out / f"{name}.json"
