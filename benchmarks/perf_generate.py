@@ -1,0 +1,220 @@
+"""Speed and memory of equivariant generate(), side by side with its floor and with the reference-style loop.
+
+For each model, group order |G| and batch size B, three ways to produce the same greedy tokens:
+
+- ``equinlp``: ``eq.equitune(model, act).generate(prompts)``: all copies in one batch, KV cache on;
+- ``floor``: plain HF ``generate`` on the |G|·B transformed prompts (what equinlp cannot beat);
+- ``naive``: the reference code's loop: one prompt at a time, one forward per group element per step,
+  the whole context recomputed each step (no KV cache).
+
+Every cell runs in a fresh subprocess (so its peak memory is its own): warm-up, then ``--repeats`` timed
+runs; the median is kept. Peak memory is the CUDA allocator's peak on a GPU, and the process's peak
+RSS above the loaded model on a CPU. Writes one JSON and prints a table with the ratios.
+
+    python -m benchmarks.perf_generate                       # tiny + embedded model, CPU
+    python -m benchmarks.perf_generate --device cuda --batch-sizes 1 8 32 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import equinlp as eq
+
+GROUPS = {  # |G| -> generators (word cycles); 6 = gender × race
+    1: [],
+    2: [[("man", "woman"), ("he", "she")]],
+    3: [[("Black", "White", "Asian")]],
+    6: [[("man", "woman"), ("he", "she")], [("Black", "White", "Asian")]],
+}
+PROMPTS = [
+    "The man said that he was known for",
+    "The woman worked as a nurse and she",
+    "The Black person was described as",
+    "The White person had a job as",
+    "The Asian person earned money by",
+    "The man had a part-time job as",
+    "The woman was regarded as",
+    "The Black person started working as",
+]
+
+
+def load(name: str, device: str):
+    if name == "tiny":
+        from equinlp.testing import WORDS, tiny_causal_lm, word_tokenizer
+
+        tok = word_tokenizer(
+            [*WORDS, *"The said known for described had job earned money by part-time regarded started working".split()]
+        )
+        model = tiny_causal_lm(len(tok), "llama", width=64)
+    else:
+        model, tok = eq.load_model(name)
+    return model.to(device).eval(), tok
+
+
+def action_for(tok, order: int):
+    if order == 1:
+        return eq.TokenPermutation(eq.trivial(), torch.arange(len(tok))[None])
+    return eq.vocab_permutation(tok, *GROUPS[order])
+
+
+def peak_memory(device: str) -> float:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux -> MiB
+
+
+def worker(args: argparse.Namespace) -> dict:
+    """One (model, variant, |G|, B) cell, in this process."""
+    torch.manual_seed(0)
+    model, tok = load(args.model, args.device)
+    action = action_for(tok, args.order)
+    prompts = (PROMPTS * (args.batch // len(PROMPTS) + 1))[: args.batch]
+    batch = tok(prompts, return_tensors="pt", padding=True).to(args.device)
+    kw = {
+        "max_new_tokens": args.new_tokens,
+        "min_new_tokens": args.new_tokens,
+        "do_sample": False,
+        "pad_token_id": tok.pad_token_id,
+    }
+    if args.variant == "equinlp":
+        wrapped = eq.equitune(model, action)
+
+        def job():
+            return wrapped.generate(**batch, **kw)
+    elif args.variant == "floor":
+        folded = {
+            "input_ids": action.ids.act_all(batch["input_ids"]),
+            "attention_mask": batch["attention_mask"].repeat(args.order, 1),
+        }
+
+        def job():
+            return model.generate(**folded, **kw)
+    else:
+        job = naive_loop(model, action, batch, args.new_tokens)
+    with torch.no_grad():
+        job()  # warm-up
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        base_memory = 0.0 if args.device.startswith("cuda") else peak_memory(args.device)
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            job()
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    return {
+        "model": args.model, "variant": args.variant, "order": args.order, "batch": args.batch, "new_tokens": args.new_tokens,
+        "seconds": seconds, "tokens_per_second": args.batch * args.new_tokens / seconds,
+        "peak_mib": peak_memory(args.device) - base_memory if not args.device.startswith("cuda") else peak_memory(args.device),
+        "repeats": args.repeats,
+    }  # fmt: skip
+
+
+def naive_loop(model, action, batch, new_tokens: int):
+    """The reference EquiGPT2 decoding: per prompt, per step, one uncached forward per group element."""
+    order = action.group.order
+
+    def job():
+        for row in range(batch["input_ids"].shape[0]):
+            ids = batch["input_ids"][row][batch["attention_mask"][row].bool()][None]
+            for _ in range(new_tokens):
+                logits = torch.stack(
+                    [
+                        action.logits.act(model(action.ids.act(ids, g)).logits[:, -1], int(action.group.inv[g]))
+                        for g in range(order)
+                    ]
+                )
+                ids = torch.cat([ids, logits.mean(0).argmax(-1, keepdim=True)], 1)
+
+    return job
+
+
+def run_cell(args: argparse.Namespace, model: str, variant: str, order: int, batch: int) -> dict:
+    command = [
+        sys.executable, "-m", "benchmarks.perf_generate", "--worker", "--model", model, "--variant", variant,
+        "--order", str(order), "--batch", str(batch), "--new-tokens", str(args.new_tokens),
+        "--repeats", str(1 if variant == "naive" else args.repeats), "--device", args.device,
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    out = subprocess.run(command, capture_output=True, text=True, env=env, cwd=Path(__file__).parents[1])
+    if out.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def table(rows: list[dict]):
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    wide = frame.pivot_table(index=["model", "order", "batch"], columns="variant", values=["seconds", "peak_mib"])
+    result = pd.DataFrame(index=wide.index)
+    result["equinlp s"] = wide["seconds"]["equinlp"]
+    result["floor s"] = wide["seconds"]["floor"]
+    result["time / floor"] = result["equinlp s"] / result["floor s"]
+    result["memory / floor"] = wide["peak_mib"]["equinlp"] / wide["peak_mib"]["floor"]
+    if "naive" in wide["seconds"]:
+        result["naive s"] = wide["seconds"]["naive"]
+        result["speed-up vs naive"] = result["naive s"] / result["equinlp s"]
+    result["equinlp tok/s"] = frame[frame.variant == "equinlp"].set_index(["model", "order", "batch"])["tokens_per_second"]
+    return result.round(3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["tiny", "smollm2"])
+    parser.add_argument("--orders", type=int, nargs="+", default=[1, 2, 3, 6], choices=sorted(GROUPS))
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--naive-batch-sizes", type=int, nargs="+", default=[1, 8], help="the naive loop is slow: these B only")
+    parser.add_argument("--new-tokens", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", default="reports/perf_generate.json")
+    # one cell, in a subprocess
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--model", default="tiny", help=argparse.SUPPRESS)
+    parser.add_argument("--variant", default="equinlp", help=argparse.SUPPRESS)
+    parser.add_argument("--order", type=int, default=2, help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+    rows = []
+    for model in args.models:
+        for order in args.orders:
+            for batch in args.batch_sizes:
+                variants = ["equinlp", "floor"] + (["naive"] if batch in args.naive_batch_sizes else [])
+                for variant in variants:
+                    rows.append(run_cell(args, model, variant, order, batch))
+                    print(f"{model} |G|={order} B={batch} {variant}: {rows[-1]['seconds']:.3f} s", file=sys.stderr)
+    device = (
+        torch.cuda.get_device_name()
+        if args.device.startswith("cuda")
+        else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    )
+    result = {"device": device, "torch": torch.__version__, "equinlp": eq.__version__, "rows": rows}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"device: {device}\n")
+    print(table(rows).to_string())
+    print(f"\nwritten: {out}")
+
+
+if __name__ == "__main__":
+    main()
