@@ -98,7 +98,7 @@ def pretrained_base(config: RunConfig, seed: int, train_data, in_tok, out_tok) -
     schedule = TrainConfig(config.pretrain_steps, config.batch_size, config.lr, seed=seed)
     train(base, list(model.parameters()), train_data, schedule, folder / "checkpoint", f"pre-train {config.cell} seed {seed}")
     tmp = folder / ".model.safetensors.tmp"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    save_file({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}, str(tmp))  # T5 ties weights
     os.replace(tmp, weights)
     return model.eval()
 
