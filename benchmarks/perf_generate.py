@@ -194,6 +194,13 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args)))
         return
+    device = (
+        torch.cuda.get_device_name()
+        if args.device.startswith("cuda")
+        else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
     for model in args.models:
         for order in args.orders:
@@ -202,15 +209,11 @@ def main() -> None:
                 for variant in variants:
                     rows.append(run_cell(args, model, variant, order, batch))
                     print(f"{model} |G|={order} B={batch} {variant}: {rows[-1]['seconds']:.3f} s", file=sys.stderr)
-    device = (
-        torch.cuda.get_device_name()
-        if args.device.startswith("cuda")
-        else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-    )
-    result = {"device": device, "torch": torch.__version__, "equinlp": eq.__version__, "rows": rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+                    # written after every cell (atomically), so an interrupted run keeps what it measured
+                    result = {"device": device, "torch": torch.__version__, "equinlp": eq.__version__, "rows": rows}
+                    tmp = out.with_name(f".{out.name}.tmp")
+                    tmp.write_text(json.dumps(result, indent=2) + "\n")
+                    os.replace(tmp, out)
     print(f"device: {device}\n")
     print(table(rows).to_string())
     print(f"\nwritten: {out}")
