@@ -103,24 +103,26 @@ def worker(args: argparse.Namespace) -> dict:
             return model.generate(**folded, **kw)
     else:
         job = naive_loop(model, action, batch, args.new_tokens)
+    cuda = args.device.startswith("cuda")
+    base_memory = 0.0 if cuda else peak_memory(args.device)  # the loaded model: RSS grows from here
     with torch.no_grad():
-        job()  # warm-up
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
+        if cuda:
             torch.cuda.reset_peak_memory_stats()
-        base_memory = 0.0 if args.device.startswith("cuda") else peak_memory(args.device)
+        job()  # warm-up (its peak counts: the timed runs repeat the same work)
+        if cuda:
+            torch.cuda.synchronize()
         times = []
         for _ in range(args.repeats):
             start = time.perf_counter()
             job()
-            if args.device.startswith("cuda"):
+            if cuda:
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - start)
     seconds = statistics.median(times)
     return {
         "model": args.model, "variant": args.variant, "order": args.order, "batch": args.batch, "new_tokens": args.new_tokens,
         "seconds": seconds, "tokens_per_second": args.batch * args.new_tokens / seconds,
-        "peak_mib": peak_memory(args.device) - base_memory if not args.device.startswith("cuda") else peak_memory(args.device),
+        "peak_mib": peak_memory(args.device) - base_memory,
         "repeats": args.repeats,
     }  # fmt: skip
 
