@@ -26,8 +26,10 @@ SCAN = [
     ),
     new_markdown_cell("## 1. The data, generated from the grammar (identical to the official files as multisets)"),
     new_code_cell(
-        "import os\n\n"
-        "os.environ['TQDM_DISABLE'] = '1'  # progress bars are for terminals; keep the notebook's outputs small\n\n"
+        "import os\n"
+        "import warnings\n\n"
+        "os.environ['TQDM_DISABLE'] = '1'  # progress bars are for terminals; keep the notebook's outputs small\n"
+        "warnings.filterwarnings('ignore', message='IProgress not found')\n\n"
         "from equinlp.scan.splits import export_split, scan_split\n\n"
         "paths = export_split('addprim_jump', 'scan_data/addprim_jump')\n"
         "split = scan_split('addprim_jump')\n"

@@ -69,7 +69,8 @@ def train(
         start = json.loads((checkpoint / "progress.json").read_text())["step"]
     losses = []
     module.train()
-    bar = tqdm(range(start, config.steps), desc=description, disable=not accelerator.is_local_main_process, leave=False)
+    quiet = None if accelerator.is_local_main_process else True  # None: tqdm shows bars on terminals only
+    bar = tqdm(range(start, config.steps), desc=description, disable=quiet, leave=False)
     step = start
     try:
         for step in bar:
