@@ -30,7 +30,7 @@ SCAN = [
         "import warnings\n\n"
         "os.environ['TQDM_DISABLE'] = '1'  # progress bars are for terminals; keep the notebook's outputs small\n"
         "warnings.filterwarnings('ignore', message='IProgress not found')\n\n"
-        "from equinlp.scan.splits import export_split, scan_split\n\n"
+        "from equinlp.scan.splits import export_split, scan_split  # noqa: E402 (after the settings above)\n\n"
         "paths = export_split('addprim_jump', 'scan_data/addprim_jump')\n"
         "split = scan_split('addprim_jump')\n"
         "print({part: len(examples) for part, examples in split.items()})\n"
