@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from equinlp.actions import TokenPermutation, unfold
-from equinlp.aggregate import Aggregator, Argmin, Mean, Weighted, WeightNet, resolve_proxy
+from equinlp.aggregate import Aggregator, Argmin, Mean, Weighted, WeightNet
 from equinlp.core import combine
 from equinlp.scan.model import AttnSeq2Seq
 from equinlp.wordlevel import BOS, EOS, PAD
@@ -60,8 +60,8 @@ class EquiSCAN(nn.Module):
         if self.selection == "sequence":
             return self._decode_each_copy(src, mask, max_length)
         G, B = self.order, src.shape[0]
-        memory, state = self.model.encode(*self._folded(src, mask))
-        folded_mask = mask.repeat(G, 1)
+        folded_src, folded_mask = self._folded(src, mask)
+        memory, state = self.model.encode(folded_src, folded_mask)
         token = torch.full((G * B,), BOS, device=src.device)
         done = torch.zeros(B, dtype=torch.bool, device=src.device)
         out = []
@@ -78,9 +78,9 @@ class EquiSCAN(nn.Module):
 
     def _decode_each_copy(self, src: torch.Tensor, mask: torch.Tensor, max_length: int) -> torch.Tensor:
         G, B = self.order, src.shape[0]
-        proxy = resolve_proxy(self.aggregator.proxy)
-        memory, state = self.model.encode(*self._folded(src, mask))
-        folded_mask = mask.repeat(G, 1)
+        proxy = self.aggregator.proxy  # Argmin holds the resolved callable
+        folded_src, folded_mask = self._folded(src, mask)
+        memory, state = self.model.encode(folded_src, folded_mask)
         token = torch.full((G * B,), BOS, device=src.device)
         done = torch.zeros(G * B, dtype=torch.bool, device=src.device)
         loss_sum = torch.zeros(G * B, device=src.device)
