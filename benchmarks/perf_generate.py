@@ -7,9 +7,14 @@ For each model, group order |G| and batch size B, three ways to produce the same
 - ``naive``: the reference code's loop: one prompt at a time, one forward per group element per step,
   the whole context recomputed each step (no KV cache).
 
-Every cell runs in a fresh subprocess (so its peak memory is its own): warm-up, then ``--repeats`` timed
-runs; the median is kept. Peak memory is the CUDA allocator's peak on a GPU, and the process's peak
-RSS above the loaded model on a CPU. Writes one JSON and prints a table with the ratios.
+Each cell: a warm-up, then ``--repeats`` timed runs; the median is kept. Peak memory is measured above
+the loaded model: on a CPU the process's peak RSS, so every cell runs in a fresh subprocess; on a GPU
+the CUDA allocator's peak, reset before each cell, so cells share one process per model.
+Writes one JSON (after every cell) and prints a table with the ratios.
+
+Models: ``tiny`` (a random 2-layer Llama, milliseconds), ``smollm2`` (the embedded model), any hub id or
+local folder, or ``random:FOLDER``: the architecture and tokenizer of FOLDER with random weights (same
+FLOPs and memory, for machines that cannot hold the weights; timing only).
 
     python -m benchmarks.perf_generate                       # tiny + embedded model, CPU
     python -m benchmarks.perf_generate --device cuda --batch-sizes 1 8 32 64
@@ -50,16 +55,24 @@ PROMPTS = [
 ]
 
 
-def load(name: str, device: str):
-    if name == "tiny":
+def load(name: str, device: str, dtype: torch.dtype = torch.float32):
+    if name.startswith("random:"):
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+        folder = name.removeprefix("random:")
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder), dtype=dtype)
+        tok = AutoTokenizer.from_pretrained(folder)
+        tok.pad_token = tok.pad_token or tok.eos_token
+        tok.padding_side = "left"
+    elif name == "tiny":
         from equinlp.testing import WORDS, tiny_causal_lm, word_tokenizer
 
         tok = word_tokenizer(
             [*WORDS, *"The said known for described had job earned money by part-time regarded started working".split()]
         )
-        model = tiny_causal_lm(len(tok), "llama", width=64)
+        model = tiny_causal_lm(len(tok), "llama", width=64).to(dtype)
     else:
-        model, tok = eq.load_model(name)
+        model, tok = eq.load_model(name, dtype=dtype)
     return model.to(device).eval(), tok
 
 
@@ -69,18 +82,20 @@ def action_for(tok, order: int):
     return eq.vocab_permutation(tok, *GROUPS[order])
 
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
 def peak_memory(device: str) -> float:
     if device.startswith("cuda"):
         return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux -> MiB
 
 
-def worker(args: argparse.Namespace) -> dict:
-    """One (model, variant, |G|, B) cell, in this process."""
+def measure(model, tok, model_name: str, variant: str, order: int, batch_size: int, args: argparse.Namespace) -> dict:
+    """Time one (variant, |G|, B) cell of a loaded model; peak memory is above what is allocated now."""
     torch.manual_seed(0)
-    model, tok = load(args.model, args.device)
-    action = action_for(tok, args.order)
-    prompts = (PROMPTS * (args.batch // len(PROMPTS) + 1))[: args.batch]
+    action = action_for(tok, order)
+    prompts = (PROMPTS * (batch_size // len(PROMPTS) + 1))[:batch_size]
     batch = tok(prompts, return_tensors="pt", padding=True).to(args.device)
     kw = {
         "max_new_tokens": args.new_tokens,
@@ -88,15 +103,15 @@ def worker(args: argparse.Namespace) -> dict:
         "do_sample": False,
         "pad_token_id": tok.pad_token_id,
     }
-    if args.variant == "equinlp":
+    if variant == "equinlp":
         wrapped = eq.equitune(model, action)
 
         def job():
             return wrapped.generate(**batch, **kw)
-    elif args.variant == "floor":
+    elif variant == "floor":
         folded = {
             "input_ids": action.ids.act_all(batch["input_ids"]),
-            "attention_mask": batch["attention_mask"].repeat(args.order, 1),
+            "attention_mask": batch["attention_mask"].repeat(order, 1),
         }
 
         def job():
@@ -104,15 +119,19 @@ def worker(args: argparse.Namespace) -> dict:
     else:
         job = naive_loop(model, action, batch, args.new_tokens)
     cuda = args.device.startswith("cuda")
-    base_memory = 0.0 if cuda else peak_memory(args.device)  # the loaded model: RSS grows from here
+    repeats = 1 if variant == "naive" else args.repeats
     with torch.no_grad():
         if cuda:
+            torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
+            base_memory = torch.cuda.memory_allocated() / 2**20
+        else:
+            base_memory = peak_memory(args.device)  # the loaded model: RSS grows from here
         job()  # warm-up (its peak counts: the timed runs repeat the same work)
         if cuda:
             torch.cuda.synchronize()
         times = []
-        for _ in range(args.repeats):
+        for _ in range(repeats):
             start = time.perf_counter()
             job()
             if cuda:
@@ -120,11 +139,16 @@ def worker(args: argparse.Namespace) -> dict:
             times.append(time.perf_counter() - start)
     seconds = statistics.median(times)
     return {
-        "model": args.model, "variant": args.variant, "order": args.order, "batch": args.batch, "new_tokens": args.new_tokens,
-        "seconds": seconds, "tokens_per_second": args.batch * args.new_tokens / seconds,
-        "peak_mib": peak_memory(args.device) - base_memory,
-        "repeats": args.repeats,
+        "model": model_name, "variant": variant, "order": order, "batch": batch_size, "new_tokens": args.new_tokens,
+        "seconds": seconds, "tokens_per_second": batch_size * args.new_tokens / seconds,
+        "peak_mib": peak_memory(args.device) - base_memory, "repeats": repeats, "dtype": args.dtype,
     }  # fmt: skip
+
+
+def worker(args: argparse.Namespace) -> dict:
+    """One cell in this process (CPU: a fresh process per cell, so the peak RSS is this cell's)."""
+    model, tok = load(args.model, args.device, DTYPES[args.dtype])
+    return measure(model, tok, args.model, args.variant, args.order, args.batch, args)
 
 
 def naive_loop(model, action, batch, new_tokens: int):
@@ -150,7 +174,7 @@ def run_cell(args: argparse.Namespace, model: str, variant: str, order: int, bat
     command = [
         sys.executable, "-m", "benchmarks.perf_generate", "--worker", "--model", model, "--variant", variant,
         "--order", str(order), "--batch", str(batch), "--new-tokens", str(args.new_tokens),
-        "--repeats", str(1 if variant == "naive" else args.repeats), "--device", args.device,
+        "--repeats", str(args.repeats), "--device", args.device, "--dtype", args.dtype,
     ]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     out = subprocess.run(command, capture_output=True, text=True, env=env, cwd=Path(__file__).parents[1])
@@ -185,6 +209,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=15)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="model weights and activations")
     parser.add_argument("--out", default="reports/perf_generate.json")
     # one cell, in a subprocess
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -204,19 +229,24 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
+    cuda = args.device.startswith("cuda")
     for model in args.models:
+        loaded = load(model, args.device, DTYPES[args.dtype]) if cuda else None
         for order in args.orders:
             for batch in args.batch_sizes:
                 variants = ["equinlp", "floor"] + (["naive"] if batch in args.naive_batch_sizes else [])
                 for variant in variants:
-                    rows.append(run_cell(args, model, variant, order, batch))
+                    if loaded:
+                        rows.append(measure(*loaded, model, variant, order, batch, args))
+                    else:
+                        rows.append(run_cell(args, model, variant, order, batch))
                     print(f"{model} |G|={order} B={batch} {variant}: {rows[-1]['seconds']:.3f} s", file=sys.stderr)
                     # written after every cell (atomically), so an interrupted run keeps what it measured
-                    result = {"device": device, "torch": torch.__version__, "equinlp": eq.__version__, "rows": rows}
+                    result = {"device": device, "torch": torch.__version__, "equinlp": eq.__version__, "argv": sys.argv[1:], "rows": rows}
                     tmp = out.with_name(f".{out.name}.tmp")
                     tmp.write_text(json.dumps(result, indent=2) + "\n")
                     os.replace(tmp, out)
-    print(f"device: {device}\n")
+    print(f"device: {device}, {args.dtype}, {args.new_tokens} new tokens, median of {args.repeats}\n")
     print(table(rows).to_string())
     print(f"\nwritten: {out}")
 

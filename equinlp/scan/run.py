@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from accelerate import Accelerator
 from safetensors.torch import load_file, save_file
 
 from equinlp.embedded import cache_dir
@@ -92,7 +93,7 @@ def pretrained_base(config: RunConfig, seed: int, train_data, in_tok, out_tok) -
     weights = folder / "model.safetensors"
     if weights.exists():
         model.load_state_dict(load_file(str(weights)))
-        return model.eval()
+        return model.to(Accelerator().device).eval()
     folder.mkdir(parents=True, exist_ok=True)
     base = make_module(config, "base", model, scan_actions("trivial", in_tok, out_tok))
     schedule = TrainConfig(config.pretrain_steps, config.batch_size, config.lr, seed=seed)
