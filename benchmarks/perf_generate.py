@@ -118,6 +118,8 @@ def measure(model, tok, model_name: str, variant: str, order: int, batch_size: i
             return model.generate(**folded, **kw)
     else:
         job = naive_loop(model, action, batch, args.new_tokens)
+    # the naive loop is one prompt at a time: one prompt warms it up as well as the whole batch would
+    warm_up = naive_loop(model, action, {k: v[:1] for k, v in batch.items()}, args.new_tokens) if variant == "naive" else job
     cuda = args.device.startswith("cuda")
     repeats = 1 if variant == "naive" else args.repeats
     with torch.no_grad():
@@ -127,7 +129,7 @@ def measure(model, tok, model_name: str, variant: str, order: int, batch_size: i
             base_memory = torch.cuda.memory_allocated() / 2**20
         else:
             base_memory = peak_memory(args.device)  # the loaded model: RSS grows from here
-        job()  # warm-up (its peak counts: the timed runs repeat the same work)
+        warm_up()  # its peak counts too: the timed runs repeat the same work
         if cuda:
             torch.cuda.synchronize()
         times = []
@@ -152,10 +154,14 @@ def worker(args: argparse.Namespace) -> dict:
 
 
 def naive_loop(model, action, batch, new_tokens: int):
-    """The reference EquiGPT2 decoding: per prompt, per step, one uncached forward per group element."""
+    """The reference EquiGPT2 decoding: per prompt, per step, one uncached forward per group element.
+
+    Returns a job that returns each prompt's ids followed by its ``new_tokens`` greedy tokens.
+    """
     order = action.group.order
 
-    def job():
+    def job() -> list[torch.Tensor]:
+        outputs = []
         for row in range(batch["input_ids"].shape[0]):
             ids = batch["input_ids"][row][batch["attention_mask"][row].bool()][None]
             for _ in range(new_tokens):
@@ -166,6 +172,8 @@ def naive_loop(model, action, batch, new_tokens: int):
                     ]
                 )
                 ids = torch.cat([ids, logits.mean(0).argmax(-1, keepdim=True)], 1)
+            outputs.append(ids[0])
+        return outputs
 
     return job
 
@@ -242,7 +250,8 @@ def main() -> None:
                         rows.append(run_cell(args, model, variant, order, batch))
                     print(f"{model} |G|={order} B={batch} {variant}: {rows[-1]['seconds']:.3f} s", file=sys.stderr)
                     # written after every cell (atomically), so an interrupted run keeps what it measured
-                    result = {"device": device, "torch": torch.__version__, "equinlp": eq.__version__, "argv": sys.argv[1:], "rows": rows}
+                    result = {"device": device, "torch": torch.__version__, "equinlp": eq.__version__, "rows": rows}
+                    result["argv"] = sys.argv[1:]
                     tmp = out.with_name(f".{out.name}.tmp")
                     tmp.write_text(json.dumps(result, indent=2) + "\n")
                     os.replace(tmp, out)

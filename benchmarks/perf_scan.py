@@ -64,13 +64,14 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=None, help="a trained model.safetensors (default: random weights)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--limit", type=int, default=None, help="the first N test commands only (a smoke test)")
     parser.add_argument("--out", default="reports/perf_scan.json")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     in_tok, out_tok = tokenizers()
-    test = encode(scan_split(args.split)["test"], in_tok, out_tok).to(args.device)
+    test = encode(scan_split(args.split)["test"][: args.limit], in_tok, out_tok).to(args.device)
     model = AttnSeq2Seq(Seq2SeqConfig(len(in_tok), len(out_tok), cell=args.cell))
     if args.checkpoint:
         from safetensors.torch import load_file
@@ -112,7 +113,8 @@ def main() -> None:
     os.replace(tmp, out)
     import pandas as pd
 
-    print(f"device: {device}; {args.split} test set, {n} commands, |G|={order}, batch {args.batch_size}, {result['weights']} weights\n")
+    print(f"device: {device}; {args.split} test set, {n} commands, |G|={order}, batch {args.batch_size}")
+    print(f"weights: {result['weights']}\n")
     print(pd.DataFrame(rows).set_index("variant").round(3).to_string())
     print(f"\nwritten: {out}")
 

@@ -40,7 +40,9 @@ def batch_indices(step: int, size: int, config: TrainConfig) -> torch.Tensor:
 def _save(accelerator: Accelerator, checkpoint: Path, step: int) -> None:
     accelerator.wait_for_everyone()
     tmp = checkpoint.with_name(f".{checkpoint.name}.tmp")
-    accelerator.save_state(str(tmp))
+    # pickled, not safetensors: on a GPU cuDNN flattens an RNN's weights into one buffer, and safetensors
+    # would drop all but one of the tensors that share it ("Removed shared tensor ..."), breaking --resume
+    accelerator.save_state(str(tmp), safe_serialization=False)
     if accelerator.is_main_process:
         (tmp / "progress.json").write_text(json.dumps({"step": step}))
         shutil.rmtree(checkpoint, ignore_errors=True)
