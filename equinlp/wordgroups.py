@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 from equinlp.actions import TokenPermutation
 from equinlp.vocab import vocab_permutation
@@ -28,7 +29,10 @@ class WordGroup:
 
 
 def _folder():
-    return resources.files("equinlp.resources") / "groups"
+    try:
+        return resources.files("equinlp.resources") / "groups"
+    except ModuleNotFoundError:  # a source checkout on PYTHONPATH, not installed: data/ sits beside the package
+        return Path(__file__).parents[1] / "data" / "groups"
 
 
 def word_group_names() -> list[str]:
