@@ -194,7 +194,7 @@ def run_cell(args: argparse.Namespace, model: str, variant: str, order: int, bat
 def table(rows: list[dict]):
     import pandas as pd
 
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows).drop_duplicates(["model", "variant", "order", "batch"], keep="last")  # a rerun's cell wins
     wide = frame.pivot_table(index=["model", "order", "batch"], columns="variant", values=["seconds", "peak_mib"])
     result = pd.DataFrame(index=wide.index)
     result["equinlp s"] = wide["seconds"]["equinlp"]
@@ -225,9 +225,15 @@ def main() -> None:
     parser.add_argument("--variant", default="equinlp", help=argparse.SUPPRESS)
     parser.add_argument("--order", type=int, default=2, help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--show", nargs="+", metavar="JSON", help="print the table of earlier results instead of measuring")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args)))
+        return
+    if args.show:
+        results = [json.loads(Path(f).read_text()) for f in args.show]
+        print(f"device: {', '.join(sorted({r['device'] for r in results}))}\n")
+        print(table([row for r in results for row in r["rows"]]).to_string())
         return
     device = (
         torch.cuda.get_device_name()

@@ -1,0 +1,78 @@
+"""Scoring generations: sentiment (VADER, TextBlob) on text whose demographic words are masked.
+
+Masking works on tokens, not on a regex over text: every token the group action moves becomes ``XYZ``
+(keeping the token's leading-space marker), then the tokens are joined back into text. A generation and
+its word swap differ only at moved tokens, so their masked texts are identical and any scorer of them is
+exactly swap-invariant, which a word-boundary regex cannot promise ("Man|chester").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from equinlp.actions import TokenPermutation
+
+LABELS = ("negative", "neutral", "positive")
+MASK = "XYZ"
+SPACE_MARKERS = ("Ġ", "▁")  # byte-level BPE (GPT-2, SmolLM2, Llama 3) and SentencePiece
+
+
+def masked_texts(tokenizer, sequences: Sequence[Sequence[int]] | torch.Tensor, action: TokenPermutation) -> list[str]:
+    """Decode ``sequences`` (token ids, special tokens dropped) with every token the action moves as ``XYZ``."""
+    moved = set(action.moved.tolist())
+    special = set(tokenizer.all_special_ids)
+    texts = []
+    for ids in sequences:
+        ids = [int(i) for i in ids if int(i) not in special]
+        tokens = tokenizer.convert_ids_to_tokens(ids)
+        for k, (i, token) in enumerate(zip(ids, tokens, strict=True)):
+            if i in moved:
+                tokens[k] = (token[0] if token.startswith(SPACE_MARKERS) else "") + MASK
+        texts.append(tokenizer.convert_tokens_to_string(tokens))
+    return texts
+
+
+def labels_from_scores(scores: np.ndarray, threshold: float = 0.05) -> np.ndarray:
+    """``negative`` below ``-threshold``, ``positive`` above ``threshold``, ``neutral`` between (VADER's convention)."""
+    scores = np.asarray(scores, dtype=float)
+    return np.where(scores <= -threshold, "negative", np.where(scores >= threshold, "positive", "neutral"))
+
+
+class VaderScorer:
+    """VADER's compound score in [-1, 1] (Hutto & Gilbert 2014; lexicon shipped in ``vadersentiment``)."""
+
+    name = "vader"
+
+    def __init__(self) -> None:
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        self._analyzer = SentimentIntensityAnalyzer()
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        return np.array([self._analyzer.polarity_scores(t)["compound"] for t in texts])
+
+
+class TextBlobScorer:
+    """TextBlob's pattern-lexicon polarity in [-1, 1]; needs no NLTK corpora."""
+
+    name = "textblob"
+
+    def __init__(self) -> None:
+        from textblob import TextBlob
+
+        self._blob = TextBlob
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        return np.array([self._blob(t).sentiment.polarity for t in texts])
+
+
+SCORERS = {"vader": VaderScorer, "textblob": TextBlobScorer}
+
+
+def scorer(name: str):
+    if name not in SCORERS:
+        raise ValueError(f"unknown scorer {name!r}; choose from {sorted(SCORERS)}")
+    return SCORERS[name]()
