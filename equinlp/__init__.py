@@ -15,28 +15,43 @@ from __future__ import annotations
 from torch import nn
 
 from equinlp.actions import ImageTransform, Invariant, TokenPermutation
-from equinlp.aggregate import PROXIES, Aggregator, Argmin, Mean, Proxy, Weighted, WeightNet
+from equinlp.aggregate import PROXIES, Aggregator, Argmin, Mean, Proxy, Relaxed, Weighted, WeightNet
 from equinlp.config import EquiConfig
 from equinlp.core import combine, symmetrize
 from equinlp.embedded import load_model
 from equinlp.groups import Group, cyclic, dihedral, from_permutations, product, trivial
 from equinlp.models import FAMILIES, EquiModel, feature_size, from_pretrained, wrap
 from equinlp.testing import assert_equivariant
-from equinlp.vocab import VocabularyError, vocab_permutation, vocab_permutation_pair
+from equinlp.vocab import VocabularyError, general_token_ids, vocab_permutation, vocab_permutation_pair
 
 __version__ = "0.1.0"
 
 
-def equitune(model: nn.Module, action, *, sampler: str = "equivariant") -> EquiModel:
-    """equitune (group averaging): ``M_G(x) = (1/|G|) Σ_g g⁻¹ M(g x)``."""
-    return wrap(model, action, Mean(), EquiConfig(sampler=sampler))
+def _relaxed(aggregator: Aggregator, general_tokens) -> Aggregator:
+    return aggregator if general_tokens is None or len(general_tokens) == 0 else Relaxed(aggregator, general_tokens)
+
+
+def equitune(model: nn.Module, action, *, sampler: str = "equivariant", general_tokens=None) -> EquiModel:
+    """equitune (group averaging): ``M_G(x) = (1/|G|) Σ_g g⁻¹ M(g x)``.
+
+    ``general_tokens`` (ids, e.g. from :func:`general_token_ids`) gives the relaxed variant (R-EquiGPT2):
+    those tokens take the identity copy's logits.
+    """
+    return wrap(model, action, _relaxed(Mean(), general_tokens), EquiConfig(sampler=sampler))
 
 
 def equizero(
-    model: nn.Module, action, proxy: str | Proxy = "entropy", *, straight_through: bool = True, sampler: str = "equivariant"
+    model: nn.Module,
+    action,
+    proxy: str | Proxy = "entropy",
+    *,
+    straight_through: bool = True,
+    sampler: str = "equivariant",
+    general_tokens=None,
 ) -> EquiModel:
     """equizero: ``g*⁻¹ M(g* x)`` with ``g* = argmin_g proxy(g⁻¹ M(g x))``; straight-through when training."""
-    return wrap(model, action, Argmin(proxy, straight_through), EquiConfig(sampler=sampler, straight_through=straight_through))
+    aggregator = _relaxed(Argmin(proxy, straight_through), general_tokens)
+    return wrap(model, action, aggregator, EquiConfig(sampler=sampler, straight_through=straight_through))
 
 
 def lambda_equitune(
@@ -47,6 +62,7 @@ def lambda_equitune(
     hidden: int = 100,
     dropout: float = 0.5,
     sampler: str = "equivariant",
+    general_tokens=None,
 ) -> EquiModel:
     """λ-equitune: ``Σ_g λ(g x) g⁻¹ M(g x) / Σ_g λ(g x)``, λ a small positive network on features of ``g x``.
 
@@ -54,7 +70,7 @@ def lambda_equitune(
     """
     net = weight_net or WeightNet(feature_size(model), hidden, dropout)
     config = EquiConfig(sampler=sampler, weight_net_hidden=hidden, weight_net_dropout=dropout)
-    return wrap(model, action, Weighted(net), config)
+    return wrap(model, action, _relaxed(Weighted(net), general_tokens), config)
 
 
 __all__ = [
@@ -68,6 +84,7 @@ __all__ = [
     "ImageTransform",
     "Invariant",
     "Mean",
+    "Relaxed",
     "TokenPermutation",
     "VocabularyError",
     "WeightNet",
@@ -80,6 +97,7 @@ __all__ = [
     "equizero",
     "from_permutations",
     "from_pretrained",
+    "general_token_ids",
     "lambda_equitune",
     "load_model",
     "product",

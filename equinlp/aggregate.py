@@ -158,3 +158,36 @@ class Weighted(Aggregator):
             raise ValueError("λ-equitune needs features of each transformed input")
         w = self.weights(feats).to(outs.dtype)
         return (w[..., None] * outs).sum(0)
+
+
+class Relaxed(Aggregator):
+    """The paper's relaxed variant (R-EquiGPT2): ``inner``'s output, except that the "general word" tokens
+    (his / her / him, which no permutation can map one-to-one) take the identity copy's output.
+
+    Equivariant on every other token; deliberately not on ``token_ids``.
+
+    Args:
+        inner: ``Mean()``, ``Argmin(...)`` or ``Weighted(...)``.
+        token_ids: ``LongTensor[K]``, positions on the last (vocabulary) axis.
+    """
+
+    def __init__(self, inner: Aggregator, token_ids: torch.Tensor | list[int]) -> None:
+        super().__init__()
+        if isinstance(inner, Relaxed):
+            raise ValueError("already relaxed")
+        self.inner = inner
+        self.register_buffer("token_ids", torch.as_tensor(token_ids, dtype=torch.long).flatten())
+        self.method = inner.method
+        self.needs_features = inner.needs_features
+
+    @property
+    def proxy_name(self) -> str | None:
+        return getattr(self.inner, "proxy_name", None)
+
+    def forward(self, outs: torch.Tensor, feats: torch.Tensor | None = None) -> torch.Tensor:
+        combined = self.inner(outs, feats)
+        ids = self.token_ids.to(outs.device)
+        return combined.index_copy(-1, ids, outs[0].index_select(-1, ids))
+
+    def extra_repr(self) -> str:
+        return f"general tokens={len(self.token_ids)}"

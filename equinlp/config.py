@@ -26,6 +26,9 @@ class EquiConfig:
     base_model_name_or_path: str = field(default="", metadata={"help": "where the base model came from"})
     base_fine_tuned: bool = field(default=False, metadata={"help": "whether the saved folder holds the base weights"})
     group_description: list[str] = field(default_factory=list, metadata={"help": "the swap cycles, for reading"})
+    relaxed_tokens: list[int] = field(
+        default_factory=list, metadata={"help": "general-word token ids taken from the identity copy (relaxed variant)"}
+    )
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:

@@ -154,3 +154,18 @@ def vocab_permutation_pair(
     in_action = TokenPermutation(group, tables[:, :v_in], tuple(d_in))
     out_action = TokenPermutation(group, tables[:, v_in:] - v_in, tuple(d_out))
     return in_action, out_action
+
+
+def general_token_ids(tokenizer, words: Sequence[str], forms: Sequence[str] = DEFAULT_FORMS) -> list[int]:
+    """The ids of every form of ``words`` that is one token (the relaxed variant's "general words").
+
+    Raises if some word has no single-token form at all (it could not be relaxed, and a typo is likely).
+    """
+    ids = []
+    for word in words:
+        found = [t for form in dict.fromkeys(forms) if (t := _single_token(tokenizer, _spell(form, word.strip()))) is not None]
+        if not found:
+            pieces = _pieces(tokenizer, f" {word.strip()}")
+            raise VocabularyError(f"general word {word!r} is not a single token in any form {list(forms)}: {pieces}")
+        ids.extend(found)
+    return sorted(set(ids))

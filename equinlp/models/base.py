@@ -30,7 +30,7 @@ from torch import nn
 from transformers import GenerationConfig
 
 from equinlp.actions import TokenPermutation
-from equinlp.aggregate import Aggregator, Argmin, Mean, Weighted, WeightNet
+from equinlp.aggregate import Aggregator, Argmin, Mean, Relaxed, Weighted, WeightNet
 from equinlp.config import EquiConfig
 from equinlp.core import combine
 from equinlp.groups import Group
@@ -91,6 +91,7 @@ class EquiModel(nn.Module):
         self.equi_config.method = aggregator.method
         self.equi_config.family = self.family
         self.equi_config.proxy = getattr(aggregator, "proxy_name", None)
+        self.equi_config.relaxed_tokens = aggregator.token_ids.tolist() if isinstance(aggregator, Relaxed) else []
         self.equi_config.base_model_name_or_path = getattr(base.config, "_name_or_path", "") or ""
         self._features: torch.Tensor | None = None
         self._base_fingerprint = self._fingerprint()
@@ -302,6 +303,8 @@ def load_parts(directory: str | os.PathLike, proxy: Any = None, weight_net: nn.M
     else:
         net = weight_net or WeightNet(features, config.weight_net_hidden, config.weight_net_dropout)
         aggregator = Weighted(net)
+    if config.relaxed_tokens:
+        aggregator = Relaxed(aggregator, config.relaxed_tokens)
     if (directory / WEIGHTS_FILE).exists():
         aggregator.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
     return config, in_action, out_action, aggregator
