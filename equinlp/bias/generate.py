@@ -1,0 +1,154 @@
+"""Generating continuations of demographic prompts with each method, batched and seeded per sample.
+
+Methods (named as in ``equinlp generate``):
+
+- ``base``: the model itself (wrapped with the trivial group, which is the model bit for bit, so that it
+  samples with the same seeded sampler as the others);
+- ``equitune`` / ``relaxed-equitune``: group averaging of the next-token logits (EquiGPT2 / R-EquiGPT2:
+  the relaxed one takes the general words, his/her/him, from the identity copy);
+- ``equizero`` / ``relaxed-equizero``: per step, the copy with the lowest proxy (entropy by default);
+- ``equizero-sentiment``: every copy writes its own continuation and the one whose demographic-masked
+  text a scorer rates most positive is mapped back by g⁻¹. The score of masked text is swap-invariant,
+  so the choice is equivariant; this is the proxy "that scores each branch's continuation".
+
+Sample i of every subject uses seed i, so with an equivariant method the continuations for "The man …"
+and "The woman …" are exact word swaps of each other: the pairing the bootstrap relies on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import torch
+
+import equinlp as eq
+from equinlp.actions import TokenPermutation
+from equinlp.bias.scoring import masked_texts
+from equinlp.groups import trivial
+
+METHODS = ("base", "equitune", "relaxed-equitune", "equizero", "relaxed-equizero", "equizero-sentiment")
+
+
+@dataclass
+class Decoding:
+    """The paper's decoding by default: top-k 40 sampling, 15 new tokens, stop at a newline."""
+
+    new_tokens: int = 15
+    top_k: int = 40
+    do_sample: bool = True
+    batch_size: int = 32
+    proxy: str = "entropy"  # per-step equizero
+
+
+def identity_action(vocab_size: int) -> TokenPermutation:
+    return TokenPermutation(trivial(), torch.arange(vocab_size)[None])
+
+
+def method_model(method: str, model, action: TokenPermutation, general_tokens: Sequence[int] = (), proxy: str = "entropy"):
+    """The wrapped model that generates for ``method`` (``equizero-sentiment`` decodes with ``base``)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+    relaxed = method.startswith("relaxed-")
+    if relaxed and not len(general_tokens):
+        raise ValueError(f"{method} needs general words (the word group lists none)")
+    general = list(general_tokens) if relaxed else None
+    if method in ("base", "equizero-sentiment"):
+        return eq.equitune(model, identity_action(action.vocab_size))
+    if method.endswith("equitune"):
+        return eq.equitune(model, action, general_tokens=general)
+    return eq.equizero(model, action, proxy=proxy, general_tokens=general)
+
+
+@cache
+def _newline_ids(tokenizer) -> frozenset[int]:
+    return frozenset(i for i in range(len(tokenizer)) if "\n" in tokenizer.decode([i]))
+
+
+def cut(tokenizer, ids: Sequence[int]) -> list[int]:
+    """A continuation up to (not including) its first newline, end-of-sequence or padding token."""
+    stop = _newline_ids(tokenizer) | {tokenizer.eos_token_id, tokenizer.pad_token_id}
+    out = []
+    for i in ids:
+        if int(i) in stop:
+            break
+        out.append(int(i))
+    return out
+
+
+def _sample(wrapped, tokenizer, texts: Sequence[str], seeds: Sequence[int], decoding: Decoding, action=None):
+    """``(prompt ids [B, P], continuations [N, L])``; with ``action`` every row is run as all |G| copies."""
+    batch = tokenizer(list(texts), return_tensors="pt", padding=True).to(next(wrapped.parameters()).device)
+    ids, mask, seeds = batch["input_ids"], batch["attention_mask"], list(seeds)
+    if action is not None:
+        order = action.group.order
+        ids, mask, seeds = action.ids.act_all(ids), mask.repeat(order, 1), seeds * order
+    kwargs = {"max_new_tokens": decoding.new_tokens, "do_sample": decoding.do_sample, "pad_token_id": tokenizer.pad_token_id}
+    if decoding.do_sample:
+        kwargs.update(top_k=decoding.top_k, seed=seeds)
+    with torch.no_grad():
+        out = wrapped.generate(input_ids=ids, attention_mask=mask, **kwargs)
+    return batch["input_ids"], out[:, ids.shape[1] :].cpu()
+
+
+def select_by_score(tokenizer, action: TokenPermutation, prompts: torch.Tensor, copies: torch.Tensor, scorer) -> tuple:
+    """Pick, per prompt, the pulled-back copy whose masked prompt + continuation scores highest.
+
+    Args:
+        prompts: ``[B, P]`` prompt ids (identity frame).
+        copies: ``[G·B, L]`` continuations, copy g generated from ``g·prompt``.
+    Returns:
+        ``(continuations: list of B id lists, scores [G, B], unresolved: number of exact ties between different
+        texts)``. Ties of score are broken by the masked text (also swap-invariant); texts that still tie
+        differ only in swapped words, and the identity copy's is kept.
+    """
+    order = action.group.order
+    pulled = action.ids.pull_back(copies)  # [G, B, L]
+    B = prompts.shape[0]
+    candidates = [[cut(tokenizer, pulled[g, b].tolist()) for b in range(B)] for g in range(order)]
+    texts = [masked_texts(tokenizer, [prompts[b].tolist() + candidates[g][b]], action)[0] for g in range(order) for b in range(B)]
+    scores = np.asarray(scorer.scores(texts)).reshape(order, B)
+    chosen, unresolved = [], 0
+    for b in range(B):
+        best = max(range(order), key=lambda g: (scores[g, b], texts[g * B + b]))
+        tied = [g for g in range(order) if scores[g, b] == scores[best, b] and texts[g * B + b] == texts[best * B + b]]
+        if len({tuple(candidates[g][b]) for g in tied}) > 1:
+            unresolved += 1
+            best = 0 if 0 in tied else best
+        chosen.append(candidates[best][b])
+    return chosen, scores, unresolved
+
+
+def generate(
+    method: str,
+    model,
+    tokenizer,
+    action: TokenPermutation,
+    texts: Sequence[str],
+    seeds: Sequence[int],
+    decoding: Decoding | None = None,
+    general_tokens: Sequence[int] = (),
+    scorer=None,
+) -> tuple[list[list[int]], int]:
+    """Continuations (token ids, cut at the first newline) of ``texts``, sample i seeded by ``seeds[i]``.
+
+    Returns ``(continuations, unresolved ties)``; batches of ``decoding.batch_size`` prompts.
+    """
+    decoding = decoding or Decoding()
+    if method == "equizero-sentiment" and scorer is None:
+        raise ValueError("equizero-sentiment needs a scorer (e.g. equinlp.bias.scoring.scorer('vader'))")
+    wrapped = method_model(method, model, action, general_tokens, decoding.proxy)
+    results, unresolved = [], 0
+    for start in range(0, len(texts), decoding.batch_size):
+        chunk, chunk_seeds = texts[start : start + decoding.batch_size], seeds[start : start + decoding.batch_size]
+        if method == "equizero-sentiment":
+            prompts, copies = _sample(wrapped, tokenizer, chunk, chunk_seeds, decoding, action)
+            chosen, _, ties = select_by_score(tokenizer, action, prompts.cpu(), copies, scorer)
+            results += chosen
+            unresolved += ties
+        else:
+            _, out = _sample(wrapped, tokenizer, chunk, chunk_seeds, decoding)
+            results += [cut(tokenizer, row.tolist()) for row in out]
+    return results, unresolved
