@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import torch
 
+from equinlp.bias.cli import EXAMPLES as BIAS_EXAMPLES
 from equinlp.scan.cli import EXAMPLES as SCAN_EXAMPLES
 from equinlp.wordgroups import word_group_names
 
@@ -125,6 +126,18 @@ def run_scan(args: argparse.Namespace) -> int:
     return run_command(args)
 
 
+def add_bias_arguments(parser: argparse.ArgumentParser) -> None:
+    from equinlp.bias.cli import add_arguments
+
+    add_arguments(parser)
+
+
+def run_bias(args: argparse.Namespace) -> int:
+    from equinlp.bias.cli import run_command
+
+    return run_command(args)
+
+
 # name -> (help, add_arguments, run, examples)
 COMMANDS: dict[str, tuple[str, Callable, Callable, str]] = {
     "generate": (
@@ -132,6 +145,12 @@ COMMANDS: dict[str, tuple[str, Callable, Callable, str]] = {
         add_generate_arguments,
         run_generate,
         GENERATE_EXAMPLES,
+    ),
+    "bias": (
+        "debiased generation benchmark: Sheng et al. prompts, masked sentiment, gaps with bootstrap intervals",
+        add_bias_arguments,
+        run_bias,
+        BIAS_EXAMPLES,
     ),
     "scan": (
         "SCAN compositional generalization: export the splits, run base/equitune/equizero/λ-equitune, report",

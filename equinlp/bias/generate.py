@@ -100,8 +100,8 @@ def select_by_score(tokenizer, action: TokenPermutation, prompts: torch.Tensor, 
         prompts: ``[B, P]`` prompt ids (identity frame).
         copies: ``[G·B, L]`` continuations, copy g generated from ``g·prompt``.
     Returns:
-        ``(continuations: list of B id lists, scores [G, B], unresolved: number of exact ties between different
-        texts)``. Ties of score are broken by the masked text (also swap-invariant); texts that still tie
+        ``(continuations: list of B id lists, scores [G, B], unresolved: list of B flags, True where different
+        texts tied exactly)``. Ties of score are broken by the masked text (also swap-invariant); texts that still tie
         differ only in swapped words, and the identity copy's is kept.
     """
     order = action.group.order
@@ -110,12 +110,12 @@ def select_by_score(tokenizer, action: TokenPermutation, prompts: torch.Tensor, 
     candidates = [[cut(tokenizer, pulled[g, b].tolist()) for b in range(B)] for g in range(order)]
     texts = [masked_texts(tokenizer, [prompts[b].tolist() + candidates[g][b]], action)[0] for g in range(order) for b in range(B)]
     scores = np.asarray(scorer.scores(texts)).reshape(order, B)
-    chosen, unresolved = [], 0
+    chosen, unresolved = [], []
     for b in range(B):
         best = max(range(order), key=lambda g: (scores[g, b], texts[g * B + b]))
         tied = [g for g in range(order) if scores[g, b] == scores[best, b] and texts[g * B + b] == texts[best * B + b]]
-        if len({tuple(candidates[g][b]) for g in tied}) > 1:
-            unresolved += 1
+        unresolved.append(len({tuple(candidates[g][b]) for g in tied}) > 1)
+        if unresolved[-1]:
             best = 0 if 0 in tied else best
         chosen.append(candidates[best][b])
     return chosen, scores, unresolved
@@ -131,16 +131,17 @@ def generate(
     decoding: Decoding | None = None,
     general_tokens: Sequence[int] = (),
     scorer=None,
-) -> tuple[list[list[int]], int]:
+) -> tuple[list[list[int]], list[bool]]:
     """Continuations (token ids, cut at the first newline) of ``texts``, sample i seeded by ``seeds[i]``.
 
-    Returns ``(continuations, unresolved ties)``; batches of ``decoding.batch_size`` prompts.
+    Returns ``(continuations, unresolved)``: per sample, whether equizero-sentiment met an exact tie between
+    different texts (always False for the other methods). Batches of ``decoding.batch_size`` prompts.
     """
     decoding = decoding or Decoding()
     if method == "equizero-sentiment" and scorer is None:
         raise ValueError("equizero-sentiment needs a scorer (e.g. equinlp.bias.scoring.scorer('vader'))")
     wrapped = method_model(method, model, action, general_tokens, decoding.proxy)
-    results, unresolved = [], 0
+    results, unresolved = [], []
     for start in range(0, len(texts), decoding.batch_size):
         chunk, chunk_seeds = texts[start : start + decoding.batch_size], seeds[start : start + decoding.batch_size]
         if method == "equizero-sentiment":
@@ -151,4 +152,5 @@ def generate(
         else:
             _, out = _sample(wrapped, tokenizer, chunk, chunk_seeds, decoding)
             results += [cut(tokenizer, row.tolist()) for row in out]
+            unresolved += [False] * len(chunk)
     return results, unresolved

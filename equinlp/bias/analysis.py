@@ -1,0 +1,63 @@
+"""From scored samples to the numbers of the report: shares, gaps and floors with 95% bootstrap intervals.
+
+Views: ``masked`` scores text whose demographic words are XYZ (the benchmark's measure: a swap cannot
+change it); ``plain`` scores the text as written. The floor is what the scorer alone makes of a swap:
+each sample scored plain as written and with its subject swapped to the other subject, compared
+pairwise. An exactly equivariant model's plain gap equals that floor; its masked gap is exactly 0.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import pandas as pd
+
+from equinlp.bias.scoring import LABELS, labels_from_scores
+from equinlp.bias.stats import gap_interval, share_interval
+
+SCORER_NAMES = ("vader", "textblob")
+VIEWS = ("masked", "plain")
+PAIR_KEY = ["context", "template", "seed"]
+
+
+def _records(kind_values: dict, labels: tuple[str, ...], estimate, low, high) -> list[dict]:
+    rows = zip(labels, estimate, low, high, strict=True)
+    return [{**kind_values, "label": name, "value": float(e), "low": float(lo), "high": float(hi)} for name, e, lo, hi in rows]
+
+
+def summarise(frame: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> dict:
+    """``{"shares": [...], "gaps": [...], "floors": [...], "fluency": [...]}``, each a list of flat records."""
+    shares, gaps, floors, fluency = [], [], [], []
+    for (axis, context, method), cell in frame.groupby(["axis", "context", "method"], sort=False):
+        subjects = list(dict.fromkeys(cell["subject"]))
+        by_subject = {s: cell[cell["subject"] == s].set_index(PAIR_KEY).sort_index() for s in subjects}
+        where = {"axis": axis, "context": context, "method": method}
+        for scorer_name in SCORER_NAMES:
+            for view in VIEWS:
+                column = f"{scorer_name}_{view}"
+                labels = {s: labels_from_scores(by_subject[s][column].to_numpy()) for s in subjects}
+                for s in subjects:
+                    where_s = {**where, "scorer": scorer_name, "view": view, "subject": s, "n": len(labels[s])}
+                    shares += _records(where_s, LABELS, *share_interval(labels[s], resamples=resamples, seed=seed))
+                for a, b in combinations(subjects, 2):
+                    common = by_subject[a].index.intersection(by_subject[b].index)
+                    la = labels_from_scores(by_subject[a].loc[common, column].to_numpy())
+                    lb = labels_from_scores(by_subject[b].loc[common, column].to_numpy())
+                    where_ab = {**where, "scorer": scorer_name, "view": view, "a": a, "b": b, "n": len(common)}
+                    gaps += _records(where_ab, LABELS, *gap_interval(la, lb, resamples=resamples, seed=seed))
+        for a, b in combinations(subjects, 2):
+            own = by_subject[a]
+            la, lb = labels_from_scores(own["vader_plain"].to_numpy()), labels_from_scores(own[f"vader_plain_as_{b}"].to_numpy())
+            where_ab = {**where, "scorer": "vader", "view": "plain", "a": a, "b": b, "n": len(own)}
+            floors += _records(where_ab, LABELS, *gap_interval(la, lb, resamples=resamples, seed=seed))
+        fluency.append(
+            {
+                **where,
+                "perplexity_median": float(cell["perplexity"].median()),
+                "perplexity_mean": float(cell["perplexity"].mean()),
+                "empty": int(cell["perplexity"].isna().sum()),
+                "unresolved_ties": int(cell.get("unresolved_tie", pd.Series(dtype=bool)).sum()),
+                "n": len(cell),
+            }
+        )
+    return {"shares": shares, "gaps": gaps, "floors": floors, "fluency": fluency}

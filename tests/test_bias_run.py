@@ -1,0 +1,77 @@
+"""A tiny end-to-end `bias run` + `bias report`: files, resume, and the equivariant methods' exact zero gaps."""
+
+import json
+
+import pytest
+import torch
+
+from equinlp.bias.generate import Decoding
+from equinlp.bias.report import excludes_zero, load
+from equinlp.bias.run import BiasConfig, run
+from equinlp.cli import main
+from equinlp.testing import tiny_causal_lm, word_tokenizer
+from equinlp.wordgroups import word_group
+
+TEMPLATE_WORDS = "The person was known for described as regarded thought of well-known worked had a job part-time earned money by"
+OTHER_WORDS = "started working good bad kind cruel great terrible nurse doctor and"
+GROUP_WORDS = [w for name in ("gender", "race2") for c in word_group(name).cycles for w in c] + ["his", "her", "him", "hers"]
+WORDS = list(dict.fromkeys([*TEMPLATE_WORDS.split(), *OTHER_WORDS.split(), *GROUP_WORDS]))
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bias")
+    tok = word_tokenizer(WORDS)
+    torch.manual_seed(0)
+    model = tiny_causal_lm(len(tok)).eval()
+    config = BiasConfig(
+        axes=("gender", "race2"),
+        methods=("base", "equitune", "relaxed-equitune", "equizero-sentiment"),
+        samples=10,
+        out=str(out),
+        decoding=Decoding(new_tokens=6, top_k=5, batch_size=16),
+    )
+    run(config, model, tok, log=lambda *_: None)
+    again = []
+    run(config, model, tok, log=again.append)  # resumes: nothing left to generate
+    return out, again
+
+
+def test_run_writes_samples_scores_and_results(results):
+    out, again = results
+    lines = (out / "samples" / "gender_equitune.jsonl").read_text().splitlines()
+    assert len(lines) == 2 * 2 * 10  # 2 subjects × 2 contexts × 10 samples (2 seeds × 5 templates)
+    assert {"prompt", "continuation", "seed", "template", "subject"} <= set(json.loads(lines[0]))
+    assert any("samples kept" in line for line in again)
+    assert (out / "scored" / "race2_base.csv").exists()
+    tables = load(out)
+    assert set(tables["gaps"]["method"]) == {"base", "equitune", "relaxed-equitune", "equizero-sentiment"}
+    assert (tables["fluency"]["perplexity_median"] > 1).all()
+
+
+@pytest.mark.parametrize("method", ["equitune", "equizero-sentiment"])
+def test_equivariant_gaps_are_exactly_zero_masked_and_equal_the_floor_plain(results, method):
+    tables = load(results[0])
+    gaps = tables["gaps"].query("method == @method")
+    masked = gaps[gaps.view == "masked"]
+    assert (masked[["value", "low", "high"]] == 0).all().all()
+    plain = gaps[(gaps.view == "plain") & (gaps.scorer == "vader")].set_index(["axis", "context", "a", "b", "label"])
+    floor = tables["floors"].query("method == @method").set_index(["axis", "context", "a", "b", "label"])
+    assert plain["value"].to_dict() == floor.loc[plain.index, "value"].to_dict()
+    assert excludes_zero(tables).query("method == @method").empty
+
+
+def test_report_prints_tables_and_saves_the_plot(results, capsys):
+    out, _ = results
+    assert main(["bias", "report", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "label shares" in printed and "floor" in printed and "perplexity" in printed
+    assert (out / "bias.png").stat().st_size > 10_000
+
+
+def test_cli_help_and_bad_input(capsys):
+    with pytest.raises(SystemExit):
+        main(["bias", "run", "--help"])
+    assert "paired" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="unknown methods"):
+        BiasConfig(methods=("fairest",))
