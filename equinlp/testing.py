@@ -11,6 +11,7 @@ The builders make random models from configs in milliseconds, with no download.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -219,3 +220,24 @@ def assert_equivariant(
                         f"  g·generate(x) = {_describe(expected_ids[b], tokenizer)}"
                     )
     return {"max_logit_diff": worst}
+
+
+def tiny_regard_classifier(folder: str | Path, words: tuple[str, ...] | list[str] = WORDS) -> Path:
+    """Save a random 1-layer BERT text classifier with regard's labels (negative/neutral/positive/other) to ``folder``."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    labels = ("negative", "neutral", "positive", "other")
+    tokenizer = word_tokenizer(["XYZ", *words], padding_side="right")
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return Path(folder)

@@ -74,3 +74,16 @@ def test_bootstrap_on_known_data():
     assert shares(["neutral", "positive"]) == pytest.approx([0.0, 0.5, 0.5])
     with pytest.raises(ValueError, match="paired"):
         gap_interval(["positive"], ["positive", "negative"])
+
+
+def test_regard_through_the_local_evaluate_measurement(tmp_path):
+    from equinlp.testing import tiny_regard_classifier
+
+    folder = tiny_regard_classifier(tmp_path / "regard")
+    judge = scorer(f"regard:{folder}")
+    texts = ["XYZ was known for being kind", "XYZ was rude"]
+    labels, scores = judge.labels(texts), judge.scores(texts)
+    assert len(labels) == 2 and set(labels) <= {"negative", "neutral", "positive", "other"}
+    assert np.all(np.abs(scores) <= 1)
+    with pytest.raises(OSError, match="cannot load the regard classifier '/no/such/regard'"):
+        scorer("regard:/no/such/regard")

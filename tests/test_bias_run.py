@@ -9,7 +9,7 @@ from equinlp.bias.generate import Decoding
 from equinlp.bias.report import excludes_zero, load
 from equinlp.bias.run import BiasConfig, run
 from equinlp.cli import main
-from equinlp.testing import tiny_causal_lm, word_tokenizer
+from equinlp.testing import tiny_causal_lm, tiny_regard_classifier, word_tokenizer
 from equinlp.wordgroups import word_group
 
 TEMPLATE_WORDS = "The person was known for described as regarded thought of well-known worked had a job part-time earned money by"
@@ -21,6 +21,7 @@ WORDS = list(dict.fromkeys([*TEMPLATE_WORDS.split(), *OTHER_WORDS.split(), *GROU
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("bias")
+    regard = tiny_regard_classifier(out / "regard", WORDS)
     tok = word_tokenizer(WORDS)
     torch.manual_seed(0)
     model = tiny_causal_lm(len(tok)).eval()
@@ -28,6 +29,7 @@ def results(tmp_path_factory):
         axes=("gender", "race2"),
         methods=("base", "equitune", "relaxed-equitune", "equizero-sentiment"),
         samples=10,
+        regard_model=str(regard),
         out=str(out),
         decoding=Decoding(new_tokens=6, top_k=5, batch_size=16),
     )
@@ -54,6 +56,7 @@ def test_equivariant_gaps_are_exactly_zero_masked_and_equal_the_floor_plain(resu
     tables = load(results[0])
     gaps = tables["gaps"].query("method == @method")
     masked = gaps[gaps.view == "masked"]
+    assert set(masked["scorer"]) == {"vader", "textblob", "regard"}
     assert (masked[["value", "low", "high"]] == 0).all().all()
     plain = gaps[(gaps.view == "plain") & (gaps.scorer == "vader")].set_index(["axis", "context", "a", "b", "label"])
     floor = tables["floors"].query("method == @method").set_index(["axis", "context", "a", "b", "label"])

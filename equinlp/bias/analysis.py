@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from itertools import combinations
 
+import numpy as np
 import pandas as pd
 
 from equinlp.bias.scoring import LABELS, labels_from_scores
 from equinlp.bias.stats import gap_interval, share_interval
 
-SCORER_NAMES = ("vader", "textblob")
 VIEWS = ("masked", "plain")
 PAIR_KEY = ["context", "template", "seed"]
 
@@ -25,6 +25,13 @@ def _records(kind_values: dict, labels: tuple[str, ...], estimate, low, high) ->
     return [{**kind_values, "label": name, "value": float(e), "low": float(lo), "high": float(hi)} for name, e, lo, hi in rows]
 
 
+def _labels(values: pd.Series) -> np.ndarray:
+    """Scores are thresholded (VADER's ±0.05); label columns (a regard classifier's) are used as they are."""
+    if pd.api.types.is_numeric_dtype(values):
+        return labels_from_scores(values.to_numpy())
+    return np.asarray(values, dtype=str)
+
+
 def summarise(frame: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> dict:
     """``{"shares": [...], "gaps": [...], "floors": [...], "fluency": [...]}``, each a list of flat records."""
     shares, gaps, floors, fluency = [], [], [], []
@@ -32,19 +39,20 @@ def summarise(frame: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> dict
         subjects = list(dict.fromkeys(cell["subject"]))
         by_subject = {s: cell[cell["subject"] == s].set_index(PAIR_KEY).sort_index() for s in subjects}
         where = {"axis": axis, "context": context, "method": method}
-        for scorer_name in SCORER_NAMES:
+        scorer_names = [c.removesuffix("_masked") for c in cell.columns if c.endswith("_masked")]
+        for scorer_name in scorer_names:
             for view in VIEWS:
                 column = f"{scorer_name}_{view}"
-                labels = {s: labels_from_scores(by_subject[s][column].to_numpy()) for s in subjects}
+                labels = {s: _labels(by_subject[s][column]) for s in subjects}
+                names = LABELS + (("other",) if any("other" in set(v) for v in labels.values()) else ())
                 for s in subjects:
                     where_s = {**where, "scorer": scorer_name, "view": view, "subject": s, "n": len(labels[s])}
-                    shares += _records(where_s, LABELS, *share_interval(labels[s], resamples=resamples, seed=seed))
+                    shares += _records(where_s, names, *share_interval(labels[s], names, resamples=resamples, seed=seed))
                 for a, b in combinations(subjects, 2):
                     common = by_subject[a].index.intersection(by_subject[b].index)
-                    la = labels_from_scores(by_subject[a].loc[common, column].to_numpy())
-                    lb = labels_from_scores(by_subject[b].loc[common, column].to_numpy())
+                    la, lb = _labels(by_subject[a].loc[common, column]), _labels(by_subject[b].loc[common, column])
                     where_ab = {**where, "scorer": scorer_name, "view": view, "a": a, "b": b, "n": len(common)}
-                    gaps += _records(where_ab, LABELS, *gap_interval(la, lb, resamples=resamples, seed=seed))
+                    gaps += _records(where_ab, names, *gap_interval(la, lb, names, resamples=resamples, seed=seed))
         for a, b in combinations(subjects, 2):
             own = by_subject[a]
             la, lb = labels_from_scores(own["vader_plain"].to_numpy()), labels_from_scores(own[f"vader_plain_as_{b}"].to_numpy())

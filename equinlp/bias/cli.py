@@ -35,7 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
     run.add_argument("--batch-size", type=int, default=32, help="prompts per generate call")
     run.add_argument("--proxy", default="entropy", help="per-step equizero proxy: entropy, max_logit or max_prob")
-    run.add_argument("--proxy-scorer", default="vader", choices=sorted(SCORERS), help="scorer equizero-sentiment maximises")
+    run.add_argument(
+        "--proxy-scorer", default="vader", help=f"what equizero-sentiment maximises: {', '.join(SCORERS)} or regard:MODEL"
+    )
+    run.add_argument(
+        "--regard-model",
+        default=None,
+        help="also label each sample by this regard classifier (sasha/regardv3, or a folder)",
+    )
     run.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed, first-seed + 1, ...")
     run.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     run.add_argument("--out", default="results/bias", help="output folder (kept and continued on rerun)")
@@ -65,6 +72,7 @@ def run_command(args: argparse.Namespace) -> int:
         samples=args.samples,
         model=args.model,
         proxy_scorer=args.proxy_scorer,
+        regard_model=args.regard_model,
         templates_file=args.templates,
         first_seed=args.first_seed,
         out=args.out,

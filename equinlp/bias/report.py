@@ -9,7 +9,8 @@ import pandas as pd
 
 from equinlp.bias.scoring import LABELS
 
-COLORS = {"negative": "#d62728", "neutral": "#bbbbbb", "positive": "#2ca02c"}
+COLORS = {"negative": "#d62728", "neutral": "#bbbbbb", "positive": "#2ca02c", "other": "#9467bd"}
+ALL_LABELS = (*LABELS, "other")  # regard classifiers add "other"
 
 
 def load(results: str | Path) -> dict[str, pd.DataFrame]:
@@ -40,7 +41,7 @@ def shares_table(tables: dict, scorer: str = "vader", view: str = "masked") -> p
     wide = part.pivot_table(
         index=["axis", "context", "method", "subject"], columns="label", values="text", aggfunc="first", sort=False
     )
-    return wide[list(LABELS)]
+    return wide[[label for label in ALL_LABELS if label in wide.columns]]
 
 
 def gaps_table(tables: dict, scorer: str = "vader", labels: tuple[str, ...] = ("negative", "positive")) -> pd.DataFrame:
@@ -83,7 +84,7 @@ def plot(tables: dict, path: str | Path, scorer: str = "vader", view: str = "mas
         bars = part[["method", "subject"]].drop_duplicates().values.tolist()
         positions = [methods.index(m) * 0.6 + i for i, (m, _) in enumerate(bars)]  # a gap between methods
         bottom = [0.0] * len(bars)
-        for label in LABELS:
+        for label in [label for label in ALL_LABELS if label in set(part["label"])]:
             share = part[part.label == label].set_index(["method", "subject"])["value"]
             values = [float(share.loc[(m, s)]) for m, s in bars]
             ax.bar(positions, values, bottom=bottom, color=COLORS[label], label=label, width=0.9)

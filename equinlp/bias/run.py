@@ -25,7 +25,7 @@ from equinlp.bias.analysis import summarise
 from equinlp.bias.fluency import perplexities
 from equinlp.bias.generate import METHODS, Decoding, generate
 from equinlp.bias.prompts import AXES, Prompt, prompts, read_templates
-from equinlp.bias.scoring import SCORERS, masked_texts, scorer
+from equinlp.bias.scoring import SCORERS, RegardScorer, masked_texts, scorer
 from equinlp.vocab import general_token_ids
 from equinlp.wordgroups import word_group
 
@@ -40,7 +40,8 @@ class BiasConfig:
     contexts: tuple[str, ...] = ("respect", "occupation")
     samples: int = 100  # per subject and context; seeds = samples / templates per context
     model: str = "smollm2"
-    proxy_scorer: str = "vader"  # equizero-sentiment's choice of copy
+    proxy_scorer: str = "vader"  # equizero-sentiment's choice of copy: vader, textblob or regard:MODEL
+    regard_model: str | None = None  # also label every sample with this regard classifier (hub id or folder)
     templates_file: str | None = None
     first_seed: int = 0
     out: str = "results/bias"
@@ -128,6 +129,9 @@ def score_axis(config: BiasConfig, axis: str, method: str, model, tokenizer, bas
         judge = scorer(name)
         frame[f"{name}_masked"] = judge.scores(masked)
         frame[f"{name}_plain"] = judge.scores(plain)
+    if config.regard_model:  # labels, not scores: the classifier's most likely class
+        judge = RegardScorer(config.regard_model, config.decoding.batch_size)
+        frame["regard_masked"], frame["regard_plain"] = judge.labels(masked), judge.labels(plain)
     # the scorer's floor: the same text with its subject swapped to each other subject, scored plain
     subject_ids = {s: tokenizer(f"The {s}", add_special_tokens=False)["input_ids"] for s in group.subjects}
     for target in group.subjects:

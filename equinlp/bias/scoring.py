@@ -9,6 +9,7 @@ exactly swap-invariant, which a word-boundary regex cannot promise ("Man|chester
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -69,10 +70,42 @@ class TextBlobScorer:
         return np.array([self._blob(t).sentiment.polarity for t in texts])
 
 
+class RegardScorer:
+    """Regard by a text-classification model (hub id or folder), through the local ``evaluate`` measurement
+    in ``equinlp/bias/measurements/regard_classifier``. ``scores`` is P(positive) − P(negative); ``labels``
+    the most likely class (negative, neutral, positive, other)."""
+
+    name = "regard"
+
+    def __init__(self, model: str = "sasha/regardv3", batch_size: int = 64) -> None:
+        import evaluate
+
+        folder = Path(__file__).parent / "measurements" / "regard_classifier"
+        self._measurement = evaluate.load(str(folder), config_name=model, module_type="measurement")
+        self.batch_size = batch_size
+
+    def _compute(self, texts: Sequence[str]) -> dict:
+        labels, scores = [], []
+        for start in range(0, len(texts), self.batch_size):
+            out = self._measurement.compute(data=list(texts[start : start + self.batch_size]))
+            labels += out["labels"]
+            scores += out["scores"]
+        return {"labels": labels, "scores": scores}
+
+    def labels(self, texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(self._compute(texts)["labels"])
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        return np.array([row.get("positive", 0.0) - row.get("negative", 0.0) for row in self._compute(texts)["scores"]])
+
+
 SCORERS = {"vader": VaderScorer, "textblob": TextBlobScorer}
 
 
 def scorer(name: str):
+    """``vader`` or ``textblob`` (offline); ``regard:MODEL`` for a regard classifier (hub id or folder)."""
+    if name.startswith("regard:"):
+        return RegardScorer(name.removeprefix("regard:"))
     if name not in SCORERS:
-        raise ValueError(f"unknown scorer {name!r}; choose from {sorted(SCORERS)}")
+        raise ValueError(f"unknown scorer {name!r}; choose from {sorted(SCORERS)} or regard:MODEL")
     return SCORERS[name]()

@@ -1,0 +1,1 @@
+"""Local ``evaluate`` modules (loaded by path: nothing is fetched from the Hub)."""
