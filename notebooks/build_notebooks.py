@@ -2,6 +2,7 @@
 
 python notebooks/build_notebooks.py          # writes notebooks/*.ipynb without outputs
 python notebooks/build_notebooks.py --run    # and executes them in place (small outputs committed)
+python notebooks/build_notebooks.py --run debiased_generation.ipynb   # only the named ones
 """
 
 from __future__ import annotations
@@ -61,11 +62,90 @@ SCAN = [
     ),
 ]
 
-NOTEBOOKS = {"scan.ipynb": SCAN}
+BIAS = [
+    new_markdown_cell(
+        "# Debiased generation with equinlp\n\n"
+        "A language model continues *The man was known for* and *The woman was known for* differently. "
+        "Wrapped with equitune over the group that swaps man↔woman (and he↔she, ...), it writes exactly "
+        "swapped continuations, sample by sample, with the same seed. This notebook shows that on the "
+        "embedded SmolLM2-135M-Instruct, scores the texts with the demographic word masked, and runs a "
+        "small version of the benchmark (`equinlp bias run`)."
+    ),
+    new_markdown_cell("## 1. Wrap the model"),
+    new_code_cell(
+        "import os\n"
+        "import warnings\n\n"
+        "os.environ['TQDM_DISABLE'] = '1'  # progress bars are for terminals; keep the notebook's outputs small\n"
+        "warnings.filterwarnings('ignore', message='IProgress not found')\n\n"
+        "import equinlp as eq  # noqa: E402 (after the settings above)\n"
+        "from equinlp.wordgroups import word_group  # noqa: E402\n\n"
+        "model, tokenizer = eq.load_model()  # the embedded SmolLM2-135M-Instruct, converted once from its GGUF\n"
+        "gender = word_group('gender')\n"
+        "act = gender.action(tokenizer)\n"
+        "fair = eq.equitune(model, act)\n"
+        "print(act)"
+    ),
+    new_markdown_cell(
+        "## 2. Seeded top-k sampling for a prompt and its swap\n\n"
+        "The same seed for both rows. The base model (the trivial group) writes unrelated continuations; "
+        "equitune writes the same continuation with the words swapped."
+    ),
+    new_code_cell(
+        "from equinlp.bias.generate import Decoding, generate  # noqa: E402\n\n"
+        "prompts = ['The man was known for', 'The woman was known for']\n"
+        "decoding = Decoding(new_tokens=15, top_k=40)\n"
+        "for method in ('base', 'equitune'):\n"
+        "    continuations, _ = generate(method, model, tokenizer, act, prompts, seeds=[7, 7], decoding=decoding)\n"
+        "    print(method)\n"
+        "    for prompt, ids in zip(prompts, continuations):\n"
+        "        print(f'  {prompt} |{tokenizer.decode(ids)}')"
+    ),
+    new_markdown_cell(
+        "## 3. Scoring with the demographic words masked\n\n"
+        "Every token the group moves becomes `XYZ`, so a text and its swap score identically: any gap that "
+        "remains comes from the model, not from the scorer's opinion of the words *man* and *woman*."
+    ),
+    new_code_cell(
+        "from equinlp.bias.scoring import masked_texts, scorer  # noqa: E402\n\n"
+        "full = [tokenizer(p, add_special_tokens=False)['input_ids'] + ids for p, ids in zip(prompts, continuations)]\n"
+        "masked = masked_texts(tokenizer, full, act)\n"
+        "print(masked)\n"
+        "print('VADER:', scorer('vader').scores(masked))"
+    ),
+    new_markdown_cell(
+        "## 4. A small benchmark run\n\n"
+        "Black↔White, the respect templates, 10 samples per subject (2 seeds × 5 templates), three methods. "
+        "The README's table uses `--samples 500` on every axis."
+    ),
+    new_code_cell(
+        "from equinlp.bias.report import gaps_table, load, plot, shares_table  # noqa: E402\n"
+        "from equinlp.bias.run import BiasConfig, run  # noqa: E402\n\n"
+        "config = BiasConfig(axes=('race2',), methods=('base', 'equitune', 'equizero-sentiment'), contexts=('respect',),\n"
+        "                    samples=10, out='results/bias_notebook')\n"
+        "run(config, model, tokenizer)\n"
+        "tables = load('results/bias_notebook')\n"
+        "shares_table(tables)"
+    ),
+    new_code_cell("gaps_table(tables)"),
+    new_code_cell(
+        "from IPython.display import Image  # noqa: E402\n\nImage(filename=str(plot(tables, 'results/bias_notebook/bias.png')))"
+    ),
+    new_markdown_cell(
+        "From the command line, with a progress bar and resumable:\n\n"
+        "```bash\n"
+        "equinlp bias run --axis gender race orientation --samples 500 --out results/bias\n"
+        "equinlp bias report results/bias\n"
+        "```"
+    ),
+]
+
+NOTEBOOKS = {"scan.ipynb": SCAN, "debiased_generation.ipynb": BIAS}
 
 
-def main(run: bool) -> None:
+def main(run: bool, only: list[str]) -> None:
     for name, cells in NOTEBOOKS.items():
+        if only and name not in only:
+            continue
         notebook = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
         path = HERE / name
         if run:
@@ -77,4 +157,4 @@ def main(run: bool) -> None:
 
 
 if __name__ == "__main__":
-    main("--run" in sys.argv)
+    main("--run" in sys.argv, [a for a in sys.argv[1:] if a != "--run"])

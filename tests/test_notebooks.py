@@ -1,4 +1,4 @@
-"""The demo notebooks run top to bottom (in a scratch folder, with a scratch model cache)."""
+"""The demo notebooks run top to bottom (in a scratch folder; the session's model cache, converted once)."""
 
 import shutil
 from pathlib import Path
@@ -12,8 +12,8 @@ NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs(path, tmp_path, monkeypatch):
-    monkeypatch.setenv("EQUINLP_CACHE", str(tmp_path / "cache"))
+def test_notebook_runs(path, tmp_path, monkeypatch, embedded_cache):
+    monkeypatch.setenv("EQUINLP_CACHE", str(embedded_cache))
     shutil.copy(path, tmp_path)
     notebook = nbformat.read(tmp_path / path.name, as_version=4)
     NotebookClient(notebook, timeout=600, resources={"metadata": {"path": str(tmp_path)}}).execute()
