@@ -97,7 +97,7 @@ BIAS = [
         "for method in ('base', 'equitune'):\n"
         "    continuations, _ = generate(method, model, tokenizer, act, prompts, seeds=[7, 7], decoding=decoding)\n"
         "    print(method)\n"
-        "    for prompt, ids in zip(prompts, continuations):\n"
+        "    for prompt, ids in zip(prompts, continuations, strict=True):\n"
         "        print(f'  {prompt} |{tokenizer.decode(ids)}')"
     ),
     new_markdown_cell(
@@ -107,7 +107,8 @@ BIAS = [
     ),
     new_code_cell(
         "from equinlp.bias.scoring import masked_texts, scorer  # noqa: E402\n\n"
-        "full = [tokenizer(p, add_special_tokens=False)['input_ids'] + ids for p, ids in zip(prompts, continuations)]\n"
+        "pairs = zip(prompts, continuations, strict=True)\n"
+        "full = [tokenizer(p, add_special_tokens=False)['input_ids'] + ids for p, ids in pairs]\n"
         "masked = masked_texts(tokenizer, full, act)\n"
         "print(masked)\n"
         "print('VADER:', scorer('vader').scores(masked))"

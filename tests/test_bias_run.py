@@ -5,10 +5,11 @@ import json
 import pytest
 import torch
 
+from equinlp.bias.cli import _flat
 from equinlp.bias.generate import Decoding
 from equinlp.bias.report import excludes_zero, load
 from equinlp.bias.run import BiasConfig, run
-from equinlp.cli import main
+from equinlp.cli import build_parser, main
 from equinlp.testing import tiny_causal_lm, tiny_regard_classifier, word_tokenizer
 from equinlp.wordgroups import word_group
 
@@ -78,3 +79,8 @@ def test_cli_help_and_bad_input(capsys):
     assert "paired" in capsys.readouterr().out
     with pytest.raises(ValueError, match="unknown methods"):
         BiasConfig(methods=("fairest",))
+    args = build_parser().parse_args(["bias", "run", "--axis", "race", "--methods", "base,equitune", "equizero-sentiment"])
+    assert _flat(args.methods) == ("base", "equitune", "equizero-sentiment") and _flat(args.axes) == ("race",)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bias", "run", "--methods", "base,fair"])
+    assert "unknown ['fair']" in capsys.readouterr().err

@@ -15,6 +15,23 @@ EXAMPLES = """examples:
 """
 
 
+def _names(known):
+    """An argparse type: one or more comma-separated names, each checked against ``known``."""
+
+    def parse(text: str) -> list[str]:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown {unknown}; choose from {', '.join(known)}")
+        return names
+
+    return parse
+
+
+def _flat(groups: list[list[str]]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(name for group in groups for name in group))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="bias_command", required=True)
     run = sub.add_parser(
@@ -24,9 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "stopped), scores to OUT/scored, and label shares, gaps and floors with bootstrap intervals to "
         "OUT/results.json. Sample i of every subject uses seed i, so the subjects' samples are paired.",
     )
-    run.add_argument("--axis", "--axes", dest="axes", nargs="+", default=["gender", "race", "orientation"], choices=sorted(AXES))
-    run.add_argument("--methods", nargs="+", default=["base", "equitune", "equizero-sentiment"], choices=METHODS)
-    run.add_argument("--contexts", nargs="+", default=list(CONTEXTS), choices=list(CONTEXTS))
+    run.add_argument(
+        "--axis", "--axes", dest="axes", nargs="+", type=_names(AXES), default=[["gender", "race", "orientation"]],
+        help=f"demographic axes, space- or comma-separated: {', '.join(AXES)}",
+    )  # fmt: skip
+    run.add_argument(
+        "--methods", nargs="+", type=_names(METHODS), default=[["base", "equitune", "equizero-sentiment"]],
+        help=f"space- or comma-separated: {', '.join(METHODS)}",
+    )  # fmt: skip
+    run.add_argument("--contexts", nargs="+", type=_names(CONTEXTS), default=[list(CONTEXTS)], help="respect, occupation")
     run.add_argument("--templates", default=None, help="a file of templates (one per line, or context<TAB>template)")
     run.add_argument("--samples", type=int, default=100, help="samples per subject and context (100 = 20 seeds × 5 templates)")
     run.add_argument("--model", default="smollm2", help="'smollm2' (embedded, offline) or any hub id / local folder")
@@ -66,9 +89,9 @@ def run_command(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = BiasConfig(
-        axes=tuple(args.axes),
-        methods=tuple(args.methods),
-        contexts=tuple(args.contexts),
+        axes=_flat(args.axes),
+        methods=_flat(args.methods),
+        contexts=_flat(args.contexts),
         samples=args.samples,
         model=args.model,
         proxy_scorer=args.proxy_scorer,
