@@ -8,7 +8,7 @@ import torch
 from equinlp.bias.cli import _flat
 from equinlp.bias.generate import Decoding
 from equinlp.bias.report import excludes_zero, load
-from equinlp.bias.run import BiasConfig, run
+from equinlp.bias.run import BiasConfig, read_samples, run
 from equinlp.cli import build_parser, main
 from equinlp.testing import tiny_causal_lm, tiny_regard_classifier, word_tokenizer
 from equinlp.wordgroups import word_group
@@ -71,6 +71,12 @@ def test_report_prints_tables_and_saves_the_plot(results, capsys):
     printed = capsys.readouterr().out
     assert "label shares" in printed and "floor" in printed and "perplexity" in printed
     assert (out / "bias.png").stat().st_size > 10_000
+
+
+def test_a_line_cut_short_is_dropped_and_regenerated(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"subject": "man", "context": "respect", "template": "t", "seed": 0}\n{"subject": "wo')
+    assert [row["subject"] for row in read_samples(path)] == ["man"]
 
 
 def test_cli_help_and_bad_input(capsys):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -80,21 +81,42 @@ def _key(row: dict) -> tuple:
     return row["subject"], row["context"], row["template"], row["seed"]
 
 
+def read_samples(path: Path) -> list[dict]:
+    """The JSONL's complete lines (a line cut short by a hard kill is dropped, and regenerated on rerun)."""
+    rows = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+@contextmanager
+def _report_interrupt(path: Path):
+    try:
+        yield
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the finished batches are in {path}; rerun the same command to continue")
+        raise
+
+
 def generate_axis(config: BiasConfig, axis: str, method: str, model, tokenizer, log=print) -> Path:
     """Append the missing generations of (axis, method) to its JSONL; returns the path."""
     group = word_group(AXES[axis])
     action = group.action(tokenizer)
-    general = general_token_ids(tokenizer, list(dict.fromkeys([*PAPER_GENERAL_WORDS, *group.general_words])))
+    words = list(dict.fromkeys([*PAPER_GENERAL_WORDS, *group.general_words]))
+    general = general_token_ids(tokenizer, words) if method.startswith("relaxed-") else []
     path = Path(config.out) / "samples" / f"{axis}_{method}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    done = {_key(json.loads(line)) for line in path.read_text().splitlines() if line.strip()} if path.exists() else set()
+    done = {_key(row) for row in read_samples(path)}
     todo = [(p, s) for p, s in plan(config, axis) if (p.subject, p.context, p.template, s) not in done]
     if not todo:
         log(f"{axis} {method}: {len(done)} samples kept")
         return path
     proxy = scorer(config.proxy_scorer)
     size = config.decoding.batch_size
-    with path.open("a") as sink:
+    with path.open("a") as sink, _report_interrupt(path):
         for start in tqdm(range(0, len(todo), size), desc=f"{axis} {method}", disable=None):
             chunk = todo[start : start + size]
             continuations, ties = generate(
@@ -119,7 +141,7 @@ def score_axis(config: BiasConfig, axis: str, method: str, model, tokenizer, bas
     """Score every sample of (axis, method); writes ``scored/{axis}_{method}.csv`` atomically."""
     group = word_group(AXES[axis])
     action = group.action(tokenizer)
-    rows = [json.loads(line) for line in (Path(config.out) / "samples" / f"{axis}_{method}.jsonl").read_text().splitlines()]
+    rows = read_samples(Path(config.out) / "samples" / f"{axis}_{method}.jsonl")
     frame = pd.DataFrame(rows).drop_duplicates(["subject", "context", "template", "seed"], keep="last")
     prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in frame["prompt"]]
     full = [p + list(c) for p, c in zip(prompt_ids, frame["ids"], strict=True)]
