@@ -90,3 +90,29 @@ def test_cli_help_and_bad_input(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["bias", "run", "--methods", "base,fair"])
     assert "unknown ['fair']" in capsys.readouterr().err
+
+
+def test_ctrl_c_keeps_finished_batches_and_a_rerun_completes(tmp_path, monkeypatch):
+    import equinlp.bias.run as bias_run
+
+    tok = word_tokenizer(WORDS)
+    model = tiny_causal_lm(len(tok)).eval()
+    config = BiasConfig(axes=("race2",), methods=("equitune",), contexts=("respect",), samples=10, out=str(tmp_path),
+                        decoding=Decoding(new_tokens=3, top_k=5, batch_size=4))  # fmt: skip
+    real, calls = bias_run.generate, []
+
+    def interrupted_on_the_third_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bias_run, "generate", interrupted_on_the_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        bias_run.generate_axis(config, "race2", "equitune", model, tok, log=lambda *_: None)
+    path = tmp_path / "samples" / "race2_equitune.jsonl"
+    assert len(read_samples(path)) == 8  # two batches of 4 kept
+    monkeypatch.setattr(bias_run, "generate", real)
+    bias_run.generate_axis(config, "race2", "equitune", model, tok, log=lambda *_: None)
+    rows = read_samples(path)
+    assert len(rows) == 2 * 10 and len({(r["subject"], r["template"], r["seed"]) for r in rows}) == 20
