@@ -72,3 +72,14 @@ def test_export_writes_the_official_format_and_datasets_load(tmp_path):
     assert lines[0].startswith("IN: ") and " OUT: I_" in lines[0]
     dataset = scan_dataset("template_around_right")
     assert dataset["test"].num_rows == 4476 and dataset["train"].column_names == ["commands", "actions"]
+
+
+def test_group_coverage_bounds_what_symmetrization_can_reach():
+    from equinlp.scan.coverage import _orbit, coverage
+
+    assert _orbit("jump left and run twice", ("jump", "run")) == ["jump left and run twice", "run left and jump twice"]
+    jump = coverage("addprim_jump", "verb")
+    assert round(jump["reachable"] * jump["test"]) == 5942  # commands with both jump and run stay out of reach
+    assert coverage("addprim_jump", "verb4")["reachable"] == 1.0
+    around = coverage("template_around_right", "direction")
+    assert round(around["reachable"] * around["test"]) == 3756  # "around right ... around left" stays out of reach

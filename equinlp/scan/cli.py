@@ -17,6 +17,7 @@ EXAMPLES = """examples:
   equinlp scan run --split addprim_jump --cell gru --quick --out results/scan_quick
   equinlp scan run --split template_around_right --cell lstm --seeds 0 1 2 --out results/scan
   equinlp scan report results/scan
+  equinlp scan coverage --split template_around_right --group direction
 """
 
 
@@ -44,6 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--resume", action="store_true", help="continue interrupted training from its checkpoint")
     run.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 
+    cover = sub.add_parser("coverage", help="share of test commands a group maps into the training set: the zero-shot ceiling")
+    cover.add_argument("--split", default="addprim_jump", choices=SPLITS)
+    cover.add_argument("--group", nargs="+", default=list(GROUPS), choices=list(GROUPS))
+
     report = sub.add_parser("report", help="table (method × split, mean ± std over seeds) and a bar plot")
     report.add_argument("results", help="folder of result JSONs")
     report.add_argument("--plot", default=None, help="where to save the plot (default RESULTS/scan.png)")
@@ -55,6 +60,13 @@ def run_command(args: argparse.Namespace) -> int:
 
         for part, path in export_split(args.split, args.out).items():
             print(f"{part}: {path} ({sum(1 for _ in path.open())} lines)")
+        return 0
+    if args.scan_command == "coverage":
+        from equinlp.scan.coverage import coverage
+
+        for group in args.group:
+            result = coverage(args.split, group)
+            print(f"{args.split} · {group}: {100 * result['reachable']:.1f}% of {result['test']} test commands reachable")
         return 0
     if args.scan_command == "run":
         import torch
