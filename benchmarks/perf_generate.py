@@ -85,10 +85,38 @@ def action_for(tok, order: int):
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+def _proc_status_mib(field: str) -> float | None:
+    """``VmRSS`` / ``VmHWM`` of this process from /proc (Linux), in MiB; None elsewhere."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak_memory(device: str) -> float:
+    """Reset the peak counter and return the memory in use now (MiB), the baseline the peak is measured from.
+
+    On a CPU the peak RSS (VmHWM) is reset through /proc/self/clear_refs, so that loading the model, which
+    can peak higher than generation, does not hide the generation's peak.
+    """
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        return torch.cuda.memory_allocated() / 2**20
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:  # not Linux: the lifetime peak, an upper bound
+        pass
+    return _proc_status_mib("VmRSS") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def peak_memory(device: str) -> float:
     if device.startswith("cuda"):
         return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux -> MiB
+    return _proc_status_mib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB
 
 
 def measure(model, tok, model_name: str, variant: str, order: int, batch_size: int, args: argparse.Namespace) -> dict:
@@ -123,12 +151,7 @@ def measure(model, tok, model_name: str, variant: str, order: int, batch_size: i
     cuda = args.device.startswith("cuda")
     repeats = 1 if variant == "naive" else args.repeats
     with torch.no_grad():
-        if cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            base_memory = torch.cuda.memory_allocated() / 2**20
-        else:
-            base_memory = peak_memory(args.device)  # the loaded model: RSS grows from here
+        base_memory = reset_peak_memory(args.device)  # peak measured above the loaded model
         warm_up()  # its peak counts too: the timed runs repeat the same work
         if cuda:
             torch.cuda.synchronize()
