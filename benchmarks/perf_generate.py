@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 
 import equinlp as eq
+from equinlp.files import write_text_atomic
 
 GROUPS = {  # |G| -> generators (word cycles); 6 = gender × race
     1: [],
@@ -281,9 +282,7 @@ def main() -> None:
                     # written after every cell (atomically), so an interrupted run keeps what it measured
                     result = {"device": device, "torch": torch.__version__, "equinlp": eq.__version__, "rows": rows}
                     result["argv"] = sys.argv[1:]
-                    tmp = out.with_name(f".{out.name}.tmp")
-                    tmp.write_text(json.dumps(result, indent=2) + "\n")
-                    os.replace(tmp, out)
+                    write_text_atomic(out, json.dumps(result, indent=2) + "\n")
     print(f"device: {device}, {args.dtype}, {args.new_tokens} new tokens, median of {args.repeats}\n")
     print(table(rows).to_string())
     print(f"\nwritten: {out}")

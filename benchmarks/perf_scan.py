@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
+from equinlp.files import write_text_atomic
 from equinlp.scan.data import DEFAULT_GROUP, encode, scan_actions, tokenizers
 from equinlp.scan.equi import build
 from equinlp.scan.model import AttnSeq2Seq, Seq2SeqConfig
@@ -106,11 +105,7 @@ def main() -> None:
         "group_order": order, "batch_size": args.batch_size, "weights": args.checkpoint or "random",
         "repeats": args.repeats, "argv": sys.argv[1:], "rows": rows,
     }  # fmt: skip
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, out)
+    out = write_text_atomic(args.out, json.dumps(result, indent=2) + "\n")
     import pandas as pd
 
     print(f"device: {device}; {args.split} test set, {n} commands, |G|={order}, batch {args.batch_size}")

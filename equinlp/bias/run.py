@@ -13,7 +13,6 @@ Files under ``out``:
 from __future__ import annotations
 
 import json
-import os
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from equinlp.bias.fluency import perplexities
 from equinlp.bias.generate import METHODS, Decoding, generate
 from equinlp.bias.prompts import AXES, Prompt, prompts, read_templates
 from equinlp.bias.scoring import SCORERS, RegardScorer, masked_texts, scorer
+from equinlp.files import write_text_atomic
 from equinlp.vocab import general_token_ids
 from equinlp.wordgroups import word_group
 
@@ -57,12 +57,6 @@ class BiasConfig:
             unknown = set(given) - set(known)
             if unknown:
                 raise ValueError(f"unknown {name} {sorted(unknown)}; choose from {sorted(known)}")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def plan(config: BiasConfig, axis: str) -> list[tuple[Prompt, int]]:
@@ -165,7 +159,7 @@ def score_axis(config: BiasConfig, axis: str, method: str, model, tokenizer, bas
     frame["perplexity"] = perplexities(base_model or model, prompt_ids, list(frame["ids"]), config.decoding.batch_size)
     path = Path(config.out) / "scored" / f"{axis}_{method}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, frame.drop(columns=["ids"]).to_csv(index=False))
+    write_text_atomic(path, frame.drop(columns=["ids"]).to_csv(index=False))
     return frame
 
 
@@ -187,6 +181,6 @@ def run(config: BiasConfig, model, tokenizer, log=print) -> dict:
             generate_axis(config, axis, method, model, tokenizer, log)
             frames.append(score_axis(config, axis, method, model, tokenizer))
     results = {"config": {**asdict(config), "decoding": asdict(config.decoding)}, **summarise(pd.concat(frames))}
-    _write_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
+    write_text_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
     log(f"results: {out / 'results.json'}")
     return results

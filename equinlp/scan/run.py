@@ -22,6 +22,7 @@ from accelerate import Accelerator
 from safetensors.torch import load_file, save_file
 
 from equinlp.embedded import cache_dir
+from equinlp.files import write_text_atomic
 from equinlp.scan.data import DEFAULT_GROUP, encode, scan_actions, tokenizers
 from equinlp.scan.equi import METHODS, build
 from equinlp.scan.hf import HFSeq2Seq, joint_tokenizer, tiny_t5
@@ -58,9 +59,7 @@ class RunConfig:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
 
 
 def scan_tokenizers(cell: str):
