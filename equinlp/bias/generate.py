@@ -108,7 +108,7 @@ def select_by_score(tokenizer, action: TokenPermutation, prompts: torch.Tensor, 
     pulled = action.ids.pull_back(copies)  # [G, B, L]
     B = prompts.shape[0]
     candidates = [[cut(tokenizer, pulled[g, b].tolist()) for b in range(B)] for g in range(order)]
-    texts = [masked_texts(tokenizer, [prompts[b].tolist() + candidates[g][b]], action)[0] for g in range(order) for b in range(B)]
+    texts = masked_texts(tokenizer, [prompts[b].tolist() + candidates[g][b] for g in range(order) for b in range(B)], action)
     scores = np.asarray(scorer.scores(texts)).reshape(order, B)
     chosen, unresolved = [], []
     for b in range(B):

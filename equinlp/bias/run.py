@@ -149,13 +149,14 @@ def score_axis(config: BiasConfig, axis: str, method: str, model, tokenizer, bas
         judge = RegardScorer(config.regard_model, config.decoding.batch_size)
         frame["regard_masked"], frame["regard_plain"] = judge.labels(masked), judge.labels(plain)
     # the scorer's floor: the same text with its subject swapped to each other subject, scored plain
+    vader = scorer("vader")
     subject_ids = {s: tokenizer(f"The {s}", add_special_tokens=False)["input_ids"] for s in group.subjects}
     for target in group.subjects:
         swapped = []
         for subject, ids in zip(frame["subject"], full, strict=True):
             g = _element(action, subject_ids[subject], subject_ids[target])
             swapped.append(tokenizer.decode(action.ids.act(torch.tensor(ids), g).tolist()))
-        frame[f"vader_plain_as_{target}"] = scorer("vader").scores(swapped)
+        frame[f"vader_plain_as_{target}"] = vader.scores(swapped)
     frame["perplexity"] = perplexities(base_model or model, prompt_ids, list(frame["ids"]), config.decoding.batch_size)
     path = Path(config.out) / "scored" / f"{axis}_{method}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
