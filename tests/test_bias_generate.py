@@ -23,7 +23,7 @@ def model(tok):
     return tiny_causal_lm(len(tok)).eval()
 
 
-@pytest.mark.parametrize("method", ["equitune", "equizero", "equizero-sentiment"])
+@pytest.mark.parametrize("method", ["equitune", "equizero", "lambda", "equizero-sentiment"])
 @pytest.mark.parametrize("do_sample", [False, True])
 def test_swapped_prompts_give_swapped_continuations(method, do_sample, model, tok, swap):
     decoding = Decoding(new_tokens=8, do_sample=do_sample, top_k=5, batch_size=2)
@@ -63,3 +63,20 @@ def test_relaxed_methods_need_general_words(model, tok, swap):
     assert len(out) == 3
     with pytest.raises(ValueError, match="unknown method"):
         generate("fair", model, tok, swap, PROMPTS, SEEDS)
+
+
+def test_lambda_loads_a_saved_lambda_net_and_stays_equivariant(model, tok, swap, tmp_path):
+    trained = eq.lambda_equitune(model, swap)
+    torch.manual_seed(1)
+    torch.nn.init.normal_(trained.aggregator.weight_net.net[-1].weight, std=5.0)  # far from uniform
+    trained.save_pretrained(tmp_path / "lambda")
+    decoding = Decoding(new_tokens=8, top_k=5, batch_size=2, lambda_net=str(tmp_path / "lambda"))
+    ours, _ = generate("lambda", model, tok, swap, PROMPTS, SEEDS, decoding)
+    theirs, _ = generate("lambda", model, tok, swap, swapped(tok, swap, PROMPTS), SEEDS, decoding)
+    assert [swap.ids.act(torch.tensor(c, dtype=torch.long), 1).tolist() for c in ours] == theirs
+    untrained, _ = generate("lambda", model, tok, swap, PROMPTS, SEEDS, Decoding(new_tokens=8, top_k=5, batch_size=2))
+    assert ours != untrained  # the saved λ-net was used
+    assert untrained == generate("equitune", model, tok, swap, PROMPTS, SEEDS, Decoding(new_tokens=8, top_k=5, batch_size=2))[0]
+    eq.equitune(model, swap).save_pretrained(tmp_path / "mean")
+    with pytest.raises(ValueError, match="not λ-equitune"):
+        generate("lambda", model, tok, swap, PROMPTS, SEEDS, Decoding(lambda_net=str(tmp_path / "mean")))

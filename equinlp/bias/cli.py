@@ -59,6 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--batch-size", type=int, default=32, help="prompts per generate call")
     run.add_argument("--proxy", default="entropy", help="per-step equizero proxy: entropy, max_logit or max_prob")
     run.add_argument(
+        "--lambda-net",
+        default=None,
+        help="for lambda / relaxed-lambda: a folder written by EquiModel.save_pretrained of a λ-equitune model "
+        "(e.g. fine-tuned); without it the λ-net is at initialisation (uniform weights, the same samples as equitune)",
+    )
+    run.add_argument(
         "--proxy-scorer", default="vader", help=f"what equizero-sentiment maximises: {', '.join(SCORERS)} or regard:MODEL"
     )
     run.add_argument(
@@ -99,7 +105,7 @@ def run_command(args: argparse.Namespace) -> int:
         templates_file=args.templates,
         first_seed=args.first_seed,
         out=args.out,
-        decoding=Decoding(args.new_tokens, args.top_k, not args.greedy, args.batch_size, args.proxy),
+        decoding=Decoding(args.new_tokens, args.top_k, not args.greedy, args.batch_size, args.proxy, args.lambda_net),
     )
     model, tokenizer = load_model(args.model)
     run(config, model, tokenizer)

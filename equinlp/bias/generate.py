@@ -7,6 +7,10 @@ Methods (named as in ``equinlp generate``):
 - ``equitune`` / ``relaxed-equitune``: group averaging of the next-token logits (EquiGPT2 / R-EquiGPT2:
   the relaxed one takes the general words, his/her/him, from the identity copy);
 - ``equizero`` / ``relaxed-equizero``: per step, the copy with the lowest proxy (entropy by default);
+- ``lambda`` / ``relaxed-lambda``: λ-equitune, the copies weighted by a λ-net on their features. The λ-net
+  comes from ``Decoding.lambda_net`` (a folder written by ``EquiModel.save_pretrained`` of a λ-equitune
+  model, e.g. after fine-tuning); without one it is the λ-net at initialisation, which is uniform, so
+  the samples equal equitune's;
 - ``equizero-sentiment``: every copy writes its own continuation and the one whose demographic-masked
   text a scorer rates most positive is mapped back by g⁻¹. The score of masked text is swap-invariant,
   so the choice is equivariant; this is the proxy "that scores each branch's continuation".
@@ -26,10 +30,22 @@ import torch
 
 import equinlp as eq
 from equinlp.actions import TokenPermutation
+from equinlp.aggregate import Weighted
 from equinlp.bias.scoring import masked_texts
 from equinlp.groups import trivial
+from equinlp.models import feature_size
+from equinlp.models.base import load_parts
 
-METHODS = ("base", "equitune", "relaxed-equitune", "equizero", "relaxed-equizero", "equizero-sentiment")
+METHODS = (
+    "base",
+    "equitune",
+    "relaxed-equitune",
+    "equizero",
+    "relaxed-equizero",
+    "lambda",
+    "relaxed-lambda",
+    "equizero-sentiment",
+)
 
 
 @dataclass
@@ -41,14 +57,33 @@ class Decoding:
     do_sample: bool = True
     batch_size: int = 32
     proxy: str = "entropy"  # per-step equizero
+    lambda_net: str | None = None  # λ-equitune's trained λ-net: a folder from EquiModel.save_pretrained
 
 
 def identity_action(vocab_size: int) -> TokenPermutation:
     return TokenPermutation(trivial(), torch.arange(vocab_size)[None])
 
 
-def method_model(method: str, model, action: TokenPermutation, general_tokens: Sequence[int] = (), proxy: str = "entropy"):
-    """The wrapped model that generates for ``method`` (``equizero-sentiment`` decodes with ``base``)."""
+def lambda_weight_net(model, folder: str | None):
+    """The λ-net saved in ``folder`` (by ``EquiModel.save_pretrained`` of a λ-equitune model), or None."""
+    if folder is None:
+        return None
+    _, _, _, aggregator = load_parts(folder, features=feature_size(model))
+    inner = getattr(aggregator, "inner", aggregator)
+    if not isinstance(inner, Weighted):
+        raise ValueError(f"{folder} holds a {inner.method} model, not λ-equitune: it has no λ-net")
+    return inner.weight_net
+
+
+def method_model(
+    method: str,
+    model,
+    action: TokenPermutation,
+    general_tokens: Sequence[int] = (),
+    proxy: str = "entropy",
+    lambda_net: str | None = None,
+):
+    """The wrapped model (in eval mode) that generates for ``method`` (``equizero-sentiment`` decodes with ``base``)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
     relaxed = method.startswith("relaxed-")
@@ -59,6 +94,9 @@ def method_model(method: str, model, action: TokenPermutation, general_tokens: S
         return eq.equitune(model, identity_action(action.vocab_size))
     if method.endswith("equitune"):
         return eq.equitune(model, action, general_tokens=general)
+    if method.endswith("lambda"):  # eval mode: the λ-net's dropout off, or the copies' weights would differ
+        net = lambda_weight_net(model, lambda_net)
+        return eq.lambda_equitune(model, action, net, general_tokens=general).eval()
     return eq.equizero(model, action, proxy=proxy, general_tokens=general)
 
 
@@ -140,7 +178,7 @@ def generate(
     decoding = decoding or Decoding()
     if method == "equizero-sentiment" and scorer is None:
         raise ValueError("equizero-sentiment needs a scorer (e.g. equinlp.bias.scoring.scorer('vader'))")
-    wrapped = method_model(method, model, action, general_tokens, decoding.proxy)
+    wrapped = method_model(method, model, action, general_tokens, decoding.proxy, decoding.lambda_net)
     results, unresolved = [], []
     for start in range(0, len(texts), decoding.batch_size):
         chunk, chunk_seeds = texts[start : start + decoding.batch_size], seeds[start : start + decoding.batch_size]
