@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from equinlp.actions import ImageTransform, Invariant, TokenPermutation
+from equinlp.actions import ImageTransform, Invariant, LinearAction, TokenPermutation
 from equinlp.aggregate import PROXIES, Aggregator, Argmin, Mean, Proxy, Relaxed, Weighted, WeightNet
 from equinlp.config import EquiConfig
 from equinlp.core import combine, symmetrize
@@ -83,6 +83,7 @@ __all__ = [
     "Group",
     "ImageTransform",
     "Invariant",
+    "LinearAction",
     "Mean",
     "Relaxed",
     "TokenPermutation",

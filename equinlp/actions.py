@@ -216,3 +216,38 @@ class Invariant:
 
     def pull_back(self, y: torch.Tensor) -> torch.Tensor:
         return unfold(y, self.group.order)
+
+
+@dataclass(frozen=True, eq=False)
+class LinearAction:
+    """A group acting on vectors ``[B, D]`` by matrices: reflections and rotations of RL states.
+
+    Args:
+        group: the group; ``matrices[g] @ matrices[h] == matrices[g·h]`` is checked.
+        matrices: ``Tensor[G, D, D]``, ``g·x = matrices[g] @ x``; ``matrices[0]`` must be the identity.
+    """
+
+    group: Group
+    matrices: torch.Tensor
+
+    def __post_init__(self) -> None:
+        m = torch.as_tensor(self.matrices, dtype=torch.float64)
+        G, D, D2 = m.shape
+        if G != self.group.order or D != D2:
+            raise ValueError(f"need {self.group.order} square matrices, got shape {tuple(m.shape)}")
+        if not torch.equal(m[0], torch.eye(D, dtype=m.dtype)):
+            raise ValueError("matrices[0] must be the identity")
+        products = torch.einsum("gij,hjk->ghik", m, m)
+        if not torch.allclose(products, m[self.group.mul], atol=1e-9):
+            raise ValueError("the matrices are not a homomorphism from the group: M_g M_h != M_{g·h}")
+        object.__setattr__(self, "matrices", m.float())
+
+    def act(self, x: torch.Tensor, g: int) -> torch.Tensor:
+        return x @ self.matrices[g].to(x.device, x.dtype).T
+
+    def act_all(self, x: torch.Tensor) -> torch.Tensor:
+        return fold(torch.einsum("gij,bj->gbi", self.matrices.to(x.device, x.dtype), x))
+
+    def pull_back(self, y: torch.Tensor) -> torch.Tensor:
+        inverse = self.matrices[self.group.inv].to(y.device, y.dtype)  # [G, D, D]
+        return torch.einsum("gij,gbj->gbi", inverse, unfold(y, self.group.order))

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 
 from equinlp.bias.cli import EXAMPLES as BIAS_EXAMPLES
+from equinlp.rl.cli import EXAMPLES as RL_EXAMPLES
 from equinlp.scan.cli import EXAMPLES as SCAN_EXAMPLES
 from equinlp.wordgroups import word_group_names
 
@@ -138,6 +139,18 @@ def run_bias(args: argparse.Namespace) -> int:
     return run_command(args)
 
 
+def add_rl_arguments(parser: argparse.ArgumentParser) -> None:
+    from equinlp.rl.cli import add_arguments
+
+    add_arguments(parser)
+
+
+def run_rl(args: argparse.Namespace) -> int:
+    from equinlp.rl.cli import run_command
+
+    return run_command(args)
+
+
 # name -> (help, add_arguments, run, examples)
 COMMANDS: dict[str, tuple[str, Callable, Callable, str]] = {
     "generate": (
@@ -157,6 +170,12 @@ COMMANDS: dict[str, tuple[str, Callable, Callable, str]] = {
         add_scan_arguments,
         run_scan,
         SCAN_EXAMPLES,
+    ),
+    "rl": (
+        "equivariant deep Q-learning: pre-train a DQN, continue it as base/equitune/equizero/λ-equitune, report",
+        add_rl_arguments,
+        run_rl,
+        RL_EXAMPLES,
     ),
 }
 
