@@ -166,3 +166,12 @@ def test_the_grid_world_starts_anywhere_but_the_goal_and_walls():
     env = GridWorld()
     starts = {tuple(np.rint(env.reset(seed=s)[0] * 3).astype(int)) for s in range(300)}
     assert (0, 0) not in starts and len(starts) == len(env.starts) == 7 * 7 - 8 - 1
+
+
+def test_the_cli_runs_and_reports(tmp_path, capsys):
+    out = tmp_path / "rl"
+    args = ["rl", "run", "--env", "gridworld", "--seeds", "0", "--method", "base", "equizero", "--pretrain-steps", "200"]
+    args += ["--steps", "200", "--eval-every", "100", "--eval-episodes", "1", "--out", str(out)]
+    assert main(args) == 0
+    assert sorted(p.name for p in (out / "runs").glob("*.json")) == ["gridworld_base_seed0.json", "gridworld_equizero_seed0.json"]
+    assert "equizero" in capsys.readouterr().out and (out / "rl.png").exists()
