@@ -34,9 +34,12 @@ def results(tmp_path_factory):
         out=str(out),
         decoding=Decoding(new_tokens=6, top_k=5, batch_size=16),
     )
-    run(config, model, tok, log=lambda *_: None)
+    first = run(config, model, tok, log=lambda *_: None)
+    scored = {p.name: p.stat().st_mtime_ns for p in (out / "scored").glob("*.csv")}
     again = []
-    run(config, model, tok, log=again.append)  # resumes: nothing left to generate
+    second = run(config, model, tok, log=again.append)  # resumes: nothing left to generate or score
+    assert second == first  # the kept scores summarise to the same results
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "scored").glob("*.csv")} == scored
     return out, again
 
 

@@ -4,7 +4,8 @@ Files under ``out``:
 
 - ``samples/{axis}_{method}.jsonl``: one generation per line, appended batch by batch; a rerun skips the
   samples already there, so an interrupt loses at most one batch;
-- ``scored/{axis}_{method}.csv``: every sample with its scores (written atomically once generated):
+- ``scored/{axis}_{method}.csv``: every sample with its scores (written atomically once generated, and
+  reused by a rerun while it holds exactly the same samples):
   masked and plain sentiment, the plain score of the same text swapped to every other subject (the
   scorer's floor), and the base model's perplexity of the continuation;
 - ``results.json``: label shares, gaps and floors with bootstrap intervals (see :mod:`equinlp.bias.analysis`).
@@ -133,10 +134,14 @@ def generate_axis(config: BiasConfig, axis: str, method: str, model, tokenizer, 
 
 def score_axis(config: BiasConfig, axis: str, method: str, model, tokenizer, base_model=None) -> pd.DataFrame:
     """Score every sample of (axis, method); writes ``scored/{axis}_{method}.csv`` atomically."""
-    group = word_group(AXES[axis])
-    action = group.action(tokenizer)
     rows = read_samples(Path(config.out) / "samples" / f"{axis}_{method}.jsonl")
     frame = pd.DataFrame(rows).drop_duplicates(["subject", "context", "template", "seed"], keep="last")
+    path = Path(config.out) / "scored" / f"{axis}_{method}.csv"
+    kept = _scored_already(path, frame, config)
+    if kept is not None:
+        return kept
+    group = word_group(AXES[axis])
+    action = group.action(tokenizer)
     prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in frame["prompt"]]
     full = [p + list(c) for p, c in zip(prompt_ids, frame["ids"], strict=True)]
     masked = masked_texts(tokenizer, full, action)
@@ -158,10 +163,22 @@ def score_axis(config: BiasConfig, axis: str, method: str, model, tokenizer, bas
             swapped.append(tokenizer.decode(action.ids.act(torch.tensor(ids), g).tolist()))
         frame[f"vader_plain_as_{target}"] = vader.scores(swapped)
     frame["perplexity"] = perplexities(base_model or model, prompt_ids, list(frame["ids"]), config.decoding.batch_size)
-    path = Path(config.out) / "scored" / f"{axis}_{method}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, frame.drop(columns=["ids"]).to_csv(index=False))
     return frame
+
+
+def _scored_already(path: Path, samples: pd.DataFrame, config: BiasConfig) -> pd.DataFrame | None:
+    """The scored CSV if it holds exactly these samples (same keys and texts) and every column asked for."""
+    if not path.exists():
+        return None
+    scored = pd.read_csv(path, keep_default_na=False)
+    keys = ["subject", "context", "template", "seed", "continuation"]
+    if len(scored) != len(samples) or (config.regard_model and "regard_masked" not in scored):
+        return None
+    ours = samples[keys].astype(str).sort_values(keys[:4]).reset_index(drop=True)
+    theirs = scored[keys].astype(str).sort_values(keys[:4]).reset_index(drop=True)
+    return scored if ours.equals(theirs) else None
 
 
 def _element(action, source: list[int], target: list[int]) -> int:

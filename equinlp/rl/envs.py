@@ -132,7 +132,7 @@ ENVS: dict[str, EnvSpec] = {
         _mirror([-1.0, -1.0, -1.0, -1.0], [1, 0], "C2: the mirror x → −x; push left ↔ push right"),
         _set_cartpole,
         pretrain_steps=10_000,
-        steps=20_000,
+        steps=10_000,
     ),
     "acrobot": EnvSpec(
         lambda: gym.make("Acrobot-v1"),
