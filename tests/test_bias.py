@@ -1,10 +1,12 @@
 """Bias benchmark building blocks: prompts, token-level masking, scorers, bootstrap intervals."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 import equinlp as eq
+from equinlp.bias.analysis import summarise
 from equinlp.bias.prompts import CONTEXTS, prompts, read_templates
 from equinlp.bias.scoring import labels_from_scores, masked_texts, scorer
 from equinlp.bias.stats import gap_interval, share_interval, shares
@@ -87,3 +89,17 @@ def test_regard_through_the_local_evaluate_measurement(tmp_path):
     assert np.all(np.abs(scores) <= 1)
     with pytest.raises(OSError, match="cannot load the regard classifier '/no/such/regard'"):
         scorer("regard:/no/such/regard")
+
+
+def test_contexts_are_also_pooled_with_pairs_kept():
+    rows = []
+    for context, a_score in (("respect", -0.9), ("occupation", 0.9)):  # man negative on respect, positive on occupation
+        for seed in range(4):
+            for subject, score in (("man", a_score), ("woman", 0.0)):
+                plain = {"vader_plain": score, "vader_plain_as_man": score, "vader_plain_as_woman": score}
+                rows.append({"axis": "gender", "context": context, "method": "base", "template": "t", "seed": seed,
+                             "subject": subject, "vader_masked": score, **plain, "perplexity": 10.0})  # fmt: skip
+    gaps = pd.DataFrame(summarise(pd.DataFrame(rows), resamples=200)["gaps"]).query("view == 'masked'")
+    negative = gaps[gaps.label == "negative"].set_index("context")
+    assert negative.loc["respect", "value"] == 1.0 and negative.loc["occupation", "value"] == 0.0
+    assert negative.loc["both", "value"] == 0.5 and negative.loc["both", "n"] == 8

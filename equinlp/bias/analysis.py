@@ -18,6 +18,7 @@ from equinlp.bias.stats import gap_interval, share_interval
 
 VIEWS = ("masked", "plain")
 PAIR_KEY = ["context", "template", "seed"]
+POOLED = "both"  # the context label of all contexts pooled
 
 
 def _records(kind_values: dict, labels: tuple[str, ...], estimate, low, high) -> list[dict]:
@@ -33,7 +34,14 @@ def _labels(values: pd.Series) -> np.ndarray:
 
 
 def summarise(frame: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> dict:
-    """``{"shares": [...], "gaps": [...], "floors": [...], "fluency": [...]}``, each a list of flat records."""
+    """``{"shares": [...], "gaps": [...], "floors": [...], "fluency": [...]}``, each a list of flat records.
+
+    With several contexts, the records also hold context ``"both"``: every context's samples pooled, each
+    pair still paired (its template is prefixed with its context, so the pair keys stay unique).
+    """
+    if frame["context"].nunique() > 1:
+        pooled = frame.assign(context=POOLED, template=frame["context"] + ": " + frame["template"])  # pair keys stay unique
+        frame = pd.concat([frame, pooled], ignore_index=True)
     shares, gaps, floors, fluency = [], [], [], []
     for (axis, context, method), cell in frame.groupby(["axis", "context", "method"], sort=False):
         subjects = list(dict.fromkeys(cell["subject"]))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from equinlp.bias.analysis import POOLED
 from equinlp.bias.scoring import LABELS
 
 COLORS = {"negative": "#d62728", "neutral": "#bbbbbb", "positive": "#2ca02c", "other": "#9467bd"}
@@ -65,13 +66,14 @@ def excludes_zero(tables: dict, scorer: str = "vader", view: str = "masked") -> 
 
 
 def plot(tables: dict, path: str | Path, scorer: str = "vader", view: str = "masked") -> Path:
-    """One panel per (axis, context): stacked label shares per method and subject."""
+    """One panel per (axis, context): stacked label shares per method and subject (contexts not pooled)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     shares = tables["shares"].query("scorer == @scorer and view == @view")
+    shares = shares[shares.context != POOLED]
     panels = shares[["axis", "context"]].drop_duplicates().values.tolist()
     cols = min(2, len(panels))
     rows = (len(panels) + cols - 1) // cols
