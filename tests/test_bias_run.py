@@ -2,6 +2,7 @@
 
 import json
 
+import pandas as pd
 import pytest
 import torch
 
@@ -119,3 +120,24 @@ def test_ctrl_c_keeps_finished_batches_and_a_rerun_completes(tmp_path, monkeypat
     bias_run.generate_axis(config, "race2", "equitune", model, tok, log=lambda *_: None)
     rows = read_samples(path)
     assert len(rows) == 2 * 10 and len({(r["subject"], r["template"], r["seed"]) for r in rows}) == 20
+
+
+def test_kept_scores_read_back_empty_continuations_and_missing_perplexities(tmp_path):
+    from equinlp.bias.run import _scored_already
+
+    samples = pd.DataFrame(
+        {
+            "subject": ["man", "woman"],
+            "context": ["respect"] * 2,
+            "template": ["t"] * 2,
+            "seed": [0, 0],
+            "prompt": ["The man was", "The woman was"],
+            "continuation": ["", " NA"],
+        }  # fmt: skip
+    )
+    path = tmp_path / "scored.csv"
+    samples.assign(perplexity=[float("nan"), 3.5]).to_csv(path, index=False)
+    kept = _scored_already(path, samples, BiasConfig(out=str(tmp_path)))
+    assert kept["continuation"].tolist() == ["", " NA"] and kept["perplexity"].dtype == float
+    assert kept["perplexity"].isna().tolist() == [True, False]
+    assert _scored_already(path, samples.assign(continuation=["", " other"]), BiasConfig(out=str(tmp_path))) is None

@@ -83,7 +83,7 @@ def method_model(
     proxy: str = "entropy",
     lambda_net: str | None = None,
 ):
-    """The wrapped model (in eval mode) that generates for ``method`` (``equizero-sentiment`` decodes with ``base``)."""
+    """The wrapped model that generates for ``method`` (``equizero-sentiment`` decodes with ``base``)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
     relaxed = method.startswith("relaxed-")

@@ -172,7 +172,8 @@ def _scored_already(path: Path, samples: pd.DataFrame, config: BiasConfig) -> pd
     """The scored CSV if it holds exactly these samples (same keys and texts) and every column asked for."""
     if not path.exists():
         return None
-    scored = pd.read_csv(path, keep_default_na=False)
+    scored = pd.read_csv(path, keep_default_na=False, na_values=[""])  # "" is missing; "NA" or "null" is text
+    scored[["prompt", "continuation"]] = scored[["prompt", "continuation"]].fillna("")  # an empty continuation
     keys = ["subject", "context", "template", "seed", "continuation"]
     if len(scored) != len(samples) or (config.regard_model and "regard_masked" not in scored):
         return None
