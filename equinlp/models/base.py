@@ -33,6 +33,7 @@ from equinlp.actions import TokenPermutation
 from equinlp.aggregate import Aggregator, Argmin, Mean, Relaxed, Weighted, WeightNet
 from equinlp.config import EquiConfig
 from equinlp.core import combine
+from equinlp.files import write_atomic
 from equinlp.groups import Group
 from equinlp.models.sampling import equivariant_sampling
 
@@ -282,9 +283,8 @@ class EquiModel(nn.Module):
 
 
 def _atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.detach().clone().contiguous() for k, v in tensors.items()}, str(tmp))  # no shared storage
-    os.replace(tmp, path)
+    tensors = {k: v.detach().clone().contiguous() for k, v in tensors.items()}  # no shared storage
+    write_atomic(path, lambda tmp: save_file(tensors, str(tmp)))
 
 
 def load_parts(directory: str | os.PathLike, proxy: Any = None, weight_net: nn.Module | None = None, features: int | None = None):

@@ -11,7 +11,6 @@ starts a fresh episode (the interrupted one is not stored) and otherwise continu
 from __future__ import annotations
 
 import copy
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from equinlp.files import write_atomic
 from equinlp.rl.envs import EnvSpec
 
 EVAL_SEED = 10_000  # evaluation episodes use seeds EVAL_SEED, EVAL_SEED + 1, ...: the same starts for every method
@@ -95,13 +95,6 @@ def evaluate(q: nn.Module, spec: EnvSpec, episodes: int) -> float:
     return float(returns.mean())
 
 
-def _save_atomic(state: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
 def train(
     q: nn.Module, spec: EnvSpec, config: DQNConfig, seed: int, checkpoint: Path | None = None, desc: str = "dqn"
 ) -> list[dict]:
@@ -134,7 +127,7 @@ def train(
         if checkpoint is not None:
             state = {"q": q.state_dict(), "target": target.state_dict(), "optimizer": optimizer.state_dict()}
             state.update(replay=replay, step=step, curve=curve, rng=rng.bit_generator.state, torch_rng=torch.get_rng_state())
-            _save_atomic(state, checkpoint)
+            write_atomic(checkpoint, lambda tmp: torch.save(state, tmp))
 
     step = start
     try:

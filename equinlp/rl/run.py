@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from equinlp.files import write_text_atomic
-from equinlp.rl.dqn import DQNConfig, _save_atomic, train
+from equinlp.files import write_atomic, write_text_atomic
+from equinlp.rl.dqn import DQNConfig, train
 from equinlp.rl.envs import env_spec
 from equinlp.rl.qnet import METHODS, QNetwork, build_q
 
@@ -62,7 +62,7 @@ def pretrained(config: RLConfig, seed: int, log=print) -> QNetwork:
     dqn = DQNConfig(**{**asdict(config.dqn), "steps": config.pretrain_steps})
     checkpoint = out / "checkpoints" / f"{config.env}_pretrain_seed{seed}.pt"
     curve = train(net, env_spec(config.env), dqn, seed, checkpoint, desc=f"{config.env} pre-train seed {seed}")
-    _save_atomic(net.state_dict(), path)
+    write_atomic(path, lambda tmp: torch.save(net.state_dict(), tmp))
     write_text_atomic(path.with_suffix(".json"), json.dumps({"env": config.env, "seed": seed, "curve": curve}) + "\n")
     checkpoint.unlink(missing_ok=True)
     log(f"pre-trained {config.env} seed {seed}: return {curve[-1]['return']:.1f}")

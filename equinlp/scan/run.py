@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from accelerate import Accelerator
 from safetensors.torch import load_file, save_file
 
 from equinlp.embedded import cache_dir
-from equinlp.files import write_text_atomic
+from equinlp.files import write_atomic, write_text_atomic
 from equinlp.scan.data import DEFAULT_GROUP, encode, scan_actions, tokenizers
 from equinlp.scan.equi import METHODS, build
 from equinlp.scan.hf import HFSeq2Seq, joint_tokenizer, tiny_t5
@@ -97,9 +96,8 @@ def pretrained_base(config: RunConfig, seed: int, train_data, in_tok, out_tok) -
     base = make_module(config, "base", model, scan_actions("trivial", in_tok, out_tok))
     schedule = TrainConfig(config.pretrain_steps, config.batch_size, config.lr, seed=seed)
     train(base, list(model.parameters()), train_data, schedule, folder / "checkpoint", f"pre-train {config.cell} seed {seed}")
-    tmp = folder / ".model.safetensors.tmp"
-    save_file({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}, str(tmp))  # T5 ties weights
-    os.replace(tmp, weights)
+    tensors = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}  # T5 ties weights
+    write_atomic(weights, lambda tmp: save_file(tensors, str(tmp)))
     return model.eval()
 
 
