@@ -163,7 +163,6 @@ def score_axis(config: BiasConfig, axis: str, method: str, model, tokenizer, bas
             swapped.append(tokenizer.decode(action.ids.act(torch.tensor(ids), g).tolist()))
         frame[f"vader_plain_as_{target}"] = vader.scores(swapped)
     frame["perplexity"] = perplexities(base_model or model, prompt_ids, list(frame["ids"]), config.decoding.batch_size)
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, frame.drop(columns=["ids"]).to_csv(index=False))
     return frame
 

@@ -124,10 +124,9 @@ def train(
     obs, _ = env.reset(seed=seed + start)
 
     def save(step: int) -> None:
-        if checkpoint is not None:
-            state = {"q": q.state_dict(), "target": target.state_dict(), "optimizer": optimizer.state_dict()}
-            state.update(replay=replay, step=step, curve=curve, rng=rng.bit_generator.state, torch_rng=torch.get_rng_state())
-            write_atomic(checkpoint, lambda tmp: torch.save(state, tmp))
+        state = {"q": q.state_dict(), "target": target.state_dict(), "optimizer": optimizer.state_dict()}
+        state.update(replay=replay, step=step, curve=curve, rng=rng.bit_generator.state, torch_rng=torch.get_rng_state())
+        write_atomic(checkpoint, lambda tmp: torch.save(state, tmp))
 
     step = start
     try:
@@ -145,11 +144,12 @@ def train(
                 target.load_state_dict(q.state_dict())
             if (step + 1) % config.eval_every == 0:
                 curve.append({"step": step + 1, "return": evaluate(q, spec, config.eval_episodes)})
-            if (step + 1) % config.checkpoint_every == 0:
+            if checkpoint is not None and (step + 1) % config.checkpoint_every == 0:
                 save(step + 1)
     except KeyboardInterrupt:
-        save(step)
-        print(f"\ninterrupted at step {step}: saved {checkpoint}; rerun the same command to continue")
+        if checkpoint is not None:
+            save(step)
+            print(f"\ninterrupted at step {step}: saved {checkpoint}; rerun the same command to continue")
         raise
     if curve[-1]["step"] != config.steps:  # the curve always ends with the returned weights
         curve.append({"step": config.steps, "return": evaluate(q, spec, config.eval_episodes)})
