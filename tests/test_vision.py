@@ -1,0 +1,364 @@
+"""Vision: wrapped CNNs and CLIP are exactly invariant for every group element and method, the readers
+read their formats, and the CNN protocol runs, resumes and reports on scikit-learn's digits."""
+
+import gzip
+import json
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from equinlp.actions import ImageTransform
+from equinlp.cli import main
+from equinlp.testing import save_tiny_clip, tiny_clip
+from equinlp.vision import run as run_module
+from equinlp.vision import train as train_module
+from equinlp.vision.clip import CLIPClassifier, EquiCLIP, clip_prompts, templates_for, zero_shot_weights
+from equinlp.vision.cnn import AlexNet, ResNet18, build_cnn
+from equinlp.vision.data import cifar, digits, fashion_mnist, find_fashion_mnist, image_folder
+from equinlp.vision.run import VisionConfig, run
+from equinlp.vision.wrap import InvariantClassifier
+
+GROUPS = ["rot90", "rot180", "mirror", "d4"]
+METHODS = ["equitune", "equizero", "lambda"]
+SIZES = {"resnet18": 32, "alexnet": 64}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def backbones():
+    torch.manual_seed(0)
+    return {"resnet18": build_cnn("resnet18", 10, 1).eval(), "alexnet": build_cnn("alexnet", 10, 1).eval()}
+
+
+def wrap(backbone, group, method, proxy="max_prob"):
+    model = InvariantClassifier(backbone, ImageTransform(group), method, proxy).eval()
+    if model.weight_net is not None:  # a λ-net at its uniform start would be equitune: make it non-uniform
+        nn.init.normal_(model.weight_net.net[-1].weight, std=0.5)
+    return model
+
+
+def assert_invariant(model, x, atol=1e-5):
+    reference = model(x)
+    for g in range(model.transform.group.order):
+        moved = model(model.transform.act(x, g))
+        gap = (moved - reference).abs().max().item()
+        assert gap <= atol, f"{model.method}, element {g}: logits differ by {gap:.2e}"
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("group", GROUPS)
+@pytest.mark.parametrize("arch", ["resnet18", "alexnet"])
+def test_wrapped_cnn_is_invariant(backbones, arch, group, method):
+    x = torch.randn(2, 1, SIZES[arch], SIZES[arch])
+    model = wrap(backbones[arch], group, method)
+    with torch.no_grad():
+        assert_invariant(model, x)
+        # the backbone alone is not: so the check above can fail
+        assert (backbones[arch](model.transform.act(x, 1)) - backbones[arch](x)).abs().max() > 1e-3
+        weights = model.group_weights(x)
+    assert weights.shape == (model.transform.group.order, 2)
+    assert torch.allclose(weights.sum(0), torch.ones(2))
+    if method != "equitune":  # equizero and the randomised λ-net do not weigh the copies uniformly
+        assert not torch.allclose(weights, torch.full_like(weights, 1 / len(weights)))
+
+
+def test_a_mirror_invariant_cnn_is_not_rotation_invariant(backbones):
+    x = torch.randn(2, 1, 32, 32)
+    model = wrap(backbones["resnet18"], "mirror", "equitune")
+    with torch.no_grad():
+        assert torch.allclose(model(x.flip(-1)), model(x), atol=1e-5)
+        assert not torch.allclose(model(torch.rot90(x, 2, (-2, -1))), model(x), atol=1e-3)
+
+
+def test_equizero_picks_the_most_confident_copy_and_entropy_the_sharpest(backbones):
+    x = torch.randn(3, 1, 32, 32)
+    for proxy, score in (("max_prob", lambda p: p.amax(-1)), ("entropy", lambda p: (p * p.log()).sum(-1))):
+        model = wrap(backbones["resnet18"], "rot90", "equizero", proxy)
+        with torch.no_grad():
+            logits, _ = model.copies_logits(x)
+            probs = logits.softmax(-1).reshape(4, 3, -1)
+            best = score(probs).argmax(0)
+            assert torch.equal(model.group_weights(x).argmax(0), best)
+            assert torch.allclose(model(x), logits.reshape(4, 3, -1)[best, torch.arange(3)], atol=1e-6)
+
+
+def test_equizero_trains_with_the_straight_through_gradient(backbones):
+    model = wrap(build_cnn("resnet18", 10, 1), "rot90", "equizero").train()
+    model(torch.randn(4, 1, 32, 32)).sum().backward()
+    assert model.backbone.fc.weight.grad.abs().sum() > 0
+
+
+def test_alexnet_needs_63_pixels_and_loads_torchvision_names():
+    net = AlexNet(num_classes=10, in_channels=1)
+    with pytest.raises(ValueError, match="at least 63"):
+        net(torch.randn(1, 1, 32, 32))
+    torchvision_names = {k.replace("conv.", "features.", 1): v + 1 for k, v in net.state_dict().items()}
+    assert "features.0.weight" in torchvision_names
+    fresh = AlexNet(num_classes=10, in_channels=1)
+    fresh.load_state_dict(torchvision_names)
+    assert torch.equal(fresh.conv[0].weight, net.conv[0].weight + 1)
+    assert set(ResNet18().state_dict()) >= {"conv1.weight", "layer4.1.bn2.running_mean", "fc.bias"}
+
+
+def test_unknown_names_are_refused(backbones):
+    with pytest.raises(ValueError, match="unknown image group 'rot45'"):
+        InvariantClassifier(backbones["resnet18"], ImageTransform("rot45"), "equitune")
+    with pytest.raises(ValueError, match="unknown method 'mean'"):
+        InvariantClassifier(backbones["resnet18"], ImageTransform("rot90"), "mean")
+    with pytest.raises(ValueError, match="unknown architecture 'vgg'"):
+        build_cnn("vgg", 10)
+    with pytest.raises(ValueError, match="unknown dataset"):
+        VisionConfig(dataset="mnist")
+
+
+# --- CLIP ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def clip():
+    model, tokenizer = tiny_clip()
+    weights = zero_shot_weights(model, tokenizer, ["man", "woman", "person", "doctor"], ["a {}", "the {} was kind"])
+    return model, tokenizer, weights
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("group", GROUPS)
+def test_wrapped_clip_is_invariant(clip, group, method):
+    model, _, weights = clip
+    equi = EquiCLIP(model, weights, group, method).eval()
+    if equi.weight_net is not None:
+        nn.init.normal_(equi.weight_net.net[-1].weight, std=0.5)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        assert_invariant(equi, x)
+        base = EquiCLIP(model, weights, group, "base")
+        assert (base(equi.transform.act(x, 1)) - base(x)).abs().max() > 1e-4
+
+
+def test_clip_logits_are_the_scaled_cosine_with_the_prompt_ensemble(clip):
+    model, tokenizer, weights = clip
+    assert torch.allclose(weights.norm(dim=0), torch.ones(4), atol=1e-6)
+    with torch.no_grad():
+        text = model.get_text_features(**tokenizer(["a woman", "the woman was kind"], padding=True, return_tensors="pt"))
+        text = getattr(text, "pooler_output", text)
+        mean = (text / text.norm(dim=-1, keepdim=True)).mean(0)
+        assert torch.allclose(weights[:, 1], mean / mean.norm(), atol=1e-6)
+        x = torch.randn(2, 3, 32, 32)
+        image = model.get_image_features(pixel_values=x)
+        image = getattr(image, "pooler_output", image)
+        expected = model.logit_scale.exp() * (image / image.norm(dim=-1, keepdim=True)) @ weights
+        assert torch.allclose(CLIPClassifier(model, weights)(x), expected, atol=1e-5)
+
+
+def test_clip_lambda_net_reads_a_frozen_copy_of_the_image_tower(clip):
+    model, _, weights = clip
+    equi = EquiCLIP(model.__class__(model.config), weights, "rot90", "lambda").eval()
+    nn.init.normal_(equi.weight_net.net[-1].weight)
+    x = torch.randn(2, 3, 32, 32)
+    before = equi.group_weights(x)
+    with torch.no_grad():
+        for p in equi.backbone.image_tower_parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    assert torch.equal(equi.group_weights(x), before)
+    assert all(not p.requires_grad for p in equi.frozen_tower.parameters())
+    equi.train()
+    assert not equi.frozen_tower.training
+
+
+def test_clip_prompt_sets_are_complete():
+    prompts = clip_prompts()
+    assert len(prompts["cifar_templates"]) == 18 and len(prompts["imagenet_templates"]) == 80
+    assert len(prompts["imagenet_classes"]) == 1000
+    # CLIP's cleaned list gives two pairs of ImageNet classes one name each, as in CLIP's notebook
+    assert prompts["imagenet_classes"][657] == prompts["imagenet_classes"][744] == "missile"
+    assert prompts["imagenet_classes"][836] == prompts["imagenet_classes"][837] == "sunglasses"
+    assert len(set(prompts["imagenet_classes"])) == 998
+    assert all(t.count("{}") == 1 for t in prompts["cifar_templates"] + prompts["imagenet_templates"])
+    assert templates_for("cifar100") == prompts["cifar_templates"]
+    assert templates_for("imagenet-v2") == prompts["imagenet_templates"]
+
+
+def write_cifar100(folder, n_train=16, n_test=8):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("test", n_test)):
+        batch = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "fine_labels": list(rng.integers(0, 3, n))}
+        (folder / split).write_bytes(pickle.dumps(batch))
+    (folder / "meta").write_bytes(pickle.dumps({"fine_label_names": ["apple", "aquarium_fish", "baby"]}))
+    return folder
+
+
+def test_clip_command_runs_zero_shot_lambda_stage_and_finetuning_from_a_saved_model(tmp_path, capsys):
+    model_dir = save_tiny_clip(tmp_path / "clip")
+    data = write_cifar100(tmp_path / "cifar-100-python")
+    out = tmp_path / "out"
+    args = [
+        "vision",
+        "clip",
+        "--model",
+        str(model_dir),
+        "--dataset",
+        "cifar100",
+        "--data-dir",
+        str(data),
+        "--methods",
+        "equitune",
+        "lambda",
+        "--lambda-steps",
+        "2",
+        "--finetune-steps",
+        "2",
+        "--eval-every",
+        "1",
+        "--batch-size",
+        "4",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
+    assert main(args) == 0
+    runs = {json.loads(p.read_text())["method"]: json.loads(p.read_text()) for p in (out / "runs").glob("*.json")}
+    assert [p["step"] for p in runs["lambda"]["curve"]] == [0, 2, 3, 4]
+    assert [p["stage"] for p in runs["lambda"]["curve"]] == ["zero-shot", "lambda", "finetune", "finetune"]
+    assert [p["step"] for p in runs["equitune"]["curve"]] == [0, 1, 2]  # no λ-net, no λ stage
+    assert all(0 <= p["top1"] <= p["top5"] <= 100 for p in runs["lambda"]["curve"])
+    text = capsys.readouterr().out
+    assert "λ-equitune" in text or "lambda" in text
+    assert (out / "vision.png").exists()
+
+
+# --- data ----------------------------------------------------------------------------------------------
+
+
+def write_idx(path, array):
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_reader_reads_idx_files_and_names_a_missing_folder(tmp_path):
+    images = np.arange(3 * 28 * 28).reshape(3, 28, 28) % 256
+    for prefix in ("train", "t10k"):
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.array([9, 0, 4]))
+    data = fashion_mnist("test", tmp_path)
+    assert data.images.shape == (3, 1, 28, 28) and data.labels.tolist() == [9, 0, 4]
+    assert torch.allclose(data.images[0, 0, 0, :3], (torch.tensor([0.0, 1, 2]) / 255 - 0.5) / 0.5)
+    assert data.class_names[9] == "ankle boot"
+    assert fashion_mnist("train", tmp_path, size=64).images.shape == (3, 1, 64, 64)
+    with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
+        find_fashion_mnist(tmp_path / "nowhere")
+
+
+def test_the_installed_fashion_mnist_has_its_splits():
+    try:
+        find_fashion_mnist()
+    except FileNotFoundError:
+        pytest.skip("Debian's dataset-fashion-mnist is not installed here (make setup installs it as root)")
+    test = fashion_mnist("test")
+    assert test.images.shape == (10_000, 1, 28, 28)
+    assert torch.bincount(test.labels).tolist() == [1000] * 10
+
+
+def test_cifar_and_image_folder_readers(tmp_path):
+    data = cifar("cifar100", "test", write_cifar100(tmp_path / "c"))
+    assert data.images.shape == (8, 3, 32, 32) and data.class_names == ("apple", "aquarium fish", "baby")
+    from PIL import Image
+
+    for label in ("0", "2", "10"):
+        (tmp_path / "v2" / label).mkdir(parents=True)
+        Image.new("RGB", (5, 4)).save(tmp_path / "v2" / label / "a.jpeg")
+    files, labels = image_folder(tmp_path / "v2")
+    assert labels.tolist() == [0, 2, 10] and files[2].parent.name == "10"
+
+
+def test_digits_split_is_fixed_and_disjoint():
+    train, test = digits("train"), digits("test")
+    assert len(train) + len(test) == 1797 and train.images.shape[1:] == (1, 8, 8)
+    assert torch.equal(digits("test").labels, test.labels)
+
+
+# --- the protocol, end to end on digits -----------------------------------------------------------------
+
+
+def digits_config(out, **changes):
+    settings = dict(dataset="digits", archs=("resnet18",), seeds=(0,), pretrain_epochs=4, finetune_images=96, epochs=1)
+    return VisionConfig(**{**settings, "eval_images": 150, **changes, "out": str(out)})
+
+
+@pytest.fixture(scope="module")
+def digits_pretrained(tmp_path_factory):
+    """The upright-pre-trained ResNet-18 on digits, trained once for the module (OUT/pretrained)."""
+    out = tmp_path_factory.mktemp("digits")
+    torch.set_num_threads(1)
+    run_module.pretrained(digits_config(out), "resnet18", digits("train"), digits("test"), log=lambda *_: None)
+    return out / "pretrained"
+
+
+@pytest.fixture
+def digits_out(tmp_path, digits_pretrained):
+    shutil.copytree(digits_pretrained, tmp_path / "pretrained")
+    return tmp_path
+
+
+def test_cnn_protocol_runs_every_method_on_digits_then_skips_finished_runs(digits_out, monkeypatch, capsys):
+    tmp_path = digits_out
+    results = run(digits_config(tmp_path), log=lambda *_: None)
+    assert sorted(r["method"] for r in results) == ["base", "equitune", "equizero", "lambda"]
+    by_method = {r["method"]: r for r in results}
+    assert by_method["base"]["zero_shot"] < 0.6  # upright pre-training does not transfer to rotated digits
+    for r in results:
+        assert [p["epoch"] for p in r["curve"]] == [0, 1]
+    # equitune at epoch 0 averages four copies of the pre-trained net: it must differ from the base
+    assert by_method["equitune"]["zero_shot"] != by_method["base"]["zero_shot"]
+    pretrained = json.loads(next((tmp_path / "pretrained").glob("*.json")).read_text())
+    assert pretrained["upright_test_accuracy"] > 0.5
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("finished runs must not train again")
+
+    monkeypatch.setattr(run_module, "train_epoch", no_training)
+    again = run(digits_config(tmp_path), log=lambda *_: None)
+    assert {(r["method"], r["final"]) for r in again} == {(r["method"], r["final"]) for r in results}
+    assert main(["vision", "report", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "lambda" in text and "resnet18" in text
+    assert (tmp_path / "vision.png").exists()
+
+
+def test_an_interrupted_run_resumes_from_its_last_epoch(digits_out, monkeypatch):
+    tmp_path = digits_out
+    config = digits_config(tmp_path, methods=("equitune",), epochs=2)
+    real = train_module.train_epoch
+    calls = []
+
+    def interrupt_in_epoch_two(*args, **kwargs):
+        calls.append(kwargs.get("desc", args[-1] if args else ""))
+        if len(calls) == 2:  # epoch 1, then Ctrl-C during epoch 2
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "train_epoch", interrupt_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        run(config, log=lambda *_: None)
+    state = torch.load(next((tmp_path / "checkpoints").glob("*.pt")))
+    assert [p["epoch"] for p in state["curve"]] == [0, 1]
+    monkeypatch.setattr(run_module, "train_epoch", real)
+    logs = []
+    (result,) = run(config, log=logs.append)
+    assert any("resumed after epoch 1" in line for line in logs)
+    assert [p["epoch"] for p in result["curve"]] == [0, 1, 2]
+    assert result["curve"][:2] == state["curve"]
+    assert not list((tmp_path / "checkpoints").glob("*.pt"))  # a finished run keeps its JSON, not its weights
