@@ -86,11 +86,10 @@ def test_equizero_picks_the_most_confident_copy_and_entropy_the_sharpest(backbon
     for proxy, score in (("max_prob", lambda p: p.amax(-1)), ("entropy", lambda p: (p * p.log()).sum(-1))):
         model = wrap(backbones["resnet18"], "rot90", "equizero", proxy)
         with torch.no_grad():
-            logits, _ = model.copies_logits(x)
-            probs = logits.softmax(-1).reshape(4, 3, -1)
-            best = score(probs).argmax(0)
+            logits = model.copy_logits(x)  # [G, B, K]
+            best = score(logits.softmax(-1)).argmax(0)
             assert torch.equal(model.group_weights(x).argmax(0), best)
-            assert torch.allclose(model(x), logits.reshape(4, 3, -1)[best, torch.arange(3)], atol=1e-6)
+            assert torch.allclose(model(x), logits[best, torch.arange(3)], atol=1e-6)
 
 
 def test_equizero_trains_with_the_straight_through_gradient(backbones):
@@ -362,3 +361,34 @@ def test_an_interrupted_run_resumes_from_its_last_epoch(digits_out, monkeypatch)
     assert [p["epoch"] for p in result["curve"]] == [0, 1, 2]
     assert result["curve"][:2] == state["curve"]
     assert not list((tmp_path / "checkpoints").glob("*.pt"))  # a finished run keeps its JSON, not its weights
+
+
+def test_clip_command_reads_an_imagenet_v2_folder_with_clips_1000_class_names(tmp_path, capsys):
+    from PIL import Image
+
+    model_dir = save_tiny_clip(tmp_path / "clip")
+    rng = np.random.default_rng(0)
+    for label in ("0", "5", "999"):
+        (tmp_path / "v2" / label).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(tmp_path / "v2" / label / "0.jpeg")
+    out = tmp_path / "out"
+    args = ["vision", "clip", "--model", str(model_dir), "--dataset", "imagenet-v2", "--data-dir", str(tmp_path / "v2")]
+    assert main([*args, "--methods", "equizero", "--group", "d4", "--out", str(out), "--device", "cpu"]) == 0
+    (result,) = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    assert result["group"] == "d4" and result["curve"][0]["step"] == 0
+    assert "equizero" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="test set only"):
+        main([*args, "--finetune-steps", "1", "--out", str(out)])
+
+
+def test_the_lambda_only_stage_leaves_the_frozen_backbone_and_its_batch_norm_untouched():
+    model = wrap(build_cnn("resnet18", 10, 1), "rot90", "lambda")
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    data = digits("train", size=16).subset(64)
+    optimizer = torch.optim.Adam(model.weight_net.parameters(), lr=1e-2)
+    train_module.train_epoch(
+        model, model.weight_net.parameters(), optimizer, data, model.transform, 0, 32, train_mode=model.weight_net
+    )
+    after = model.backbone.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # weights and running statistics alike
+    assert model.weight_net.net[-1].weight.abs().sum() > 0  # while the λ-net did learn

@@ -4,8 +4,8 @@ Per architecture, one network is pre-trained on upright training images (``OUT/p
 paper starts every run from one ImageNet model. Each method × seed then starts from it:
 
 1. epoch 0: the method's accuracy on the rotated test set with no fine-tuning (zero-shot). λ-equitune
-   first trains its λ-net alone for one pass over the fine-tuning images (the backbone frozen), as the
-   paper does for CLIP, so its epoch 0 is "after λ-only training";
+   first trains its λ-net alone for one pass over the fine-tuning images (the backbone frozen, batch-norm
+   statistics included), as the paper does for CLIP, so its epoch 0 is "after λ-only training";
 2. epochs 1..E: fine-tune the whole network (and the λ-net) on randomly rotated training images, then
    evaluate. (The paper's CNN code trained only the head: its backbone sat in a plain Python list, so
    it was never registered; here every layer trains.)
@@ -147,6 +147,7 @@ def run_one(
                     seed + 10_000,
                     config.batch_size,
                     f"{name} λ",
+                    train_mode=model.weight_net,  # the backbone stays in eval mode: its BN statistics do not move
                 )
             curve.append({"epoch": 0, "accuracy": accuracy(model, test, desc=f"{name} eval"), "train_loss": None})
             save()

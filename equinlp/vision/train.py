@@ -45,16 +45,20 @@ def train_epoch(
     seed: int,
     batch_size: int = 32,
     desc: str = "train",
+    train_mode: nn.Module | None = None,
 ) -> float:
     """One pass over ``data`` in a seeded order, each image randomly transformed (``transform`` None: upright).
 
     Returns the mean training loss. Only ``parameters`` get gradients; the rest of the model is frozen.
+    ``train_mode``: the submodule put in training mode (default: the whole model); the rest stays in eval
+    mode, so a frozen backbone's batch-norm statistics do not move either.
     """
     parameters = list(parameters)
     trainable = {id(p) for p in parameters}
     for p in model.parameters():
         p.requires_grad_(id(p) in trainable)
-    model.train()
+    model.eval()
+    (train_mode or model).train()
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(data), generator=generator)
     images = data.images if transform is None else rotated(data, transform, seed).images

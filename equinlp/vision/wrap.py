@@ -73,28 +73,33 @@ class InvariantClassifier(nn.Module):
     def weight_net(self) -> nn.Module | None:
         return self.aggregator.weight_net if isinstance(self.aggregator, Weighted) else None
 
-    def copies_logits(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every group copy at once: ``[B, C, H, W] -> ([G·B, K] logits, [G·B, D] features)``."""
-        feats = self.backbone.features(self.transform.act_all(images))
-        return self.backbone.head(feats), feats
+    def _copies(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every group copy in one batch: ``[B, C, H, W] -> ([G·B, K] logits, [G·B, D] λ-net features)``."""
+        copies = self.transform.act_all(images)
+        feats = self.backbone.features(copies)
+        logits = self.backbone.head(feats)
+        if self.lambda_features is not None and self.aggregator.needs_features:
+            with torch.no_grad():
+                feats = self.lambda_features(copies)
+        return logits, feats
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.aggregator is None:
             return self.backbone(images)
-        logits, feats = self.copies_logits(images)
-        if self.lambda_features is not None and self.aggregator.needs_features:
-            with torch.no_grad():
-                feats = self.lambda_features(self.transform.act_all(images))
+        logits, feats = self._copies(images)
         return combine(logits, Invariant(self.transform.group), self.aggregator, feats)
 
+    @torch.no_grad()
     def group_weights(self, images: torch.Tensor) -> torch.Tensor:
         """``[G, B]``: the weight each copy gets (uniform for equitune, one-hot for equizero)."""
         order = self.transform.group.order
-        with torch.no_grad():
-            logits, feats = self.copies_logits(images)
-            if isinstance(self.aggregator, Weighted):
-                feats = self.lambda_features(self.transform.act_all(images)) if self.lambda_features else feats
-                return self.aggregator.weights(feats.reshape(order, -1, feats.shape[-1]))
-            if isinstance(self.aggregator, Argmin):
-                return self.aggregator.weights(logits.reshape(order, -1, logits.shape[-1]))
+        if not isinstance(self.aggregator, Weighted | Argmin):
             return torch.full((order, len(images)), 1.0 / order)
+        logits, feats = self._copies(images)
+        if isinstance(self.aggregator, Weighted):
+            return self.aggregator.weights(feats.reshape(order, len(images), -1))
+        return self.aggregator.weights(logits.reshape(order, len(images), -1))
+
+    def copy_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """``[G, B, K]``: the backbone's logits on every copy ``g·x``."""
+        return self._copies(images)[0].reshape(self.transform.group.order, len(images), -1)
