@@ -90,11 +90,20 @@ def pretrained(config: VisionConfig, arch: str, train: ImageSet, test: ImageSet,
     for epoch in range(config.pretrain_epochs):
         loss = train_epoch(net, net.parameters(), optimizer, data, None, seed=epoch, batch_size=128, desc=f"pre-train {arch}")
         log(f"pre-train {arch} epoch {epoch + 1}: loss {loss:.3f}")
-    upright = accuracy(net, test.subset(config.eval_images, seed=config.test_seed))
+    upright_test = test.subset(config.eval_images, seed=config.test_seed)
+    upright = accuracy(net, upright_test)
     write_atomic(path, lambda tmp: torch.save(net.state_dict(), tmp))
-    write_text_atomic(
-        path.with_suffix(".json"), json.dumps({"upright_test_accuracy": upright, "config": asdict(config)}, indent=1)
-    )
+    record = {
+        "dataset": config.dataset,
+        "arch": arch,
+        "image_size": config.image_size(arch),
+        "pretrain_epochs": config.pretrain_epochs,
+        "pretrain_images": len(data),
+        "optimizer": f"AdamW lr {config.pretrain_lr or PRETRAIN_LR[arch]}, batch 128",
+        "upright_test_accuracy": upright,
+        "upright_test_images": len(upright_test),
+    }
+    write_text_atomic(path.with_suffix(".json"), json.dumps(record, indent=1))
     log(f"pre-trained {arch}: upright test accuracy {upright:.4f} -> {path}")
     return net
 
