@@ -17,14 +17,7 @@ from equinlp.rl.qnet import EquivariantQ, QNetwork, build_q
 from equinlp.rl.report import load_runs, table
 from equinlp.rl.run import RLConfig, run
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small networks: one thread is fastest, and oversubscribed threads crawl on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def visited_states(name: str, count: int = 30) -> list[np.ndarray]:

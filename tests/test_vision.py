@@ -27,12 +27,7 @@ METHODS = ["equitune", "equizero", "lambda"]
 SIZES = {"resnet18": 32, "alexnet": 64}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -69,7 +69,7 @@ class VisionConfig:
 
     def image_size(self, arch: str) -> int | None:
         """AlexNet needs at least 63 px: small images are resized to 64 (before any rotation)."""
-        return 64 if arch == "alexnet" and self.dataset in ("fashion-mnist", "digits", "cifar10", "cifar100") else None
+        return 64 if arch == "alexnet" else None
 
 
 def _data(config: VisionConfig, arch: str, split: str) -> ImageSet:
@@ -112,13 +112,6 @@ def run_name(config: VisionConfig, arch: str, method: str, seed: int) -> str:
     return f"{config.dataset}_{arch}_{method}_seed{seed}"
 
 
-def _optimizer(config: VisionConfig, model: InvariantClassifier) -> torch.optim.Optimizer:
-    groups = [{"params": list(model.backbone.parameters()), "lr": config.lr}]
-    if model.weight_net is not None:
-        groups.append({"params": list(model.weight_net.parameters()), "lr": config.lr})
-    return torch.optim.SGD(groups, lr=config.lr, momentum=0.9)
-
-
 def run_one(
     config: VisionConfig, arch: str, method: str, seed: int, base: torch.nn.Module, train: ImageSet, test: ImageSet, log=print
 ):
@@ -129,7 +122,7 @@ def run_one(
     transform = ImageTransform(config.group)
     torch.manual_seed(seed)
     model = InvariantClassifier(copy.deepcopy(base), transform, method, config.proxy)
-    optimizer = _optimizer(config, model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)  # the backbone and any λ-net
     finetune = train.subset(config.finetune_images, seed=seed)
     curve: list[dict] = []
     if checkpoint.exists():
@@ -207,9 +200,10 @@ def run(config: VisionConfig, log=print) -> list[dict]:
             results.append(json.loads((runs / f"{run_name(config, arch, m, s)}.json").read_text()))
         if len(done) == len(todo):
             continue
-        train, test = _data(config, arch, "train"), _data(config, arch, "test")
-        test = rotated(test.subset(config.eval_images, seed=config.test_seed), ImageTransform(config.group), config.test_seed)
-        base = pretrained(config, arch, train, _data(config, arch, "test"), log)
+        train, upright_test = _data(config, arch, "train"), _data(config, arch, "test")
+        test_subset = upright_test.subset(config.eval_images, seed=config.test_seed)
+        test = rotated(test_subset, ImageTransform(config.group), config.test_seed)
+        base = pretrained(config, arch, train, upright_test, log)
         for method, seed in todo:
             if (method, seed) not in done:
                 results.append(run_one(config, arch, method, seed, base, train, test, log))
