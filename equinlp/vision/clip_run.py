@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from equinlp.files import write_atomic, write_text_atomic
 from equinlp.vision.clip import EquiCLIP, clip_prompts, templates_for
 from equinlp.vision.data import cifar_arrays, image_folder, random_elements, transform_each
+from equinlp.vision.train import train_only
 from equinlp.vision.wrap import METHODS
 
 CLIP_DATASETS = ("cifar10", "cifar100", "imagenet-v2")
@@ -143,18 +144,18 @@ def run_method(config: CLIPConfig, method: str, log=print) -> dict:
     total = lambda_steps + config.finetune_steps
     if total:
         train = RawImages(config, "train")
-        order = torch.randperm(
-            len(train) * (1 + total * config.batch_size // len(train)), generator=torch.Generator().manual_seed(config.seed)
-        )
-        order = order % len(train)
+        generator = torch.Generator().manual_seed(config.seed)
+        epochs = -(-total * config.batch_size // len(train))
+        order = torch.cat([torch.randperm(len(train), generator=generator) for _ in range(epochs)])  # each image once per epoch
         elements = random_elements(len(order), model.transform.group.order, config.seed + 1)
+        ready = None  # the stage the model is set up for; evaluation leaves eval mode, so it is reset there
         for step in tqdm(range(curve[-1]["step"], total), desc=f"train {method}", disable=None):
             stage = "lambda" if step < lambda_steps else "finetune"
-            trainable = [p for g in optimizers[stage].param_groups for p in g["params"]]
-            model.requires_grad_(False)
-            for p in trainable:
-                p.requires_grad_(True)
-            model.train()
+            if ready != stage:
+                # the λ stage trains the λ-net alone (the tower in eval mode); fine-tuning trains the image tower
+                trainable = [p for g in optimizers[stage].param_groups for p in g["params"]]
+                train_only(model, trainable, model.weight_net if stage == "lambda" else None)
+                ready = stage
             index = order[step * config.batch_size : (step + 1) * config.batch_size]
             pixels = _pixels(
                 processor,
@@ -170,8 +171,9 @@ def run_method(config: CLIPConfig, method: str, log=print) -> dict:
             optimizers[stage].step()
             done = step + 1
             if done == lambda_steps or (done > lambda_steps and (done - lambda_steps) % config.eval_every == 0) or done == total:
-                if not curve or curve[-1]["step"] != done:
+                if curve[-1]["step"] != done:
                     record(done, stage)
+                    ready = None
     result = {
         "model": config.model,
         "dataset": config.dataset,

@@ -36,6 +36,16 @@ def rotated(data: ImageSet, transform: ImageTransform, seed: int) -> ImageSet:
     return ImageSet(transform_each(data.images, transform, elements), data.labels, data.class_names)
 
 
+def train_only(model: nn.Module, parameters: Iterable[nn.Parameter], train_mode: nn.Module | None = None) -> None:
+    """Give gradients to ``parameters`` alone, and put ``train_mode`` (default: the whole model) in training
+    mode with the rest in eval mode, so a frozen part's batch-norm statistics and dropout stay fixed too."""
+    trainable = {id(p) for p in parameters}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in trainable)
+    model.eval()
+    (train_mode or model).train()
+
+
 def train_epoch(
     model: nn.Module,
     parameters: Iterable[nn.Parameter],
@@ -53,12 +63,7 @@ def train_epoch(
     ``train_mode``: the submodule put in training mode (default: the whole model); the rest stays in eval
     mode, so a frozen backbone's batch-norm statistics do not move either.
     """
-    parameters = list(parameters)
-    trainable = {id(p) for p in parameters}
-    for p in model.parameters():
-        p.requires_grad_(id(p) in trainable)
-    model.eval()
-    (train_mode or model).train()
+    train_only(model, parameters, train_mode)
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(data), generator=generator)
     images = data.images if transform is None else rotated(data, transform, seed).images
