@@ -34,7 +34,7 @@ from equinlp.aggregate import Weighted
 from equinlp.bias.scoring import masked_texts
 from equinlp.groups import trivial
 from equinlp.models import feature_size
-from equinlp.models.base import load_parts
+from equinlp.models.saving import load_parts
 
 METHODS = (
     "base",

@@ -10,8 +10,9 @@ from torch import nn
 from equinlp.actions import TokenPermutation
 from equinlp.aggregate import Aggregator, Proxy
 from equinlp.config import EquiConfig
-from equinlp.models.base import BASE_DIR, EquiModel, load_parts
+from equinlp.models.base import EquiModel
 from equinlp.models.causal_lm import EquiCausalLM
+from equinlp.models.saving import BASE_DIR, load_parts
 from equinlp.models.seq2seq import EquiSeq2SeqLM
 
 FAMILIES: dict[str, type[EquiModel]] = {"causal": EquiCausalLM, "seq2seq": EquiSeq2SeqLM}

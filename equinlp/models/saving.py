@@ -1,0 +1,81 @@
+"""Saving and loading what a wrapper adds: the equinlp config, the group action, λ weights, a fine-tuned base."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from equinlp.actions import TokenPermutation
+from equinlp.aggregate import Aggregator, Argmin, Mean, Relaxed, Weighted, WeightNet
+from equinlp.config import EquiConfig
+from equinlp.files import write_atomic
+from equinlp.groups import Group
+
+if TYPE_CHECKING:
+    from equinlp.models.base import EquiModel
+
+ACTION_FILE = "equinlp_action.safetensors"
+WEIGHTS_FILE = "equinlp_weights.safetensors"
+BASE_DIR = "base"
+
+
+def save_pretrained(model: EquiModel, directory: str | os.PathLike, save_base: bool | None = None) -> None:
+    """Write the equinlp config, the group action and any λ weights; the base model only if fine-tuned.
+
+    Each file is written to a temporary name and renamed, so an interrupted save leaves the old one.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    fine_tuned = model.base_fine_tuned() if save_base is None else save_base
+    tensors = {"group_mul": model.group.mul, "in_table": model.in_action.table, "out_table": model.out_action.table}
+    _atomic_save(tensors, directory / ACTION_FILE)
+    weights = {k: v.detach().contiguous() for k, v in model.aggregator.state_dict().items()}
+    if weights:
+        _atomic_save(weights, directory / WEIGHTS_FILE)
+    if fine_tuned:
+        tmp = directory / f".{BASE_DIR}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.base.save_pretrained(tmp)
+        shutil.rmtree(directory / BASE_DIR, ignore_errors=True)
+        tmp.rename(directory / BASE_DIR)
+    config = replace(model.equi_config, base_fine_tuned=fine_tuned, group_description=list(model.in_action.description))
+    tmp_dir = directory / ".config.tmp"
+    tmp_dir.mkdir(exist_ok=True)
+    config.save(tmp_dir)
+    os.replace(tmp_dir / "equinlp_config.json", directory / "equinlp_config.json")
+    tmp_dir.rmdir()
+
+
+def _atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    tensors = {k: v.detach().clone().contiguous() for k, v in tensors.items()}  # no shared storage
+    write_atomic(path, lambda tmp: save_file(tensors, str(tmp)))
+
+
+def load_parts(directory: str | os.PathLike, proxy: Any = None, weight_net: nn.Module | None = None, features: int | None = None):
+    """Read what save_pretrained wrote: ``(config, in_action, out_action, aggregator)``."""
+    directory = Path(directory)
+    config = EquiConfig.load(directory)
+    tensors = load_file(str(directory / ACTION_FILE))
+    group = Group("loaded", tensors["group_mul"])
+    description = tuple(config.group_description)
+    in_action = TokenPermutation(group, tensors["in_table"], description)
+    out_action = TokenPermutation(group, tensors["out_table"], description)
+    if config.method == "equitune":
+        aggregator: Aggregator = Mean()
+    elif config.method == "equizero":
+        aggregator = Argmin(proxy or config.proxy, straight_through=config.straight_through)
+    else:
+        net = weight_net or WeightNet(features, config.weight_net_hidden, config.weight_net_dropout)
+        aggregator = Weighted(net)
+    if config.relaxed_tokens:
+        aggregator = Relaxed(aggregator, config.relaxed_tokens)
+    if (directory / WEIGHTS_FILE).exists():
+        aggregator.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
+    return config, in_action, out_action, aggregator
