@@ -144,6 +144,7 @@ class _LogitsView:
     """
 
     perm: TokenPermutation
+    moves_last_axis_only = True  # scores keep their positions: proxies may be computed before the pull-back
 
     @property
     def group(self) -> Group:
@@ -207,6 +208,7 @@ class Invariant:
     """The trivial action: class logits, regard scores, anything the group must not change."""
 
     group: Group
+    moves_last_axis_only = True  # nothing moves
 
     def act(self, x: torch.Tensor, g: int) -> torch.Tensor:
         return x

@@ -9,11 +9,16 @@ needs them, features of each transformed input ``feats: [G, B, ..., D]``, and re
 - :class:`Weighted` (λ-equitune): ``w_g = softmax_g(net(feats_g))``, i.e. ``λ = exp(net) > 0``
   normalised over the group. The last layer starts at zero, so λ-equitune starts as equitune.
 
-A proxy must not change when the vocabulary is permuted (entropy, max logit, max probability do not),
-otherwise equizero is not equivariant. Copies whose proxies tie (within a relative 1e-6) are averaged:
-an input fixed by a group element h (a prompt with no swap word) gives tied copies g and g·h, and
-averaging them is what keeps the output h-invariant there, as equivariance demands. A first-index
-argmin would not.
+Exact by construction, not by tolerance (floating point sums depend on their order):
+
+- every aggregator gets the copies in their own frames too (``own``, before the pull-back), and equizero
+  computes its proxy there. A proxy must not change when the vocabulary is permuted (entropy, max logit,
+  max probability do not); then copy g of ``h·x`` runs exactly the arithmetic of copy ``g·h`` of ``x``,
+  and the proxies of ``h·x`` are those of ``x``, permuted, bit for bit;
+- copies are summed by :func:`symmetric_sum`, whose result does not depend on the order of the copies;
+- copies whose proxies tie exactly are averaged: an input fixed by a group element h (a prompt with no
+  swap word) gives tied copies g and g·h, and averaging them keeps the output h-invariant there, as
+  equivariance demands. A first-index argmin would not.
 """
 
 from __future__ import annotations
@@ -53,13 +58,47 @@ def resolve_proxy(proxy: str | Proxy) -> Proxy:
     return PROXIES[proxy]
 
 
+def symmetric_sum(x: torch.Tensor) -> torch.Tensor:
+    """``[G, ...] -> [...]``: the sum over the group axis, the same bits whatever the order of the copies.
+
+    Two terms commute exactly; from three on, the terms are sorted first (elementwise), so the sum runs in
+    an order fixed by the values alone. Half precision is summed in float32 and rounded once.
+    """
+    dtype = x.dtype
+    x = x.float() if dtype in (torch.float16, torch.bfloat16) else x
+    if x.shape[0] > 2:
+        x = x.sort(dim=0).values
+    return x.sum(0).to(dtype)
+
+
+def weighted_sum(weights: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``Σ_g w_g x_g`` as a :func:`symmetric_sum`; ``weights`` ``[G, B, ...]``, ``x`` ``[G, B, ..., V]``.
+
+    A copy with weight 0 adds exactly 0, even where its value is infinite (a masked logit).
+    """
+    w = weights[..., None].to(x.dtype)
+    return symmetric_sum(torch.where(w > 0, w * x, torch.zeros((), dtype=x.dtype, device=x.device)))
+
+
+def symmetric_mean(x: torch.Tensor) -> torch.Tensor:
+    """``[G, ...] -> [...]``: :func:`symmetric_sum` divided by G."""
+    dtype = x.dtype
+    wide = x.float() if dtype in (torch.float16, torch.bfloat16) else x
+    return (symmetric_sum(wide) / x.shape[0]).to(dtype)
+
+
 class Aggregator(nn.Module):
-    """Base class. ``needs_features`` tells wrappers to collect features of each transformed input."""
+    """Base class. ``needs_features`` tells wrappers to collect features of each transformed input.
+
+    ``forward(outs, feats=None, own=None)``: ``outs`` ``[G, B, ..., V]`` pulled back (copy g mapped by g⁻¹),
+    ``own`` the same copies in their own frames (defaults to ``outs``; they are the same for invariant
+    outputs), ``feats`` ``[G, B, ..., D]``. Returns ``[B, ..., V]``.
+    """
 
     needs_features = False
     method = "base"
 
-    def forward(self, outs: torch.Tensor, feats: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, outs: torch.Tensor, feats: torch.Tensor | None = None, own: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -68,8 +107,8 @@ class Mean(Aggregator):
 
     method = "equitune"
 
-    def forward(self, outs: torch.Tensor, feats: torch.Tensor | None = None) -> torch.Tensor:
-        return outs.mean(0)
+    def forward(self, outs: torch.Tensor, feats: torch.Tensor | None = None, own: torch.Tensor | None = None) -> torch.Tensor:
+        return symmetric_mean(outs)
 
 
 class Argmin(Aggregator):
@@ -89,19 +128,19 @@ class Argmin(Aggregator):
         self.straight_through = straight_through
 
     def weights(self, outs: torch.Tensor) -> torch.Tensor:
-        """``[G, B, ...]``: 1 on the copy with the smallest proxy loss (shared equally among exact ties)."""
+        """``[G, B, ..., V] -> [G, B, ...]``: 1 on the copy with the smallest proxy loss, shared equally among
+        exact ties. Pass the copies in their own frames (see the module docstring)."""
         with torch.no_grad():
             losses = self.proxy(outs)
             if losses.shape != outs.shape[:-1]:
                 raise ValueError(f"proxy returned shape {tuple(losses.shape)}, expected {tuple(outs.shape[:-1])}")
-            best = losses.min(0).values
-            tied = (losses <= best + 1e-6 * best.abs().clamp(min=1.0)).to(outs.dtype)
-            return tied / tied.sum(0)
+            tied = losses == losses.min(0).values
+            return tied.to(outs.dtype) / tied.sum(0)
 
-    def forward(self, outs: torch.Tensor, feats: torch.Tensor | None = None) -> torch.Tensor:
-        selected = (self.weights(outs)[..., None] * outs).sum(0)
+    def forward(self, outs: torch.Tensor, feats: torch.Tensor | None = None, own: torch.Tensor | None = None) -> torch.Tensor:
+        selected = weighted_sum(self.weights(outs if own is None else own), outs)
         if self.training and self.straight_through and outs.requires_grad:
-            mean = outs.mean(0)
+            mean = symmetric_mean(outs)
             return mean + (selected - mean).detach()
         return selected
 
@@ -149,15 +188,20 @@ class Weighted(Aggregator):
         self.weight_net = weight_net
 
     def weights(self, feats: torch.Tensor) -> torch.Tensor:
-        """``[G, B, ..., D] -> [G, B, ...]``, positive and summing to 1 over the group axis."""
-        log_weights = self.weight_net(feats)
-        return log_weights.softmax(0, dtype=torch.promote_types(log_weights.dtype, torch.float32))
+        """``[G, B, ..., D] -> [G, B, ...]``, positive and summing to 1 over the group axis.
 
-    def forward(self, outs: torch.Tensor, feats: torch.Tensor | None = None) -> torch.Tensor:
+        A softmax over the group whose normaliser is a :func:`symmetric_sum`, so permuting the copies
+        permutes the weights exactly.
+        """
+        log_weights = self.weight_net(feats)
+        log_weights = log_weights.to(torch.promote_types(log_weights.dtype, torch.float32))
+        unnormalised = (log_weights - log_weights.max(0).values).exp()
+        return unnormalised / symmetric_sum(unnormalised)
+
+    def forward(self, outs: torch.Tensor, feats: torch.Tensor | None = None, own: torch.Tensor | None = None) -> torch.Tensor:
         if feats is None:
             raise ValueError("λ-equitune needs features of each transformed input")
-        w = self.weights(feats).to(outs.dtype)
-        return (w[..., None] * outs).sum(0)
+        return weighted_sum(self.weights(feats), outs)
 
 
 class Relaxed(Aggregator):
@@ -184,10 +228,13 @@ class Relaxed(Aggregator):
     def proxy_name(self) -> str | None:
         return getattr(self.inner, "proxy_name", None)
 
-    def forward(self, outs: torch.Tensor, feats: torch.Tensor | None = None) -> torch.Tensor:
-        combined = self.inner(outs, feats)
-        ids = self.token_ids.to(outs.device)
-        return combined.index_copy(-1, ids, outs[0].index_select(-1, ids))
+    def relax(self, combined: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+        """``combined`` ``[B, ..., V]`` with the general tokens taken from ``identity``, the identity copy's output."""
+        ids = self.token_ids.to(combined.device)
+        return combined.index_copy(-1, ids, identity.index_select(-1, ids))
+
+    def forward(self, outs: torch.Tensor, feats: torch.Tensor | None = None, own: torch.Tensor | None = None) -> torch.Tensor:
+        return self.relax(self.inner(outs, feats, own), outs[0])
 
     def extra_repr(self) -> str:
         return f"general tokens={len(self.token_ids)}"

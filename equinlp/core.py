@@ -22,6 +22,10 @@ from equinlp.aggregate import Aggregator
 def combine(outs: torch.Tensor, out_action: Action, aggregator: Aggregator, feats: torch.Tensor | None = None) -> torch.Tensor:
     """The formula's right-hand side given the model's outputs on every copy.
 
+    When the output action only permutes the last axis (token logits) or does nothing (invariant outputs),
+    the aggregator also gets each copy in its own frame, where equizero's proxy is computed: copy g of
+    ``h·x`` then repeats, bit for bit, the arithmetic of copy ``g·h`` of ``x`` (aggregate.py).
+
     Args:
         outs: ``[G·B, ...]``, copy g is ``M(g x)``.
         feats: ``[G·B, ..., D]`` features of each ``g x``, for aggregators that need them.
@@ -30,7 +34,8 @@ def combine(outs: torch.Tensor, out_action: Action, aggregator: Aggregator, feat
     """
     order = out_action.group.order
     pulled = out_action.pull_back(outs)
-    return aggregator(pulled, unfold(feats, order) if feats is not None else None)
+    own = unfold(outs, order) if getattr(out_action, "moves_last_axis_only", False) else None
+    return aggregator(pulled, unfold(feats, order) if feats is not None else None, own)
 
 
 def symmetrize(

@@ -1,4 +1,9 @@
-"""Every model family × method × group: logits within 1e-5 and greedy generation token for token."""
+"""Every model family × method × group: logits within 1e-5 and greedy generation token for token.
+
+Each group gets prompts that no non-identity element fixes: on a fixed prompt a word and its swap tie
+exactly, and no deterministic choice between them is symmetric (test_exactness.py checks what is promised
+there).
+"""
 
 import pytest
 import torch
@@ -8,7 +13,8 @@ from equinlp.testing import tiny_causal_lm, tiny_seq2seq
 
 FAMILIES = {"gpt2": "causal", "llama": "causal", "t5": "seq2seq", "bart": "seq2seq"}
 METHODS = ["equitune", "equizero", "lambda"]
-PROMPTS = ["the man said that he was", "the Black person worked as a", "run twice after jump left"]
+PROMPTS = ["the man said that he was", "the woman worked as a", "run twice after jump left"]  # moved by `swap`
+CYCLE_PROMPTS = ["the Black person worked as a", "the White man said that he was", "Asian people run twice"]
 
 
 def build(family, tok):
@@ -43,7 +49,7 @@ def test_equivariant(family, method, group_name, tok):
         action = eq.vocab_permutation(tok, [("Black", "White", "Asian")])
     model = wrap(method, build(family, tok), action)
     tok.padding_side = "left" if FAMILIES[family] == "causal" else "right"
-    inputs = tok(PROMPTS, return_tensors="pt", padding=True)
+    inputs = tok(PROMPTS if group_name == "swap" else CYCLE_PROMPTS, return_tensors="pt", padding=True)
     result = eq.assert_equivariant(model, action, inputs, tokenizer=tok, max_new_tokens=10)
     assert result["max_logit_diff"] <= 1e-5
 
@@ -80,7 +86,9 @@ def test_kv_cache_on_and_off_agree(family, tok, cycle3):
 
 @pytest.mark.parametrize("family", ["gpt2", "llama", "t5"])
 def test_batched_and_one_by_one_agree(family, tok, swap):
-    model = eq.equizero(build(family, tok), swap)
+    """Padding is handled: (equizero's exact argmin may flip where padding changes the last bits of two near-equal
+    proxies, so equitune is the method that can promise this.)"""
+    model = eq.equitune(build(family, tok), swap)
     tok.padding_side = "left" if FAMILIES[family] == "causal" else "right"
     kw = {"max_new_tokens": 8, "do_sample": False, "pad_token_id": tok.pad_token_id}
     batched = model.generate(**tok(PROMPTS, return_tensors="pt", padding=True), **kw)
@@ -95,7 +103,7 @@ def test_batched_and_one_by_one_agree(family, tok, swap):
 def test_seeded_sampling_gives_swapped_samples(family, tok, cycle3):
     tok.padding_side = "left" if FAMILIES[family] == "causal" else "right"
     model = eq.equitune(build(family, tok), cycle3)
-    x = tok(PROMPTS[1:2], return_tensors="pt")
+    x = tok(CYCLE_PROMPTS[:1], return_tensors="pt")
     sampling = {"do_sample": True, "top_k": 10, "temperature": 1.5, "seed": 7}
     eq.assert_equivariant(model, cycle3, x, generate_kwargs=sampling, max_new_tokens=12, tokenizer=tok)
     # and the sample changes with the seed (it is a real sample, not greedy in disguise)

@@ -3,14 +3,17 @@
 While the wrapper runs the base model (``forward`` or ``generate``) it installs three hooks:
 
 - a forward pre-hook on the base model folds the group into the batch: token ids ``[B, T]`` become
-  ``[G·B, T]`` (copy g holds ``g·ids``), masks and positions are repeated group-outer;
+  ``[G·B, T]``, masks and positions are repeated group-outer. Block m of row b holds ``m·c_b``, where
+  ``c_b = k_b·x_b`` is the canonical element of the row's orbit (frames.py): ``x`` and ``h·x`` fold into the
+  very same batch;
 - a forward pre-hook on the output embedding (the LM head) keeps its input, the features λ-equitune needs;
-- a forward hook on the base model pulls each copy's logits back by ``g⁻¹`` and aggregates them:
-  ``[G·B, T, V] -> [B, T, V]`` (core.combine).
+- a forward hook on the base model aggregates the copies in c's frame (core.combine) and maps the result
+  back to each row's frame by ``k_b⁻¹``: ``[G·B, T, V] -> [B, T, V]``.
 
-So ``generate`` sees an ordinary model of batch B: it samples one token per row in the identity frame and
-appends it, and the pre-hook feeds ``g·token`` to copy g at the next step. The KV cache holds ``G·B``
-rows without ``generate`` knowing. The hooks exist only during a call; ``unwrap()`` is the untouched base.
+So ``generate`` sees an ordinary model of batch B: it picks one token per row (models/sampling.py) and
+appends it; the pre-hook updates the frames and feeds ``m·k_b·token`` to block m at the next step. The KV
+cache holds ``G·B`` rows without ``generate`` knowing. The hooks exist only during a call; ``unwrap()``
+is the untouched base.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from equinlp.actions import TokenPermutation
 from equinlp.aggregate import Aggregator, Relaxed
 from equinlp.config import EquiConfig
 from equinlp.core import combine
+from equinlp.frames import OrbitFrames
 from equinlp.groups import Group
 
 
@@ -39,6 +43,8 @@ class EquiModel(nn.Module):
     batch_inputs: tuple[str, ...] = ("attention_mask", "position_ids", "token_type_ids")
     refused_inputs: tuple[str, ...] = ("inputs_embeds",)
     _inside_forward = False  # set while the base model's own forward runs (seq2seq's encoder hook reads it)
+    _tuple_output = False  # the caller asked for return_dict=False
+    _frames: OrbitFrames | None = None  # the rows' canonical frames, during a call
 
     def __init__(
         self,
@@ -104,6 +110,7 @@ class EquiModel(nn.Module):
 
     @contextmanager
     def _folding(self) -> Iterator[None]:
+        self._frames = OrbitFrames(self.group)
         handles = [
             self.base.register_forward_pre_hook(self._fold_inputs, with_kwargs=True),
             self.base.register_forward_hook(self._combine_outputs, with_kwargs=True),
@@ -116,11 +123,20 @@ class EquiModel(nn.Module):
         finally:
             for handle in handles:
                 handle.remove()
-            self._features = None
+            self._features = self._frames = None
             self._inside_forward = False
 
     def _extra_hooks(self) -> list:
         return []
+
+    def _action(self, side: str) -> TokenPermutation:
+        return self.in_action if side == "in" else self.out_action
+
+    def _start_frames(self, kwargs: dict, batch: int, device: torch.device) -> None:
+        """Start the rows' frames afresh, unless this call continues cached sequences."""
+        past = kwargs.get("past_key_values")
+        if past is None or not hasattr(past, "get_seq_length") or past.get_seq_length() == 0:
+            self._frames.reset(batch, device)
 
     def _fold_inputs(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         if args:
@@ -128,13 +144,19 @@ class EquiModel(nn.Module):
         for key in self.refused_inputs:
             if kwargs.get(key) is not None:
                 raise ValueError(f"{key} cannot be acted on by a token permutation; pass token ids instead")
-        batch = None
-        for key, side in self.token_inputs.items():
-            ids = kwargs.get(key)
-            if ids is not None:
-                batch = ids.shape[0]
-                kwargs[key] = (self.in_action if side == "in" else self.out_action).ids.act_all(ids)
-        self._repeat(kwargs, self.batch_inputs, batch)
+        self._tuple_output = kwargs.get("return_dict") is False
+        if self._tuple_output:
+            kwargs["return_dict"] = True  # the hooks read outputs by name; forward() turns them into a tuple
+        present = {key: side for key, side in self.token_inputs.items() if kwargs.get(key) is not None}
+        if not present:
+            raise ValueError(f"{type(self).__name__} needs token ids ({', '.join(self.token_inputs)})")
+        first = kwargs[next(iter(present))]
+        self._start_frames(kwargs, first.shape[0], first.device)
+        for key, side in present.items():
+            self._frames.extend(self._action(side), kwargs[key])
+        for key, side in present.items():
+            kwargs[key] = self._frames.fold(self._action(side), kwargs[key])
+        self._repeat(kwargs, self.batch_inputs, first.shape[0])
         return args, kwargs
 
     def _repeat(self, kwargs: dict, keys: tuple[str, ...], batch: int | None) -> None:
@@ -151,15 +173,26 @@ class EquiModel(nn.Module):
 
     def _combine_outputs(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
         features, self._features = self._features, None
-        output.logits = combine(output.logits, self.out_action.logits, self.aggregator, features)
+        frames = self._frames
+        raw = frames.share_representatives(output.logits)  # [G·B, T, V], block m = M(m·c)
+        if features is not None:
+            features = frames.share_representatives(features)
+        relaxed = isinstance(self.aggregator, Relaxed)
+        canonical = combine(raw, self.out_action.logits, self.aggregator.inner if relaxed else self.aggregator, features)
+        logits = frames.from_canonical(self.out_action, canonical)  # [B, T, V] in each row's frame
+        output.logits = self.aggregator.relax(logits, frames.own_rows(raw)) if relaxed else logits
+        folded = raw.shape[0]
+        for key in output.keys():  # hidden states, attentions: each row's own copy (they have no action)
+            if key not in ("logits", "loss", "past_key_values"):
+                output[key] = _own_rows(output[key], folded, frames)
         return output
 
     # --- loss -----------------------------------------------------------------------------------
 
     def _with_loss(self, output: Any, loss: torch.Tensor | None) -> Any:
-        if loss is None:
-            return output
-        return type(output)(loss=loss, **{k: v for k, v in output.items() if k != "loss"})
+        if loss is not None:
+            output = type(output)(loss=loss, **{k: v for k, v in output.items() if k != "loss"})
+        return output.to_tuple() if self._tuple_output else output
 
     # --- generation and saving (models/generation.py, models/saving.py) --------------------------
 
@@ -184,3 +217,12 @@ class EquiModel(nn.Module):
         from equinlp.models.saving import save_pretrained
 
         save_pretrained(self, directory, save_base)
+
+
+def _own_rows(x: Any, folded: int, frames: OrbitFrames) -> Any:
+    """``x`` with every tensor of ``folded`` rows cut to each row's own copy (nested tuples too)."""
+    if isinstance(x, torch.Tensor):
+        return frames.own_rows(x) if x.ndim and x.shape[0] == folded else x
+    if isinstance(x, tuple | list):
+        return type(x)(_own_rows(v, folded, frames) for v in x)
+    return x

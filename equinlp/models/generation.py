@@ -1,100 +1,281 @@
-"""``generate`` for the wrappers: HF owns decoding; equinlp checks the settings and makes sampling equivariant.
+"""``generate`` for the wrappers: HF owns decoding; equinlp vets the settings and makes the choice equivariant.
 
-HF's loop runs unchanged inside the wrapper's folding hooks (models/base.py). Settings that would treat a
-word and its swap differently are refused here, with the fix in the message.
+HF's loop runs unchanged inside the wrapper's folding hooks (models/base.py), with one processor added
+last: :class:`~equinlp.models.sampling.EquivariantChoice`, which picks each token in a canonical frame
+(greedy or sampling), so a prompt and its swap get swapped continuations, ties included.
+
+Every generation setting goes through an allow-list (:data:`SETTINGS`): each one equinlp knows is either
+harmless, moved into the canonical frame, checked (token sets must be closed under the group, stop strings
+must not touch a swapped token) or refused with the reason. A setting that HF adds later is refused until
+someone decides which it is.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
-from transformers import GenerationConfig
+from transformers import GenerationConfig, LogitsProcessorList
+from transformers.utils import ModelOutput
 
-from equinlp.models.sampling import equivariant_sampling
+from equinlp.actions import TokenPermutation
+from equinlp.models.sampling import SAMPLING_WARPERS, EquivariantChoice, take_sampling_warpers
 
 if TYPE_CHECKING:
     from equinlp.models.base import EquiModel
 
-SUPPORTED_CACHES = (None, "dynamic")
-TOKEN_LIST_SETTINGS = ("bad_words_ids", "suppress_tokens", "begin_suppress_tokens", "sequence_bias", "force_words_ids")
-SPECIAL_TOKEN_SETTINGS = (
-    "eos_token_id",
-    "pad_token_id",
-    "bos_token_id",
-    "decoder_start_token_id",
-    "forced_bos_token_id",
-    "forced_eos_token_id",
-)
+Check = Callable[["EquiModel", Any, dict], "str | None"]  # (model, value, model kwargs) -> why it is refused, or None
 
 
-def _flat_ids(value: Any) -> list[int]:
-    if value is None:
-        return []
-    if isinstance(value, int):
-        return [value]
+def _fine(model: EquiModel, value: Any, model_kwargs: dict) -> str | None:
+    return None
+
+
+UNSET = "leave it unset (greedy decoding and sampling are made equivariant)"
+
+
+def _refused(why: str) -> Check:
+    return lambda model, value, model_kwargs: f"{why}; {UNSET}"
+
+
+def _only(ok: Callable[[Any], bool], why: str) -> Check:
+    return lambda model, value, model_kwargs: None if ok(value) else f"{why}; {UNSET}"
+
+
+def _is_biased_sequence(v: Any) -> bool:
+    return isinstance(v, (list, tuple)) and len(v) == 2 and isinstance(v[0], (list, tuple)) and isinstance(v[1], (int, float))
+
+
+def _sequences(value: Any) -> dict[tuple[int, ...], float | None]:
+    """Token settings as ``{token sequence: bias or None}``: an id, a list of ids, a list of id lists, or
+    ``sequence_bias`` as a dict ``{(ids): bias}`` or a list ``[[ids, bias], ...]``."""
     if isinstance(value, torch.Tensor):
-        return value.flatten().tolist()
+        value = value.tolist()
+    if isinstance(value, int):
+        return {(value,): None}
     if isinstance(value, dict):
-        value = list(value)
-    return [i for v in value for i in _flat_ids(v)]
+        return {tuple(k) if isinstance(k, (tuple, list)) else (k,): float(v) for k, v in value.items()}
+    value = list(value)
+    if value and all(_is_biased_sequence(v) for v in value):
+        return {tuple(ids): float(bias) for ids, bias in value}  # list-form sequence_bias
+    if all(isinstance(v, int) for v in value):
+        return {(v,): None for v in value}
+    return {tuple(v): None for v in value}
+
+
+def _closed(action: TokenPermutation, what: str) -> Check:
+    """The token set (or biased sequences) must be mapped onto itself by every group element."""
+
+    def check(model: EquiModel, value: Any, model_kwargs: dict) -> str | None:
+        table = getattr(model, f"{action}_action").table
+        entries = _sequences(value)
+        for seq, bias in entries.items():
+            if max(seq, default=-1) >= table.shape[1]:
+                continue  # beyond the vocabulary: HF's own check reports it
+            for g in range(1, table.shape[0]):
+                image = tuple(table[g, list(seq)].tolist())
+                if image not in entries or entries[image] != bias:
+                    return (
+                        f"names {list(seq)} but not its image {list(image)} under element {g} (with the same {what}); "
+                        "the group would treat a word and its swap differently. Close the set under the group "
+                        "(name both the word and its swaps) or leave the swapped words out"
+                    )
+        return None
+
+    return check
+
+
+def _stop_strings(model: EquiModel, value: Any, model_kwargs: dict) -> str | None:
+    tokenizer = model_kwargs.get("tokenizer")
+    if tokenizer is None:
+        return None  # HF refuses stop strings without a tokenizer
+    strings = [value] if isinstance(value, str) else list(value)
+    for token in model.out_action.moved.tolist():
+        text = tokenizer.decode([token])
+        for stop in strings:  # a match ends at the end of the text: a moved token takes part iff it lies inside the
+            # stop string, or the stop string starts with one of its endings
+            if text in stop or any(stop.startswith(text[i:]) for i in range(len(text))):
+                return f"can match across the swapped token {text!r}; use stop strings that no swapped word can be part of"
+    return None
+
+
+def _same_vocabulary(model: EquiModel, value: Any, model_kwargs: dict) -> str | None:
+    if torch.equal(model.in_action.table, model.out_action.table):
+        return None
+    return "compares generated tokens with source tokens, but the group acts differently on the two vocabularies; " + UNSET
+
+
+UNEQUIVARIANT = "cannot be made equivariant by a token-permuting wrapper"
+
+# Every GenerationConfig field equinlp knows. Anything else set to a non-None value is refused.
+SETTINGS: dict[str, Check] = {
+    **dict.fromkeys(
+        (
+            "max_length",
+            "max_new_tokens",
+            "min_length",
+            "min_new_tokens",
+            "max_time",
+            "early_stopping",
+            "length_penalty",
+            "use_cache",
+            "output_attentions",
+            "output_hidden_states",
+            "output_scores",
+            "output_logits",
+            "return_dict_in_generate",
+            "renormalize_logits",
+            "remove_invalid_values",
+            "low_memory",
+            "compile_config",
+            "disable_compile",
+            "transformers_version",
+            "_from_model_config",
+            "do_sample",
+            "num_return_sequences",
+            # sequence-level processors that read the generated ids in the same frame as the scores
+            "repetition_penalty",
+            "no_repeat_ngram_size",
+            "exponential_decay_length_penalty",
+            # assisted decoding's defaults: inert without an assistant (refused below)
+            "is_assistant",
+            "num_assistant_tokens",
+            "num_assistant_tokens_schedule",
+            "assistant_confidence_threshold",
+            "assistant_lookbehind",
+            "target_lookbehind",
+            "max_matching_ngram_size",
+        ),  # fmt: skip
+        _fine,
+    ),
+    **dict.fromkeys(SAMPLING_WARPERS, _fine),
+    **dict.fromkeys(("eos_token_id", "pad_token_id", "bos_token_id", "decoder_start_token_id"), _closed("out", "role")),
+    **dict.fromkeys(("forced_bos_token_id", "forced_eos_token_id"), _closed("out", "role")),
+    **dict.fromkeys(("suppress_tokens", "begin_suppress_tokens", "bad_words_ids"), _closed("out", "role")),
+    "sequence_bias": _closed("out", "bias"),
+    "stop_strings": _stop_strings,
+    "encoder_repetition_penalty": _same_vocabulary,
+    "encoder_no_repeat_ngram_size": _same_vocabulary,
+    "num_beams": _only(lambda v: v == 1, "is beam search: HF reorders the cache by beam, but it holds |G|·B copies"),
+    "num_beam_groups": _only(lambda v: v == 1, "is group beam search"),
+    "diversity_penalty": _only(lambda v: v == 0, "is for group beam search"),
+    "penalty_alpha": _only(lambda v: v == 0, "is contrastive search"),
+    "guidance_scale": _only(lambda v: v == 1, "is classifier-free guidance, which runs the model outside the wrapper"),
+    "cache_implementation": _only(lambda v: v == "dynamic", "pre-sizes a cache for batch B, not |G|·B"),
+    "use_mtp": _only(lambda v: not v, "is multi-token prediction"),
+    "token_healing": _only(lambda v: not v, "re-tokenizes the prompt outside the wrapper"),
+    "watermarking_config": _refused("biases a green list drawn from hashed token ids, " + UNEQUIVARIANT),
+    **dict.fromkeys(
+        (
+            "cache_config",
+            "max_cache_len",
+            "prefill_chunk_size",
+            "continuous_batching_config",
+            "dola_layers",
+            "constraints",
+            "force_words_ids",
+            "prompt_lookup_num_tokens",
+            "assistant_early_exit",
+            "speculation_type",
+            "assistant_ensemble_weight",
+        ),
+        _refused(UNEQUIVARIANT + " (not supported)"),
+    ),  # fmt: skip
+}
+REFUSED_INPUTS = {
+    "assistant_model": "assisted decoding",
+    "prefix_allowed_tokens_fn": "a prefix_allowed_tokens_fn (a function of token ids equinlp cannot check)",
+    "negative_prompt_ids": "classifier-free guidance (negative_prompt_ids)",
+    "past_key_values": "passing past_key_values (the wrapper's cache holds |G|·B rows)",
+    "inputs_embeds": "passing inputs_embeds (a token permutation acts on token ids)",
+    "decoder_inputs_embeds": "passing decoder_inputs_embeds (a token permutation acts on token ids)",
+}
+
+
+def check_generation(model: EquiModel, config: GenerationConfig, model_kwargs: dict) -> None:
+    """Raise ``ValueError`` naming the first setting that would make generation non-equivariant."""
+    for key, what in REFUSED_INPUTS.items():
+        if model_kwargs.get(key) is not None:
+            raise ValueError(f"{what} cannot be made equivariant by {type(model).__name__}; {UNSET}")
+    for name, value in config.to_dict().items():
+        if value is None:
+            continue
+        check = SETTINGS.get(name)
+        why = check(model, value, model_kwargs) if check else f"is not one equinlp knows to keep equivariant; {UNSET}"
+        if why:
+            raise ValueError(f"generation setting {name}={value!r} {why}")
+
+
+def _batch_size(model: EquiModel, model_kwargs: dict) -> int:
+    for key in (model.base.main_input_name, "input_ids", "attention_mask", "decoder_input_ids"):
+        if isinstance(model_kwargs.get(key), torch.Tensor):
+            return model_kwargs[key].shape[0]
+    return 1
 
 
 def generate(
     model: EquiModel,
     inputs: torch.Tensor | None = None,
     generation_config: GenerationConfig | None = None,
-    logits_processor: Any = None,
+    logits_processor: LogitsProcessorList | None = None,
     seed: int | list[int] | None = None,
     **kwargs: Any,
 ) -> Any:
     """HF ``generate`` on the symmetrized model: greedy or sampling, any stopping criteria or streamer.
 
-    Sampling uses :class:`~equinlp.models.sampling.RankGumbelSampler` unless the wrapper was built with
-    ``sampler="hf"``, so a seeded sample for ``g·x`` is ``g`` applied to the sample for ``x``. ``seed``
-    (an int for every row, or one per row) makes each row's draw independent of the rest of the batch;
-    without it sampling follows torch's global generator (``torch.manual_seed``).
-    Raises ``ValueError`` for decoding the wrapper cannot make equivariant (beam search, assisted or
-    contrastive decoding, static caches, special or banned tokens that the group moves).
+    Each token is chosen in its row's canonical frame (:mod:`equinlp.models.sampling`), so the continuation
+    of ``g·x`` is ``g`` applied to the continuation of ``x``, ties included, greedy or sampled. ``seed`` (an
+    int for every row, or one per row) makes each row's draw independent of the rest of the batch; without
+    it sampling follows torch's global generator (``torch.manual_seed``). With ``num_return_sequences=n``,
+    rows ``b·n + k`` take seed ``seed_b + k``. ``sampler="hf"`` (at wrapping) restores HF's sampler, which
+    is equivariant in distribution only.
+
+    ``output_scores`` returns the processed scores each token was chosen from (for
+    ``compute_transition_scores``); hidden states and attentions are the identity copy's.
+
+    Raises:
+        ValueError: a setting the wrapper cannot make equivariant (beam search, assisted or contrastive
+            decoding, static caches, watermarking, token sets the group does not map onto themselves, ...).
     """
     if inputs is not None:
         kwargs[model.base.main_input_name] = inputs
     config = copy.deepcopy(generation_config or model.base.generation_config)
     model_kwargs = config.update(**kwargs)
     check_generation(model, config, model_kwargs)
-    if config.do_sample and model.equi_config.sampler == "equivariant":
-        seeds = None
-        if seed is not None:  # one per row, each expanded over num_return_sequences (rows b·n + k)
-            rows = [seed] * kwargs[model.base.main_input_name].shape[0] if isinstance(seed, int) else list(seed)
-            seeds = [s + k for s in rows for k in range(config.num_return_sequences or 1)]
-        logits_processor = equivariant_sampling(config, logits_processor, seeds)
-    elif seed is not None:
-        raise ValueError("seed= is for equivariant sampling (do_sample=True); use torch.manual_seed otherwise")
+    copies = config.num_return_sequences or 1
+    if copies > 1 and not config.do_sample:
+        raise ValueError(f"num_return_sequences={copies} needs do_sample=True (greedy decoding returns one sequence)")
+    batch = _batch_size(model, model_kwargs)
+    if copies > 1:  # expanded here, so that the choice below sees one row per sequence
+        model_kwargs = {
+            k: v.repeat_interleave(copies, 0) if isinstance(v, torch.Tensor) and v.ndim and v.shape[0] == batch else v
+            for k, v in model_kwargs.items()
+        }
+        config.num_return_sequences = 1
+    seeds = None
+    if seed is not None:
+        if not config.do_sample:
+            raise ValueError("seed= is for sampling (do_sample=True); greedy decoding draws nothing")
+        rows = [seed] * batch if isinstance(seed, int) else list(seed)
+        if len(rows) != batch:
+            raise ValueError(f"{len(rows)} seeds for a batch of {batch} prompts; pass one int or one seed per prompt")
+        seeds = [s + k for s in rows for k in range(copies)]
+    choice = None
+    if not (config.do_sample and model.equi_config.sampler == "hf"):
+        source = model_kwargs.get("input_ids") if model.family == "seq2seq" else None
+        warpers = take_sampling_warpers(config) if config.do_sample else None
+        choice = EquivariantChoice(model.out_action, source, model.in_action, warpers, seeds)
+        logits_processor = LogitsProcessorList([*(logits_processor or []), choice])
+    elif seeds is not None:
+        raise ValueError("seed= needs the equivariant sampler; with sampler='hf' use torch.manual_seed")
     with model._folding():
-        return model.base.generate(generation_config=config, logits_processor=logits_processor, **model_kwargs)
-
-
-def check_generation(model: EquiModel, config: GenerationConfig, model_kwargs: dict) -> None:
-    def refuse(what: str) -> None:
-        raise ValueError(f"{what} cannot be made equivariant by {type(model).__name__}; use greedy decoding or sampling")
-
-    if (config.num_beams or 1) > 1:
-        refuse(f"beam search (num_beams={config.num_beams}): HF reorders the cache by beam, but it holds G·B copies;")
-    if config.penalty_alpha and (config.top_k or 0) > 1:
-        refuse("contrastive search (penalty_alpha)")
-    if model_kwargs.get("assistant_model") is not None or config.prompt_lookup_num_tokens:
-        refuse("assisted decoding")
-    if config.cache_implementation not in SUPPORTED_CACHES:
-        refuse(f"cache_implementation={config.cache_implementation!r} (pre-sized for batch B, not G·B);")
-    for key in ("past_key_values", "cache", "inputs_embeds", "decoder_inputs_embeds"):
-        if model_kwargs.get(key) is not None:
-            refuse(f"passing {key}")
-    moved = set(model.out_action.moved.tolist())
-    for name in SPECIAL_TOKEN_SETTINGS + TOKEN_LIST_SETTINGS:
-        hit = sorted(moved.intersection(_flat_ids(getattr(config, name, None))))
-        if hit:
-            raise ValueError(
-                f"generation setting {name} names token ids {hit} that the group moves; it would treat a word "
-                "and its swap differently and break equivariance"
-            )
+        out = model.base.generate(generation_config=config, logits_processor=logits_processor, **model_kwargs)
+    if isinstance(out, ModelOutput):
+        if choice is not None and out.get("scores") is not None:
+            out.scores = tuple(choice.scores)
+        for key in ("encoder_hidden_states", "encoder_attentions"):
+            if out.get(key) is not None:
+                out[key] = tuple(x[: batch * copies] for x in out[key])
+    return out

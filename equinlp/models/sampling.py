@@ -1,81 +1,137 @@
-"""Sampling whose random draw follows the group: for swapped prompts, the same seed picks swapped tokens.
+"""Choosing the next token so that the choice moves with the group, exactly.
 
-``torch.multinomial`` walks the vocabulary in id order, so the same random number lands on unrelated
-tokens for two permuted distributions: equivariant in distribution, but not sample by sample.
-:class:`RankGumbelSampler` draws Gumbel noise in the order of the tokens' *ranks* (the reference code's
-sort-then-sample), which a permutation of the vocabulary does not change. It is an exact sample from
-``softmax(scores)`` (Gumbel-max with i.i.d. noise) and it is the last logits processor: it leaves only the
-chosen token finite, so HF's greedy step takes it.
+The wrapper's scores are equivariant: for ``h·x`` they are the scores for ``x`` with the vocabulary
+permuted by h, bit for bit (aggregate.py). What is left is the choice of a token from them:
+
+- **Ties.** ``argmax`` and sorting break exact ties by token id, and no permutation respects token ids:
+  half-precision logits tie often, and the swapped prompt would pick an unrelated token. So the choice is
+  made in a *canonical frame*: each row's sequence ``x`` (the source too, for seq2seq) is mapped by the
+  group element ``k`` that sends it to the least sequence of its orbit ``{g·x}`` (lexicographically, by
+  token id). ``h·x`` has the same orbit, so its frame shows the same scores; the token chosen there is
+  mapped back by ``k⁻¹``, and the choice moves with the group.
+- **Sampling.** ``torch.multinomial`` walks the vocabulary in id order, so one random number lands on
+  unrelated tokens for two permuted distributions: equivariant in distribution, not sample by sample.
+  :class:`EquivariantChoice` applies the sampling warpers (temperature, top-k, top-p, ...) in the canonical
+  frame, ranks the tokens there (a stable sort) and draws Gumbel noise in rank order (the reference code's
+  sort-then-sample): an exact sample from the warped distribution, and the same noise for ``x`` and ``g·x``.
+
+A sequence fixed by some ``h`` (no swap word) is the one inherent limit: its scores are exactly
+h-invariant, so a word and its swap tie there, and whichever is chosen, the continuation is not h-invariant.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
-from transformers import GenerationConfig, LogitsProcessorList
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 from transformers.generation.logits_process import (
+    EpsilonLogitsWarper,
+    EtaLogitsWarper,
     MinPLogitsWarper,
     TemperatureLogitsWarper,
+    TopHLogitsWarper,
     TopKLogitsWarper,
     TopPLogitsWarper,
+    TypicalLogitsWarper,
 )
 
-UNSUPPORTED_WARPERS = ("typical_p", "epsilon_cutoff", "eta_cutoff", "top_h")
+from equinlp.actions import TokenPermutation
+from equinlp.frames import OrbitFrames
+
+# HF's sampling settings, in HF's order: name -> (is it on?, its warper). Each acts on the values of the
+# scores alone, so in the canonical frame it acts the same on x and g·x, ties included.
+SAMPLING_WARPERS: dict[str, tuple[Callable[[Any], bool], Callable[[Any], LogitsProcessor]]] = {
+    "temperature": (lambda v: v != 1.0, TemperatureLogitsWarper),
+    "top_h": (lambda v: True, lambda v: TopHLogitsWarper(top_h=v)),
+    "top_k": (lambda v: v != 0, lambda v: TopKLogitsWarper(top_k=v)),
+    "top_p": (lambda v: v < 1.0, lambda v: TopPLogitsWarper(top_p=v)),
+    "min_p": (lambda v: True, lambda v: MinPLogitsWarper(min_p=v)),
+    "typical_p": (lambda v: v < 1.0, lambda v: TypicalLogitsWarper(mass=v)),
+    "epsilon_cutoff": (lambda v: 0.0 < v < 1.0, lambda v: EpsilonLogitsWarper(epsilon=v)),
+    "eta_cutoff": (lambda v: 0.0 < v < 1.0, lambda v: EtaLogitsWarper(epsilon=v)),  # a 0-d tensor: any device
+}
 
 
-class RankGumbelSampler:
-    """Logits processor: ``[B, V] -> [B, V]`` with one finite entry per row, the sampled token.
+def rank_gumbel(scores: torch.Tensor, seeds: list[int] | None, step: int) -> torch.Tensor:
+    """``[B, V] -> [B, 1]``: a sample from ``softmax(scores)`` with Gumbel noise drawn in rank order.
+
+    Ranks come from a stable sort (ties keep id order, which the canonical frame makes symmetric). A
+    seeded row draws from its own generator (seed, step), so its sample does not depend on the other rows.
+    """
+    if seeds is not None and len(seeds) != scores.shape[0]:
+        raise ValueError(f"{len(seeds)} seeds for a batch of {scores.shape[0]} rows")
+    ranked, order = scores.sort(dim=-1, descending=True, stable=True)  # rank r is column r
+    finite = max(int(torch.isfinite(ranked).sum(-1).max()), 1)
+    ranked, order = ranked[:, :finite], order[:, :finite]
+    if seeds is None:
+        noise = torch.empty_like(ranked).exponential_()
+    else:
+        generator = torch.Generator(device=scores.device)
+        noise = torch.empty_like(ranked)
+        for row, seed in enumerate(seeds):
+            generator.manual_seed(int(seed) * 1_000_003 + step)
+            noise[row].exponential_(generator=generator)
+    return order.gather(-1, (ranked - noise.log()).argmax(-1, keepdim=True))
+
+
+class EquivariantChoice:
+    """The last logits processor: picks each row's token in its canonical frame, ``[B, V] -> [B, V]``.
+
+    It returns scores with one finite entry, the chosen token, so HF's greedy step takes it. With
+    ``warpers`` it samples (rank-Gumbel), without it takes the argmax. ``scores`` keeps, per step, the
+    processed scores a token was chosen from (the warped distribution when sampling), for
+    ``output_scores``.
 
     Args:
-        seeds: one seed per row, or None for torch's global generator. A seeded row draws its noise from
-            its own generator (seed, step), so its sample does not depend on the other rows of the batch
-            and rows with equal seeds draw equal noise: ``x`` and ``g·x`` with one seed give swapped samples.
+        action: the group's action on the generated ids (and, for causal LMs, on the prompt).
+        source: ``[B, S]`` encoder ids of a seq2seq model, which come first in the canonical order, or None.
+        source_action: the action on ``source``.
+        warpers: sampling warpers to apply in the canonical frame, or None for greedy decoding.
+        seeds: one seed per row (see :func:`rank_gumbel`), or None for torch's global generator.
     """
 
-    def __init__(self, seeds: list[int] | None = None) -> None:
-        self.seeds = seeds
-        self.step = 0
+    def __init__(
+        self,
+        action: TokenPermutation,
+        source: torch.Tensor | None = None,
+        source_action: TokenPermutation | None = None,
+        warpers: LogitsProcessorList | None = None,
+        seeds: list[int] | None = None,
+    ) -> None:
+        self.action, self.warpers, self.seeds = action, warpers, seeds
+        self.frames = OrbitFrames(action.group)
+        if source is not None:
+            self.frames.extend(source_action, source)
+        self.seen = 0
+        self.scores: list[torch.Tensor] = []
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        out = torch.full_like(scores, float("-inf"))
-        if self.seeds is None:
-            finite = int(torch.isfinite(scores).sum(-1).max())
-            ranked, order = scores.topk(max(finite, 1), dim=-1)  # descending: rank r is column r
-            gumbel = -torch.empty_like(ranked).exponential_().log()
-            token = order.gather(-1, (ranked + gumbel).argmax(-1, keepdim=True))
-            return out.scatter_(-1, token, 0.0)
-        if len(self.seeds) != scores.shape[0]:
-            raise ValueError(f"{len(self.seeds)} seeds for a batch of {scores.shape[0]} rows")
-        generator = torch.Generator(device=scores.device)
-        for row, seed in enumerate(self.seeds):
-            ranked, order = scores[row].topk(max(int(torch.isfinite(scores[row]).sum()), 1))
-            generator.manual_seed(int(seed) * 1_000_003 + self.step)
-            noise = torch.empty_like(ranked).exponential_(generator=generator)
-            out[row, order[(ranked - noise.log()).argmax()]] = 0.0
-        self.step += 1
-        return out
+        self.frames.extend(self.action, input_ids[:, self.seen :])
+        self.seen = input_ids.shape[1]
+        canonical = self.frames.to_canonical(self.action, scores)
+        if self.warpers is None:
+            chosen = canonical.argmax(-1, keepdim=True)  # the first maximum: the least id in the canonical frame
+            self.scores.append(scores)
+        else:
+            canonical = self.warpers(input_ids, canonical)
+            chosen = rank_gumbel(canonical, self.seeds, len(self.scores))
+            self.scores.append(self.frames.from_canonical(self.action, canonical))
+        token = self.frames.token_from_canonical(self.action, chosen)
+        return torch.full_like(scores, float("-inf")).scatter_(-1, token, 0.0)
 
 
-def equivariant_sampling(
-    config: GenerationConfig, processors: LogitsProcessorList | None, seeds: list[int] | None = None
-) -> LogitsProcessorList:
-    """Move ``config``'s sampling into processors ending in :class:`RankGumbelSampler`; ``config`` turns greedy.
+def take_sampling_warpers(config: GenerationConfig) -> LogitsProcessorList:
+    """Move ``config``'s sampling settings into warpers (HF's, in HF's order); ``config`` turns greedy.
 
-    Mutates ``config`` (a private copy). Returns the processor list to pass to ``generate``.
+    Mutates ``config`` (a private copy).
     """
-    for name in UNSUPPORTED_WARPERS:
+    warpers = LogitsProcessorList()
+    for name, (is_on, warper) in SAMPLING_WARPERS.items():
         value = getattr(config, name, None)
-        if value is not None and not (name == "typical_p" and value >= 1.0) and not (name.endswith("cutoff") and value == 0.0):
-            raise ValueError(f"{name}={value} is not supported by the equivariant sampler; pass sampler='hf' to use HF's")
-    warpers = LogitsProcessorList(processors or [])
-    if config.temperature is not None and config.temperature != 1.0:
-        warpers.append(TemperatureLogitsWarper(config.temperature))
-    if config.top_k:
-        warpers.append(TopKLogitsWarper(config.top_k))
-    if config.top_p is not None and config.top_p < 1.0:
-        warpers.append(TopPLogitsWarper(config.top_p))
-    if config.min_p is not None:
-        warpers.append(MinPLogitsWarper(config.min_p))
-    warpers.append(RankGumbelSampler(seeds))
+        if value is not None and is_on(value):
+            warpers.append(warper(value))
+        setattr(config, name, None)
     config.do_sample = False
-    config.temperature, config.top_k, config.top_p, config.min_p = None, None, None, None
     return warpers

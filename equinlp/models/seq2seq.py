@@ -3,6 +3,8 @@
 ``generate`` runs the encoder by itself before decoding, so the encoder gets its own pre-hook that folds
 the source ids; during a plain ``forward`` that hook stands aside (the outer pre-hook already folded
 them). Decoder steps then receive the folded encoder states ``[G·B, S, D]`` and are left alone.
+A row's canonical frame (frames.py) orders the source first, then the target: the encoder hook starts the
+frames from the source, and each decoding run continues from there.
 """
 
 from __future__ import annotations
@@ -46,6 +48,14 @@ class EquiSeq2SeqLM(EquiModel):
         self._inside_forward = False
         return super()._combine_outputs(module, args, kwargs, output)
 
+    def _start_frames(self, kwargs: dict, batch: int, device) -> None:
+        if kwargs.get("input_ids") is not None:  # the source is in this call: start from it
+            self._frames.reset(batch, device)
+        else:
+            past = kwargs.get("past_key_values")
+            if past is None or past.get_seq_length() == 0:  # a new decoding run: back to the source's frames
+                self._frames.ranks = self._source_ranks
+
     def _fold_encoder_inputs(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         if self._inside_forward:
             return args, kwargs
@@ -55,7 +65,10 @@ class EquiSeq2SeqLM(EquiModel):
         ids = kwargs.get("input_ids")
         if ids is None:
             raise ValueError("the encoder needs input_ids (inputs_embeds cannot be acted on)")
-        kwargs["input_ids"] = self.in_action.ids.act_all(ids)
+        self._frames.reset(ids.shape[0], ids.device)
+        self._frames.extend(self.in_action, ids)
+        self._source_ranks = self._frames.ranks
+        kwargs["input_ids"] = self._frames.fold(self.in_action, ids)
         self._repeat(kwargs, ("attention_mask",), ids.shape[0])
         return args, kwargs
 
