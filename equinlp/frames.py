@@ -39,11 +39,14 @@ def lexicographic_ranks(sequences: torch.Tensor) -> torch.Tensor:
 
 
 class OrbitFrames:
-    """Each row's canonical frame, kept up to date as tokens arrive.
+    """Each row's canonical frame, kept up to date as tokens arrive; and which rows hold the same sequence.
 
     ``ranks[g, b]`` is the rank of ``g·x_b`` among the sequences of its orbit; :meth:`extend` refines it
     with new tokens (the order of two sequences is settled at their first difference, so only new
-    tokens can separate copies that were equal so far).
+    tokens can separate copies that were equal so far, and the canonical sequence only grows).
+    ``same[b, b']`` says rows b and b' have the same canonical sequence (and masks, see :meth:`compare`):
+    ``x`` and ``h·x`` in one batch fold into identical copies, which :meth:`share_representatives` makes
+    give identical outputs, wherever they sit in the batch.
 
     Args:
         group: the group acting.
@@ -52,10 +55,20 @@ class OrbitFrames:
     def __init__(self, group: Group) -> None:
         self.mul, self.inverse = group.mul, group.inv
         self.ranks: torch.Tensor | None = None
+        self.same: torch.Tensor | None = None
 
     def reset(self, batch: int, device: torch.device | str) -> None:
         self.mul, self.inverse = self.mul.to(device), self.inverse.to(device)
         self.ranks = torch.zeros(len(self.inverse), batch, dtype=torch.long, device=device)
+        self.same = torch.ones(batch, batch, dtype=torch.bool, device=device)
+
+    @property
+    def state(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.ranks, self.same
+
+    @state.setter
+    def state(self, value: tuple[torch.Tensor, torch.Tensor]) -> None:
+        self.ranks, self.same = value
 
     def extend(self, action: TokenPermutation, ids: torch.Tensor) -> None:
         """Append ``ids [B, L]`` (acted on by ``action``) to every row's sequence."""
@@ -63,8 +76,15 @@ class OrbitFrames:
             self.reset(ids.shape[0], ids.device)
         if self.ranks.shape[1] != ids.shape[0]:
             raise ValueError(f"{ids.shape[0]} rows of token ids for frames of {self.ranks.shape[1]} rows")
-        images = action.table.to(ids.device)[:, ids]  # [G, B, L]: g applied to every row
-        self.ranks = lexicographic_ranks(torch.cat([self.ranks[..., None], images], -1))
+        table = action.table.to(ids.device)
+        self.ranks = lexicographic_ranks(torch.cat([self.ranks[..., None], table[:, ids]], -1))
+        canonical = table[self.k[:, None], ids]  # [B, L]: the new tokens in each row's canonical frame
+        self.compare(canonical)
+
+    def compare(self, rows: torch.Tensor) -> None:
+        """Rows stay 'the same' only where ``rows [B, ...]`` (canonical tokens, a mask) agree too."""
+        flat = rows.reshape(rows.shape[0], -1)
+        self.same = self.same & (flat[:, None] == flat[None]).all(-1)
 
     @property
     def k(self) -> torch.Tensor:
@@ -93,13 +113,18 @@ class OrbitFrames:
         return table.reshape(-1)[flat].reshape(-1, ids.shape[1])
 
     def share_representatives(self, folded: torch.Tensor) -> torch.Tensor:
-        """``[G·B, ...]``: each block's values replaced by its representative's, so equal sequences give equal outputs."""
-        rep = self.representatives()
-        order, batch = rep.shape
-        if torch.equal(rep, torch.arange(order, device=rep.device)[:, None].expand_as(rep)):
+        """``[G·B, ...]``: each copy's values replaced by those of the first copy that holds the same sequence.
+
+        Equal inputs then give equal outputs, bit for bit, whatever the kernels do with batch positions.
+        """
+        rows = self.same.to(torch.uint8).argmax(1)  # [B]: the first row with the same canonical sequence
+        blocks = self.representatives()[:, rows]  # [G, B]: that row's first block holding the same sequence
+        order, batch = blocks.shape
+        if torch.equal(rows, torch.arange(batch, device=rows.device)) and torch.equal(
+            blocks, torch.arange(order, device=rows.device)[:, None].expand_as(blocks)
+        ):
             return folded
-        blocks = folded.reshape(order, batch, *folded.shape[1:])
-        return blocks[rep, torch.arange(batch, device=rep.device)].reshape(folded.shape)
+        return folded.reshape(order, batch, *folded.shape[1:])[blocks, rows].reshape(folded.shape)
 
     def to_canonical(self, action: TokenPermutation, scores: torch.Tensor) -> torch.Tensor:
         """``[B, ..., V]``: row b's scores seen from its canonical frame, ``k_b · scores_b``."""

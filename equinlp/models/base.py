@@ -154,6 +154,9 @@ class EquiModel(nn.Module):
         self._start_frames(kwargs, first.shape[0], first.device)
         for key, side in present.items():
             self._frames.extend(self._action(side), kwargs[key])
+        for key in self.batch_inputs:
+            if isinstance(kwargs.get(key), torch.Tensor) and kwargs[key].ndim:
+                self._frames.compare(kwargs[key])  # rows that share a sequence share outputs only with equal masks
         for key, side in present.items():
             kwargs[key] = self._frames.fold(self._action(side), kwargs[key])
         self._repeat(kwargs, self.batch_inputs, first.shape[0])

@@ -54,7 +54,7 @@ class EquiSeq2SeqLM(EquiModel):
         else:
             past = kwargs.get("past_key_values")
             if past is None or past.get_seq_length() == 0:  # a new decoding run: back to the source's frames
-                self._frames.ranks = self._source_ranks
+                self._frames.state = self._source_state
 
     def _fold_encoder_inputs(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         if self._inside_forward:
@@ -67,7 +67,9 @@ class EquiSeq2SeqLM(EquiModel):
             raise ValueError("the encoder needs input_ids (inputs_embeds cannot be acted on)")
         self._frames.reset(ids.shape[0], ids.device)
         self._frames.extend(self.in_action, ids)
-        self._source_ranks = self._frames.ranks
+        if isinstance(kwargs.get("attention_mask"), torch.Tensor):
+            self._frames.compare(kwargs["attention_mask"])
+        self._source_state = self._frames.state
         kwargs["input_ids"] = self._frames.fold(self.in_action, ids)
         self._repeat(kwargs, ("attention_mask",), ids.shape[0])
         return args, kwargs
