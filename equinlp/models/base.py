@@ -134,8 +134,7 @@ class EquiModel(nn.Module):
 
     def _start_frames(self, kwargs: dict, batch: int, device: torch.device) -> None:
         """Start the rows' frames afresh, unless this call continues cached sequences."""
-        past = kwargs.get("past_key_values")
-        if past is None or not hasattr(past, "get_seq_length") or past.get_seq_length() == 0:
+        if not _continues_a_cache(kwargs):
             self._frames.reset(batch, device)
 
     def _fold_inputs(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
@@ -229,3 +228,9 @@ def _own_rows(x: Any, folded: int, frames: OrbitFrames) -> Any:
     if isinstance(x, tuple | list):
         return type(x)(_own_rows(v, folded, frames) for v in x)
     return x
+
+
+def _continues_a_cache(kwargs: dict) -> bool:
+    """Whether the call extends sequences held in a KV cache (``cache``; ``past_key_values`` before transformers 5.40)."""
+    cache = kwargs.get("cache", kwargs.get("past_key_values"))
+    return cache is not None and hasattr(cache, "get_seq_length") and cache.get_seq_length() > 0

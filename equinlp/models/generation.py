@@ -188,6 +188,7 @@ REFUSED_INPUTS = {
     "assistant_model": "assisted decoding",
     "prefix_allowed_tokens_fn": "a prefix_allowed_tokens_fn (a function of token ids equinlp cannot check)",
     "negative_prompt_ids": "classifier-free guidance (negative_prompt_ids)",
+    "cache": "passing a cache (the wrapper's cache holds |G|·B rows)",
     "past_key_values": "passing past_key_values (the wrapper's cache holds |G|·B rows)",
     "inputs_embeds": "passing inputs_embeds (a token permutation acts on token ids)",
     "decoder_inputs_embeds": "passing decoder_inputs_embeds (a token permutation acts on token ids)",

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from equinlp.models.base import EquiModel
+from equinlp.models.base import EquiModel, _continues_a_cache
 
 
 class EquiSeq2SeqLM(EquiModel):
@@ -52,8 +52,7 @@ class EquiSeq2SeqLM(EquiModel):
         if kwargs.get("input_ids") is not None:  # the source is in this call: start from it
             self._frames.reset(batch, device)
         else:
-            past = kwargs.get("past_key_values")
-            if past is None or past.get_seq_length() == 0:  # a new decoding run: back to the source's frames
+            if not _continues_a_cache(kwargs):  # a new decoding run: back to the source's frames
                 self._frames.state = self._source_state
 
     def _fold_encoder_inputs(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
