@@ -123,6 +123,21 @@ def aggregator_from_config(
     )
 
 
+COMMON_FIELDS = ("sampler", "relaxed_tokens")  # settings every method takes
+
+
+def config_for(method: str, **settings: Any) -> EquiConfig:
+    """An ``EquiConfig`` for ``method`` from settings, keeping only those it reads (and ``COMMON_FIELDS``).
+
+    So a command line can pass ``proxy=...`` for every method and only equizero's config records it.
+    """
+    from equinlp.config import EquiConfig
+
+    check_method(method)
+    keep = METHODS[method].fields + COMMON_FIELDS
+    return EquiConfig(method=method, **{k: v for k, v in settings.items() if k in keep and v is not None})
+
+
 def config_fields(aggregator: Aggregator) -> dict[str, Any]:
     """The config fields that rebuild ``aggregator``: ``method``, its own fields, ``relaxed_tokens``."""
     inner = aggregator.inner if isinstance(aggregator, Relaxed) else aggregator

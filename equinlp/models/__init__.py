@@ -24,6 +24,9 @@ ActionArg = TokenPermutation | tuple[TokenPermutation, TokenPermutation]
 
 
 def family_of(model: nn.Module) -> type[EquiModel]:
+    """The wrapper class for ``model``; a clear error for a wrapped model or an unsupported one."""
+    if isinstance(model, EquiModel):
+        raise ValueError("the model is already wrapped; call .unwrap() first")
     for cls in FAMILIES.values():
         if cls.accepts(model):
             return cls
@@ -42,8 +45,6 @@ def wrap(model: nn.Module, action: ActionArg, aggregator: Aggregator, config: Eq
 
     Returns the wrapper in eval mode (and the base with it).
     """
-    if isinstance(model, EquiModel):
-        raise ValueError("the model is already wrapped; call .unwrap() first")
     in_action, out_action = action if isinstance(action, tuple) else (action, action)
     if not isinstance(in_action, TokenPermutation) or not isinstance(out_action, TokenPermutation):
         raise TypeError(f"language models need TokenPermutation actions, got {type(in_action).__name__}")
@@ -55,6 +56,7 @@ def wrap_method(model: nn.Module, action: ActionArg, config: EquiConfig, **build
 
     ``build``: ``proxy`` (a callable) or ``weight_net`` (a module) that the config cannot name.
     """
+    family_of(model)  # refuse what cannot be wrapped before reading its feature width
     return wrap(model, action, aggregator_from_config(config, feature_size(model), **build), config)
 
 

@@ -76,6 +76,7 @@ class EquiModel(PreTrainedModel):
         for key, value in {**config_fields(aggregator), "family": self.family}.items():
             setattr(config, key, value)
         config.base_model_name_or_path = config.base_model_name_or_path or getattr(base.config, "_name_or_path", "") or ""
+        config.group_description = list(self.in_action.description)
         config.architectures = [type(self).__name__]
         self.equi_config = config
         self._features: torch.Tensor | None = None

@@ -47,7 +47,6 @@ def save_pretrained(model: EquiModel, directory: str | os.PathLike, save_base: b
         tmp.rename(directory / BASE_DIR)
     config = copy.deepcopy(model.equi_config)
     config.base_fine_tuned = fine_tuned
-    config.group_description = list(model.in_action.description)
     tmp_dir = directory / ".config.tmp"
     tmp_dir.mkdir(exist_ok=True)
     config.save(tmp_dir)
