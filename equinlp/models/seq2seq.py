@@ -16,7 +16,11 @@ from equinlp.models.base import EquiModel
 
 
 class EquiSeq2SeqLM(EquiModel):
-    """Symmetrized encoder-decoder: ``in_action`` moves source ids, ``out_action`` target ids and logits."""
+    """Symmetrized encoder-decoder: ``in_action`` moves source ids, ``out_action`` target ids and logits.
+
+    Given ``labels`` (``-100`` ignored, not shifted), ``forward`` returns their cross-entropy; with
+    ``num_items_in_batch`` (the Trainer's count under gradient accumulation) the sum divided by it.
+    """
 
     family = "seq2seq"
     token_inputs = {"input_ids": "in", "decoder_input_ids": "out"}
