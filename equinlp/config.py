@@ -17,6 +17,7 @@ from transformers import PreTrainedConfig
 
 SAMPLERS = ("equivariant", "hf")
 CONFIG_NAME = "config.json"
+LEGACY_CONFIG_NAME = "equinlp_config.json"
 
 
 @strict
@@ -67,6 +68,9 @@ class EquiConfig(PreTrainedConfig):
     def load(cls, directory: str | Path) -> EquiConfig:
         """Read ``config.json`` of a folder written by ``save_pretrained``; a clear error for any other folder."""
         path = Path(directory) / CONFIG_NAME
+        legacy = Path(directory) / LEGACY_CONFIG_NAME
+        if not path.exists() and legacy.exists():  # folders written before EquiConfig became an HF config
+            return cls(**json.loads(legacy.read_text()))
         if not path.exists():
             raise FileNotFoundError(f"{path} not found: not a folder written by save_pretrained")
         model_type = json.loads(path.read_text()).get("model_type")
