@@ -93,7 +93,9 @@ def method_model(
     if method in ("base", "equizero-sentiment"):
         return eq.equitune(model, identity_action(action.vocab_size))
     name = method.removeprefix("relaxed-")  # a registered method (equinlp.methods)
-    config = config_for(name, proxy=proxy, relaxed_tokens=[int(i) for i in general_tokens] if relaxed else [])
+    moved = set(action.moved.tolist())  # the paper's general words the group swaps (he/she for gender) stay swapped
+    general = [int(i) for i in general_tokens if int(i) not in moved] if relaxed else []
+    config = config_for(name, proxy=proxy, relaxed_tokens=general)
     net = lambda_weight_net(model, lambda_net) if name == "lambda" else None
     return eq.wrap_method(model, action, config, weight_net=net)  # in eval mode: the λ-net's dropout off
 
