@@ -20,24 +20,39 @@ from equinlp.config import EquiConfig
 from equinlp.core import combine, symmetrize
 from equinlp.embedded import load_model
 from equinlp.groups import Group, cyclic, dihedral, from_permutations, product, trivial
-from equinlp.models import FAMILIES, EquiModel, feature_size, from_pretrained, wrap
+from equinlp.methods import METHODS, make_aggregator
+from equinlp.models import FAMILIES, EquiModel, feature_size, from_pretrained, wrap, wrap_method
 from equinlp.testing import assert_equivariant
 from equinlp.vocab import VocabularyError, general_token_ids, vocab_permutation, vocab_permutation_pair
 
 __version__ = "0.1.0"
 
 
-def _relaxed(aggregator: Aggregator, general_tokens) -> Aggregator:
-    return aggregator if general_tokens is None or len(general_tokens) == 0 else Relaxed(aggregator, general_tokens)
-
-
 def equitune(model: nn.Module, action, *, sampler: str = "equivariant", general_tokens=None) -> EquiModel:
     """equitune (group averaging): ``M_G(x) = (1/|G|) Σ_g g⁻¹ M(g x)``.
 
-    ``general_tokens`` (ids, e.g. from :func:`general_token_ids`) gives the relaxed variant (R-EquiGPT2):
-    those tokens take the identity copy's logits.
+    Args:
+        model: an ``AutoModelForCausalLM`` / ``AutoModelForSeq2SeqLM`` (left untouched: ``.unwrap()``).
+        action: a ``TokenPermutation`` (e.g. from :func:`vocab_permutation`), or ``(in_action, out_action)``.
+        sampler: ``equivariant`` (seeded sampling commutes with the group) or ``hf``.
+        general_tokens: token ids (e.g. from :func:`general_token_ids`) for the relaxed variant (R-EquiGPT2):
+            those tokens take the identity copy's logits. Words the group moves are refused.
+
+    Returns the wrapper in eval mode (call ``.train()`` to train).
+
+    Examples:
+
+    ```python
+    >>> import equinlp as eq
+    >>> from equinlp.testing import tiny_causal_lm, word_tokenizer
+    >>> tok = word_tokenizer()
+    >>> m = eq.equitune(tiny_causal_lm(len(tok)), eq.vocab_permutation(tok, [("man", "woman")]))
+    >>> m.equi_config.method, m.training
+    ('equitune', False)
+    ```
     """
-    return wrap(model, action, _relaxed(Mean(), general_tokens), EquiConfig(sampler=sampler))
+    config = EquiConfig(method="equitune", sampler=sampler, relaxed_tokens=_ids(general_tokens))
+    return wrap_method(model, action, config)
 
 
 def equizero(
@@ -49,9 +64,29 @@ def equizero(
     sampler: str = "equivariant",
     general_tokens=None,
 ) -> EquiModel:
-    """equizero: ``g*⁻¹ M(g* x)`` with ``g* = argmin_g proxy(g⁻¹ M(g x))``; straight-through when training."""
-    aggregator = _relaxed(Argmin(proxy, straight_through), general_tokens)
-    return wrap(model, action, aggregator, EquiConfig(sampler=sampler, straight_through=straight_through))
+    """equizero: ``g*⁻¹ M(g* x)`` with ``g* = argmin_g proxy(g⁻¹ M(g x))``; straight-through when training.
+
+    Args:
+        model, action, sampler, general_tokens: as for :func:`equitune`.
+        proxy: ``entropy``, ``max_logit``, ``max_prob`` or a callable ``[G, B, ..., V] -> [G, B, ...]``
+            (a custom callable must be passed again to :func:`from_pretrained`).
+        straight_through: when training, the value is the selected copy's and the gradient the mean's.
+
+    Examples:
+
+    ```python
+    >>> import equinlp as eq
+    >>> from equinlp.testing import tiny_causal_lm, word_tokenizer
+    >>> tok = word_tokenizer()
+    >>> m = eq.equizero(tiny_causal_lm(len(tok)), eq.vocab_permutation(tok, [("he", "she")]), proxy="max_prob")
+    >>> m.equi_config.proxy, m.equi_config.straight_through
+    ('max_prob', True)
+    ```
+    """
+    config = EquiConfig(
+        method="equizero", sampler=sampler, straight_through=straight_through, relaxed_tokens=_ids(general_tokens)
+    )
+    return wrap_method(model, action, config, proxy=proxy)
 
 
 def lambda_equitune(
@@ -66,11 +101,35 @@ def lambda_equitune(
 ) -> EquiModel:
     """λ-equitune: ``Σ_g λ(g x) g⁻¹ M(g x) / Σ_g λ(g x)``, λ a small positive network on features of ``g x``.
 
-    The default λ-net is the paper's MLP on the LM head's input; it starts uniform (= equitune).
+    Args:
+        model, action, sampler, general_tokens: as for :func:`equitune`.
+        weight_net: a custom λ-net ``[G, B, T, D] -> [G, B, T]`` (pass it again to :func:`from_pretrained`).
+        hidden, dropout: the default λ-net's (the paper's MLP on the LM head's input; it starts uniform,
+            i.e. as equitune). Dropout acts only in training mode.
+
+    Examples:
+
+    ```python
+    >>> import equinlp as eq
+    >>> from equinlp.testing import tiny_causal_lm, word_tokenizer
+    >>> tok = word_tokenizer()
+    >>> m = eq.lambda_equitune(tiny_causal_lm(len(tok)), eq.vocab_permutation(tok, [("man", "woman")]), hidden=32)
+    >>> m.equi_config.weight_net_hidden, m.num_parameters() > m.unwrap().num_parameters()
+    (32, True)
+    ```
     """
-    net = weight_net or WeightNet(feature_size(model), hidden, dropout)
-    config = EquiConfig(sampler=sampler, weight_net_hidden=hidden, weight_net_dropout=dropout)
-    return wrap(model, action, _relaxed(Weighted(net), general_tokens), config)
+    config = EquiConfig(
+        method="lambda",
+        sampler=sampler,
+        weight_net_hidden=hidden,
+        weight_net_dropout=dropout,
+        relaxed_tokens=_ids(general_tokens),
+    )
+    return wrap_method(model, action, config, weight_net=weight_net)
+
+
+def _ids(general_tokens) -> list[int]:
+    return [] if general_tokens is None else [int(i) for i in general_tokens]
 
 
 __all__ = [
@@ -80,6 +139,7 @@ __all__ = [
     "EquiConfig",
     "EquiModel",
     "FAMILIES",
+    "METHODS",
     "Group",
     "ImageTransform",
     "Invariant",
@@ -96,15 +156,18 @@ __all__ = [
     "dihedral",
     "equitune",
     "equizero",
+    "feature_size",
     "from_permutations",
     "from_pretrained",
     "general_token_ids",
     "lambda_equitune",
     "load_model",
+    "make_aggregator",
     "product",
     "symmetrize",
     "trivial",
     "vocab_permutation",
     "vocab_permutation_pair",
     "wrap",
+    "wrap_method",
 ]

@@ -13,12 +13,13 @@ from collections.abc import Callable
 import torch
 
 from equinlp.bias.cli import EXAMPLES as BIAS_EXAMPLES
+from equinlp.methods import BASE, config_for, method_names
 from equinlp.rl.cli import EXAMPLES as RL_EXAMPLES
 from equinlp.scan.cli import EXAMPLES as SCAN_EXAMPLES
 from equinlp.vision.cli import EXAMPLES as VISION_EXAMPLES
 from equinlp.wordgroups import word_group_names
 
-METHODS = ("base", "equitune", "equizero", "lambda")
+METHODS = method_names(with_base=True)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,17 +53,11 @@ def decoding_kwargs(args: argparse.Namespace) -> dict:
 
 def build_method(model: torch.nn.Module, action, method: str, proxy: str):
     """The wrapped model for a method name (``base`` is the model itself)."""
-    import equinlp as eq
+    from equinlp.models import wrap_method
 
-    builders: dict[str, Callable] = {
-        "base": lambda: model,
-        "equitune": lambda: eq.equitune(model, action),
-        "equizero": lambda: eq.equizero(model, action, proxy=proxy),
-        "lambda": lambda: eq.lambda_equitune(model, action),
-    }
-    if method not in builders:
-        raise SystemExit(f"unknown method {method!r}; choose from {', '.join(builders)}")
-    return builders[method]()
+    if method not in METHODS:
+        raise SystemExit(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    return model if method == BASE else wrap_method(model, action, config_for(method, proxy=proxy))
 
 
 # --- equinlp generate -------------------------------------------------------------------------------

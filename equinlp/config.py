@@ -1,47 +1,79 @@
-"""EquiConfig: what a wrapper adds to a base model, as a JSON-serialisable dataclass."""
+"""EquiConfig: what a wrapper adds to a base model, as an HF config (``model_type="equinlp"``).
+
+It is the single source of truth for a wrapper: the method registry (``equinlp.methods``) builds the
+aggregator from it, ``save_pretrained`` writes it as the folder's ``config.json``, and because it is a
+``PreTrainedConfig`` registered with ``AutoConfig`` (see ``equinlp.models.hf``), HF tooling
+(``AutoConfig``, ``AutoModelForCausalLM``, ``pipeline``, lm-eval's ``HFLM``) recognises the folder.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import field
 from pathlib import Path
 
-METHODS = ("equitune", "equizero", "lambda")
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
+
 SAMPLERS = ("equivariant", "hf")
-CONFIG_NAME = "equinlp_config.json"
+CONFIG_NAME = "config.json"
+LEGACY_CONFIG_NAME = "equinlp_config.json"
 
 
-@dataclass
-class EquiConfig:
-    method: str = field(default="equitune", metadata={"help": "equitune | equizero | lambda"})
-    proxy: str | None = field(default=None, metadata={"help": "equizero proxy loss name (entropy, max_logit, max_prob)"})
-    straight_through: bool = field(default=True, metadata={"help": "equizero: mean's gradient when training"})
-    weight_net_hidden: int = field(default=100, metadata={"help": "λ-net hidden width"})
-    weight_net_dropout: float = field(default=0.5, metadata={"help": "λ-net dropout (training only)"})
-    sampler: str = field(
-        default="equivariant",
-        metadata={"help": "equivariant: seeded sampling picks swapped tokens for swapped prompts; hf: torch.multinomial"},
-    )
-    family: str = field(default="", metadata={"help": "model family the wrapper was built for"})
-    base_model_name_or_path: str = field(default="", metadata={"help": "where the base model came from"})
-    base_fine_tuned: bool = field(default=False, metadata={"help": "whether the saved folder holds the base weights"})
-    group_description: list[str] = field(default_factory=list, metadata={"help": "the swap cycles, for reading"})
-    relaxed_tokens: list[int] = field(
-        default_factory=list, metadata={"help": "general-word token ids taken from the identity copy (relaxed variant)"}
-    )
+@strict
+class EquiConfig(PreTrainedConfig):
+    r"""
+    Args:
+        method (`str`, defaults to `"equitune"`): a name from ``equinlp.methods.METHODS``.
+        proxy (`str`, *optional*): equizero's proxy (entropy, max_logit, max_prob; a custom callable's name).
+        straight_through (`bool`, defaults to `True`): equizero: the mean's gradient when training.
+        weight_net_hidden (`int`, defaults to 100): λ-net hidden width.
+        weight_net_dropout (`float`, defaults to 0.5): λ-net dropout (training only).
+        sampler (`str`, defaults to `"equivariant"`): ``equivariant`` (seeded sampling picks swapped tokens
+            for swapped prompts) or ``hf`` (``torch.multinomial``).
+        family (`str`): the model family the wrapper was built for (``causal`` | ``seq2seq``).
+        base_model_name_or_path (`str`): where the base model came from.
+        base_fine_tuned (`bool`): whether the saved folder holds the base weights (in ``base/``).
+        group_description (`list[str]`): the swap cycles, for reading.
+        relaxed_tokens (`list[int]`): general-word token ids taken from the identity copy (relaxed variant).
+    """
 
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose from {METHODS}")
+    model_type = "equinlp"
+
+    method: str = "equitune"
+    proxy: str | None = None
+    straight_through: bool = True
+    weight_net_hidden: int = 100
+    weight_net_dropout: float | int = 0.5
+    sampler: str = "equivariant"
+    family: str = ""
+    base_model_name_or_path: str = ""
+    base_fine_tuned: bool = False
+    group_description: list[str] = field(default_factory=list)
+    relaxed_tokens: list[int] = field(default_factory=list)
+
+    def __post_init__(self, **kwargs) -> None:
+        from equinlp.methods import check_method
+
+        check_method(self.method)
         if self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; choose from {SAMPLERS}")
+        super().__post_init__(**kwargs)
 
     def save(self, directory: str | Path) -> None:
-        (Path(directory) / CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2) + "\n")
+        """Write ``config.json`` in ``directory``."""
+        self.save_pretrained(directory)
 
     @classmethod
     def load(cls, directory: str | Path) -> EquiConfig:
+        """Read ``config.json`` of a folder written by ``save_pretrained``; a clear error for any other folder."""
         path = Path(directory) / CONFIG_NAME
+        legacy = Path(directory) / LEGACY_CONFIG_NAME
+        if not path.exists() and legacy.exists():  # folders written before EquiConfig became an HF config
+            return cls(**json.loads(legacy.read_text()))
         if not path.exists():
             raise FileNotFoundError(f"{path} not found: not a folder written by save_pretrained")
-        return cls(**json.loads(path.read_text()))
+        model_type = json.loads(path.read_text()).get("model_type")
+        if model_type != cls.model_type:
+            raise ValueError(f"{path} has model_type {model_type!r}, not {cls.model_type!r}: not a folder written by equinlp")
+        return cls.from_pretrained(directory)

@@ -33,6 +33,7 @@ from equinlp.actions import TokenPermutation
 from equinlp.aggregate import Weighted
 from equinlp.bias.scoring import masked_texts
 from equinlp.groups import trivial
+from equinlp.methods import config_for
 from equinlp.models import feature_size
 from equinlp.models.saving import load_parts
 
@@ -89,15 +90,14 @@ def method_model(
     relaxed = method.startswith("relaxed-")
     if relaxed and not len(general_tokens):
         raise ValueError(f"{method} needs general words (the word group lists none)")
-    general = list(general_tokens) if relaxed else None
     if method in ("base", "equizero-sentiment"):
         return eq.equitune(model, identity_action(action.vocab_size))
-    if method.endswith("equitune"):
-        return eq.equitune(model, action, general_tokens=general)
-    if method.endswith("lambda"):  # eval mode: the λ-net's dropout off, or the copies' weights would differ
-        net = lambda_weight_net(model, lambda_net)
-        return eq.lambda_equitune(model, action, net, general_tokens=general).eval()
-    return eq.equizero(model, action, proxy=proxy, general_tokens=general)
+    name = method.removeprefix("relaxed-")  # a registered method (equinlp.methods)
+    moved = set(action.moved.tolist())  # the paper's general words the group swaps (he/she for gender) stay swapped
+    general = [int(i) for i in general_tokens if int(i) not in moved] if relaxed else []
+    config = config_for(name, proxy=proxy, relaxed_tokens=general)
+    net = lambda_weight_net(model, lambda_net) if name == "lambda" else None
+    return eq.wrap_method(model, action, config, weight_net=net)  # in eval mode: the λ-net's dropout off
 
 
 @cache

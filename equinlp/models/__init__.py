@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
 from equinlp.actions import TokenPermutation
 from equinlp.aggregate import Aggregator, Proxy
 from equinlp.config import EquiConfig
+from equinlp.methods import aggregator_from_config
 from equinlp.models.base import EquiModel
 from equinlp.models.causal_lm import EquiCausalLM
+from equinlp.models.hf import register_with_auto_classes
 from equinlp.models.saving import BASE_DIR, load_parts
 from equinlp.models.seq2seq import EquiSeq2SeqLM
 
@@ -21,6 +24,9 @@ ActionArg = TokenPermutation | tuple[TokenPermutation, TokenPermutation]
 
 
 def family_of(model: nn.Module) -> type[EquiModel]:
+    """The wrapper class for ``model``; a clear error for a wrapped model or an unsupported one."""
+    if isinstance(model, EquiModel):
+        raise ValueError("the model is already wrapped; call .unwrap() first")
     for cls in FAMILIES.values():
         if cls.accepts(model):
             return cls
@@ -28,13 +34,30 @@ def family_of(model: nn.Module) -> type[EquiModel]:
 
 
 def wrap(model: nn.Module, action: ActionArg, aggregator: Aggregator, config: EquiConfig | None = None) -> EquiModel:
-    """Wrap ``model`` so that it is equivariant under ``action`` (or ``(in_action, out_action)``)."""
-    if isinstance(model, EquiModel):
-        raise ValueError("the model is already wrapped; call .unwrap() first")
+    """Wrap ``model`` so that it is equivariant under ``action`` (or ``(in_action, out_action)``).
+
+    Args:
+        model: any ``AutoModelForCausalLM`` / ``AutoModelForSeq2SeqLM`` (the base model).
+        action: a ``TokenPermutation``, or ``(in_action, out_action)`` over the same group.
+        aggregator: how copies combine (``Mean()``, ``Argmin(...)``, ``Weighted(...)``, maybe ``Relaxed``);
+            the config's method fields are read from it (``equinlp.methods.config_fields``).
+        config: other settings (``sampler``, ...).
+
+    Returns the wrapper in eval mode (and the base with it).
+    """
     in_action, out_action = action if isinstance(action, tuple) else (action, action)
     if not isinstance(in_action, TokenPermutation) or not isinstance(out_action, TokenPermutation):
         raise TypeError(f"language models need TokenPermutation actions, got {type(in_action).__name__}")
     return family_of(model)(model, in_action, out_action, aggregator, config)
+
+
+def wrap_method(model: nn.Module, action: ActionArg, config: EquiConfig, **build: Any) -> EquiModel:
+    """Wrap ``model`` with the aggregator ``config`` describes (``equinlp.methods.aggregator_from_config``).
+
+    ``build``: ``proxy`` (a callable) or ``weight_net`` (a module) that the config cannot name.
+    """
+    family_of(model)  # refuse what cannot be wrapped before reading its feature width
+    return wrap(model, action, aggregator_from_config(config, feature_size(model), **build), config)
 
 
 def feature_size(model: nn.Module) -> int:
@@ -43,15 +66,21 @@ def feature_size(model: nn.Module) -> int:
 
 
 def from_pretrained(
-    base: nn.Module | str | None, directory: str | os.PathLike, proxy: Proxy | None = None, weight_net: nn.Module | None = None
+    base: nn.Module | str | None,
+    directory: str | os.PathLike,
+    proxy: Proxy | None = None,
+    weight_net: nn.Module | None = None,
+    base_kwargs: dict | None = None,
 ) -> EquiModel:
-    """Rebuild a wrapper written by ``save_pretrained``.
+    """Rebuild a wrapper written by ``save_pretrained`` (or a Trainer checkpoint of one), in eval mode.
 
     Args:
         base: the base model, or a hub id / path to load it from, or None for the one named in the
             folder's config. If the folder holds fine-tuned base weights, those are loaded.
+        directory: the folder.
         proxy: the equizero proxy, needed only if it was a custom callable.
         weight_net: the λ-net module, needed only if it was a custom one.
+        base_kwargs: keyword arguments for the base model's ``from_pretrained`` (``dtype``, ``device_map``).
     """
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
@@ -59,11 +88,22 @@ def from_pretrained(
     config = EquiConfig.load(directory)
     auto = AutoModelForSeq2SeqLM if config.family == "seq2seq" else AutoModelForCausalLM
     if config.base_fine_tuned:
-        base = auto.from_pretrained(directory / BASE_DIR)
+        base = auto.from_pretrained(directory / BASE_DIR, **(base_kwargs or {}))
     elif base is None or isinstance(base, str):
-        base = auto.from_pretrained(base or config.base_model_name_or_path)
+        base = auto.from_pretrained(base or config.base_model_name_or_path, **(base_kwargs or {}))
     config, in_action, out_action, aggregator = load_parts(directory, proxy, weight_net, feature_size(base))
     return wrap(base, (in_action, out_action), aggregator, config)
 
 
-__all__ = ["FAMILIES", "EquiCausalLM", "EquiModel", "EquiSeq2SeqLM", "family_of", "from_pretrained", "wrap"]
+register_with_auto_classes()
+
+__all__ = [
+    "FAMILIES",
+    "EquiCausalLM",
+    "EquiModel",
+    "EquiSeq2SeqLM",
+    "family_of",
+    "from_pretrained",
+    "wrap",
+    "wrap_method",
+]

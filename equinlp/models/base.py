@@ -18,14 +18,16 @@ is the untouched base.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
-from transformers import GenerationConfig
+from transformers import GenerationConfig, PreTrainedModel
 
 from equinlp.actions import TokenPermutation
 from equinlp.aggregate import Aggregator, Relaxed
@@ -33,11 +35,24 @@ from equinlp.config import EquiConfig
 from equinlp.core import combine
 from equinlp.frames import OrbitFrames
 from equinlp.groups import Group
+from equinlp.methods import config_fields
 
 
-class EquiModel(nn.Module):
-    """Base class of the wrappers. Subclasses say which inputs are token ids of which vocabulary."""
+class EquiModel(PreTrainedModel):
+    """Base class of the wrappers. Subclasses say which inputs are token ids of which vocabulary.
 
+    A ``PreTrainedModel`` so that HF tooling treats it as a model (the Trainer calls its ``save_pretrained``,
+    ``push_to_hub`` writes the equinlp folder, ``num_parameters`` counts the λ-net), but it skips
+    ``PreTrainedModel.__init__``: that would rewrite the base config's attention settings. ``model.config`` is
+    the base model's config (every reader of ``is_encoder_decoder``, ``eos_token_id``, ``vocab_size``...
+    sees the base's values); ``model.equi_config`` is the :class:`~equinlp.config.EquiConfig` saved as
+    ``config.json``. Wrapping puts the wrapper, and so the base model, in eval mode, as HF's
+    ``from_pretrained`` does: call ``.train()`` to train.
+    """
+
+    config_class = EquiConfig
+    base_model_prefix = "base"  # PreTrainedModel.base_model / get_input_embeddings reach the base model
+    accepts_loss_kwargs = True  # forward honours num_items_in_batch (Trainer gradient accumulation)
     family = ""
     token_inputs: dict[str, str] = {}  # input name -> "in" | "out": the action that moves it
     batch_inputs: tuple[str, ...] = ("attention_mask", "position_ids", "token_type_ids")
@@ -54,27 +69,35 @@ class EquiModel(nn.Module):
         aggregator: Aggregator,
         config: EquiConfig | None = None,
     ) -> None:
-        super().__init__()
+        nn.Module.__init__(self)  # not PreTrainedModel.__init__: see the class docstring
         if in_action.group != out_action.group:
             raise ValueError("input and output actions must be of the same group (build them with vocab_permutation_pair)")
         self.base = base
+        self.config = base.config
         self.in_action = in_action.resized(base.get_input_embeddings().num_embeddings)
         self.out_action = out_action.resized(self._output_vocab_size())
-        self.aggregator = aggregator
-        self.equi_config = config or EquiConfig()
-        self.equi_config.method = aggregator.method
-        self.equi_config.family = self.family
-        self.equi_config.proxy = getattr(aggregator, "proxy_name", None)
-        self.equi_config.relaxed_tokens = aggregator.token_ids.tolist() if isinstance(aggregator, Relaxed) else []
-        self.equi_config.base_model_name_or_path = getattr(base.config, "_name_or_path", "") or ""
+        _check_general_tokens(aggregator, self.out_action)
+        self.aggregator = aggregator.to(_device_of(base))
+        config = copy.deepcopy(config) if config is not None else EquiConfig()
+        for key, value in {**config_fields(aggregator), "family": self.family}.items():
+            setattr(config, key, value)
+        config.base_model_name_or_path = config.base_model_name_or_path or getattr(base.config, "_name_or_path", "") or ""
+        config.group_description = list(self.in_action.description)
+        config.architectures = [type(self).__name__]
+        self.equi_config = config
         self._features: torch.Tensor | None = None
         self._base_fingerprint = self._fingerprint()
+        self.eval()
 
     # --- plumbing -------------------------------------------------------------------------------
 
     @classmethod
     def accepts(cls, model: nn.Module) -> bool:
         raise NotImplementedError
+
+    @classmethod
+    def can_generate(cls) -> bool:
+        return True
 
     @property
     def group(self) -> Group:
@@ -92,6 +115,21 @@ class EquiModel(nn.Module):
                 raise
             return getattr(self.base, name)
 
+    def get_input_embeddings(self) -> nn.Module:
+        return self.base.get_input_embeddings()
+
+    def get_output_embeddings(self) -> nn.Module | None:
+        return self.base.get_output_embeddings()
+
+    def tie_weights(self, *args: Any, **kwargs: Any) -> None:
+        self.base.tie_weights(*args, **kwargs)
+
+    def gradient_checkpointing_enable(self, *args: Any, **kwargs: Any) -> None:
+        self.base.gradient_checkpointing_enable(*args, **kwargs)
+
+    def gradient_checkpointing_disable(self) -> None:
+        self.base.gradient_checkpointing_disable()
+
     def _output_vocab_size(self) -> int:
         head = self.base.get_output_embeddings()
         if head is None:
@@ -100,11 +138,13 @@ class EquiModel(nn.Module):
 
     def _fingerprint(self) -> torch.Tensor:
         with torch.no_grad():
-            return torch.stack([p.sum(dtype=torch.float64) for p in self.base.parameters()]).cpu()
+            sums = [p.sum(dtype=torch.float64).cpu() for p in self.base.parameters() if not p.is_meta]
+            return torch.stack(sums) if sums else torch.zeros(0, dtype=torch.float64)
 
     def base_fine_tuned(self) -> bool:
-        """Whether the base weights changed since wrapping."""
-        return not torch.equal(self._fingerprint(), self._base_fingerprint)
+        """Whether the base weights differ from those named by ``equi_config.base_model_name_or_path``:
+        changed since wrapping, or loaded from a folder that held fine-tuned base weights."""
+        return self.equi_config.base_fine_tuned or not torch.equal(self._fingerprint(), self._base_fingerprint)
 
     # --- hooks ----------------------------------------------------------------------------------
 
@@ -191,6 +231,22 @@ class EquiModel(nn.Module):
 
     # --- loss -----------------------------------------------------------------------------------
 
+    @staticmethod
+    def _token_loss(logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
+        """Cross-entropy of ``logits [..., V]`` against ``labels [...]`` (``-100`` ignored).
+
+        The mean over labelled tokens, or, given ``num_items_in_batch`` (the HF Trainer's count of labelled
+        tokens over all accumulated batches), their sum divided by it, so gradient accumulation sums to the
+        mean over the whole accumulated batch.
+        """
+        logits, labels = logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1).to(logits.device)
+        if num_items_in_batch is None:
+            return F.cross_entropy(logits, labels, ignore_index=-100)
+        loss = F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum")
+        if isinstance(num_items_in_batch, torch.Tensor):
+            num_items_in_batch = num_items_in_batch.to(loss.device)
+        return loss / num_items_in_batch
+
     def _with_loss(self, output: Any, loss: torch.Tensor | None) -> Any:
         if loss is not None:
             output = type(output)(loss=loss, **{k: v for k, v in output.items() if k != "loss"})
@@ -211,14 +267,51 @@ class EquiModel(nn.Module):
 
         return generate(self, inputs, generation_config, logits_processor, seed, **kwargs)
 
-    def save_pretrained(self, directory: str | os.PathLike, save_base: bool | None = None) -> None:
+    def save_pretrained(self, save_directory: str | os.PathLike, save_base: bool | None = None, **kwargs: Any) -> None:
         """Write the equinlp config, the group action and any λ weights; the base model only if fine-tuned.
 
-        See :func:`equinlp.models.saving.save_pretrained`.
+        Accepts (and ignores) the keyword arguments HF tooling passes to ``PreTrainedModel.save_pretrained``
+        (``state_dict``, ``safe_serialization``, ``max_shard_size``, ``is_main_process``...), so the Trainer's
+        checkpoints and ``push_to_hub`` write this folder. See :func:`equinlp.models.saving.save_pretrained`.
         """
         from equinlp.models.saving import save_pretrained
 
-        save_pretrained(self, directory, save_base)
+        if kwargs.get("is_main_process", True):
+            save_pretrained(self, save_directory, save_base)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any) -> EquiModel:
+        """Load a folder written by ``save_pretrained``: what ``AutoModelForCausalLM.from_pretrained(DIR)`` calls.
+
+        ``base=`` (a model or a path) replaces the base named in the folder; other HF loading keywords
+        (``config``, ``dtype``, ``device_map``...) are ignored except ``dtype`` and ``device_map``, passed to
+        the base model's loader. Prefer :func:`equinlp.from_pretrained`.
+        """
+        from equinlp.models import from_pretrained
+
+        model = from_pretrained(kwargs.pop("base", None), pretrained_model_name_or_path, **_base_kwargs(kwargs))
+        if cls.family and model.family != cls.family:
+            folder = pretrained_model_name_or_path
+            raise ValueError(f"{folder} holds a {model.family} wrapper, not {cls.family}; load it with its family's Auto class")
+        return model
+
+
+def _base_kwargs(kwargs: dict) -> dict:
+    return {"base_kwargs": {k: kwargs[k] for k in ("dtype", "torch_dtype", "device_map") if kwargs.get(k) is not None}}
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    return next(iter(module.parameters()), torch.empty(0)).device
+
+
+def _check_general_tokens(aggregator: Aggregator, action: TokenPermutation) -> None:
+    if isinstance(aggregator, Relaxed):
+        moved = sorted(set(aggregator.token_ids.tolist()) & set(action.moved.tolist()))
+        if moved:
+            raise ValueError(
+                f"general_tokens {moved} are moved by the group: a swap word cannot also be a general word; "
+                "drop them from general_tokens (or from the word cycles)"
+            )
 
 
 def _own_rows(x: Any, folded: int, frames: OrbitFrames) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from equinlp.models.base import EquiModel
@@ -16,6 +15,8 @@ class EquiCausalLM(EquiModel):
 
     ``forward`` returns the aggregated logits ``[B, T, V]`` and, given ``labels`` (``-100`` ignored,
     shifted by one as in HF), their cross-entropy, so HF ``Trainer``, accelerate or a plain loop train it.
+    ``num_items_in_batch`` (passed by the Trainer under gradient accumulation) makes it the sum over
+    labelled tokens divided by that count; it is never passed to the base model.
     """
 
     family = "causal"
@@ -31,12 +32,12 @@ class EquiCausalLM(EquiModel):
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        num_items_in_batch: int | torch.Tensor | None = None,
         **kwargs: Any,
     ) -> Any:
         with self._folding():
             output = self.base(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         loss = None
         if labels is not None:
-            logits = output.logits[..., :-1, :].float()
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[..., 1:].reshape(-1), ignore_index=-100)
+            loss = self._token_loss(output.logits[..., :-1, :], labels[..., 1:], num_items_in_batch)
         return self._with_loss(output, loss)

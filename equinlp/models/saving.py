@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,10 +13,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from equinlp.actions import TokenPermutation
-from equinlp.aggregate import Aggregator, Argmin, Mean, Relaxed, Weighted, WeightNet
-from equinlp.config import EquiConfig
+from equinlp.config import CONFIG_NAME, EquiConfig
 from equinlp.files import write_atomic
 from equinlp.groups import Group
+from equinlp.methods import aggregator_from_config
 
 if TYPE_CHECKING:
     from equinlp.models.base import EquiModel
@@ -45,11 +45,12 @@ def save_pretrained(model: EquiModel, directory: str | os.PathLike, save_base: b
         model.base.save_pretrained(tmp)
         shutil.rmtree(directory / BASE_DIR, ignore_errors=True)
         tmp.rename(directory / BASE_DIR)
-    config = replace(model.equi_config, base_fine_tuned=fine_tuned, group_description=list(model.in_action.description))
+    config = copy.deepcopy(model.equi_config)
+    config.base_fine_tuned = fine_tuned
     tmp_dir = directory / ".config.tmp"
     tmp_dir.mkdir(exist_ok=True)
     config.save(tmp_dir)
-    os.replace(tmp_dir / "equinlp_config.json", directory / "equinlp_config.json")
+    os.replace(tmp_dir / CONFIG_NAME, directory / CONFIG_NAME)
     tmp_dir.rmdir()
 
 
@@ -59,7 +60,11 @@ def _atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
 
 
 def load_parts(directory: str | os.PathLike, proxy: Any = None, weight_net: nn.Module | None = None, features: int | None = None):
-    """Read what save_pretrained wrote: ``(config, in_action, out_action, aggregator)``."""
+    """Read what save_pretrained wrote: ``(config, in_action, out_action, aggregator)``.
+
+    The aggregator is rebuilt from the config by the method registry (``equinlp.methods``); ``proxy`` and
+    ``weight_net`` supply a custom callable / λ-net the config cannot name; ``features`` is the λ-net's width.
+    """
     directory = Path(directory)
     config = EquiConfig.load(directory)
     tensors = load_file(str(directory / ACTION_FILE))
@@ -67,15 +72,7 @@ def load_parts(directory: str | os.PathLike, proxy: Any = None, weight_net: nn.M
     description = tuple(config.group_description)
     in_action = TokenPermutation(group, tensors["in_table"], description)
     out_action = TokenPermutation(group, tensors["out_table"], description)
-    if config.method == "equitune":
-        aggregator: Aggregator = Mean()
-    elif config.method == "equizero":
-        aggregator = Argmin(proxy or config.proxy, straight_through=config.straight_through)
-    else:
-        net = weight_net or WeightNet(features, config.weight_net_hidden, config.weight_net_dropout)
-        aggregator = Weighted(net)
-    if config.relaxed_tokens:
-        aggregator = Relaxed(aggregator, config.relaxed_tokens)
+    aggregator = aggregator_from_config(config, features, proxy, weight_net)
     if (directory / WEIGHTS_FILE).exists():
         aggregator.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
     return config, in_action, out_action, aggregator

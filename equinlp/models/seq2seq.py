@@ -12,14 +12,17 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from equinlp.models.base import EquiModel, _continues_a_cache
 
 
 class EquiSeq2SeqLM(EquiModel):
-    """Symmetrized encoder-decoder: ``in_action`` moves source ids, ``out_action`` target ids and logits."""
+    """Symmetrized encoder-decoder: ``in_action`` moves source ids, ``out_action`` target ids and logits.
+
+    Given ``labels`` (``-100`` ignored, not shifted), ``forward`` returns their cross-entropy; with
+    ``num_items_in_batch`` (the Trainer's count under gradient accumulation) the sum divided by it.
+    """
 
     family = "seq2seq"
     token_inputs = {"input_ids": "in", "decoder_input_ids": "out"}
@@ -80,6 +83,7 @@ class EquiSeq2SeqLM(EquiModel):
         decoder_input_ids: torch.Tensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        num_items_in_batch: int | torch.Tensor | None = None,
         **kwargs: Any,
     ) -> Any:
         if labels is not None and decoder_input_ids is None:
@@ -94,6 +98,5 @@ class EquiSeq2SeqLM(EquiModel):
             )
         loss = None
         if labels is not None:
-            logits = output.logits.float()
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+            loss = self._token_loss(output.logits, labels, num_items_in_batch)
         return self._with_loss(output, loss)

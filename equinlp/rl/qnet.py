@@ -17,11 +17,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from equinlp.aggregate import PROXIES, Argmin, Mean, Weighted, WeightNet
+from equinlp.aggregate import PROXIES
 from equinlp.core import combine
+from equinlp.methods import BASE, make_aggregator, method_names
 from equinlp.rl.envs import Symmetry
 
-METHODS = ("base", "equitune", "equizero", "lambda")
+METHODS = method_names(with_base=True)
 RL_PROXIES = {"max_q": "max_logit", "entropy": "entropy", "max_prob": "max_prob"}
 
 
@@ -52,20 +53,17 @@ class EquivariantQ(nn.Module):
 
     def __init__(self, net: QNetwork, symmetry: Symmetry, method: str, proxy: str = "max_q", lambda_hidden: int = 64):
         super().__init__()
-        if method not in METHODS[1:]:
-            raise ValueError(f"unknown equivariant method {method!r}; choose from {', '.join(METHODS[1:])}")
+        if method not in method_names():
+            raise ValueError(f"unknown equivariant method {method!r}; choose from {', '.join(method_names())}")
         if proxy not in RL_PROXIES:
             raise ValueError(f"unknown proxy {proxy!r}; choose from {', '.join(RL_PROXIES)}")
         self.net = net
         self.method = method
         self.state_action = symmetry.state_action()
         self.q_action = symmetry.action_permutation().logits
-        if method == "equitune":
-            self.aggregator = Mean()
-        elif method == "equizero":
-            self.aggregator = Argmin(PROXIES[RL_PROXIES[proxy]], straight_through=False)
-        else:
-            self.aggregator = Weighted(WeightNet(net.hidden, lambda_hidden, dropout=0.0))
+        proxy_fn = PROXIES[RL_PROXIES[proxy]]
+        settings = dict(straight_through=False, weight_net_hidden=lambda_hidden, weight_net_dropout=0.0)
+        self.aggregator = make_aggregator(method, features=net.hidden, proxy=proxy_fn, **settings)
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
         copies = self.state_action.act_all(states)  # [G·B, D]
@@ -76,4 +74,4 @@ class EquivariantQ(nn.Module):
 
 def build_q(net: QNetwork, symmetry: Symmetry, method: str, proxy: str = "max_q") -> nn.Module:
     """``base`` is the network itself; the others wrap it."""
-    return net if method == "base" else EquivariantQ(net, symmetry, method, proxy)
+    return net if method == BASE else EquivariantQ(net, symmetry, method, proxy)

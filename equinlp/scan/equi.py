@@ -16,12 +16,13 @@ import torch
 from torch import nn
 
 from equinlp.actions import TokenPermutation, unfold
-from equinlp.aggregate import Aggregator, Argmin, Mean, Weighted, WeightNet
+from equinlp.aggregate import Aggregator, Argmin
 from equinlp.core import combine
+from equinlp.methods import BASE, check_method, make_aggregator, method_names
 from equinlp.scan.model import AttnSeq2Seq
 from equinlp.wordlevel import BOS, EOS, PAD
 
-METHODS = ("base", "equitune", "equizero", "lambda")
+METHODS = method_names(with_base=True)
 MAX_LENGTH = 50
 
 
@@ -110,14 +111,9 @@ def build(
     selection: str | None = None,
 ) -> EquiSCAN:
     """``base`` (pass trivial actions), ``equitune``, ``equizero`` (sequence selection by default) or ``lambda``."""
-    in_action, out_action = actions
-    if method in ("base", "equitune"):
-        return EquiSCAN(model, in_action, out_action, Mean())
-    if method == "equizero":
-        return EquiSCAN(model, in_action, out_action, Argmin(proxy), selection or "sequence")
-    if method == "lambda":
-        return EquiSCAN(model, in_action, out_action, Weighted(WeightNet(model.feature_size)))
-    raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+    check_method(method, with_base=True)
+    aggregator = make_aggregator("equitune" if method == BASE else method, features=model.feature_size, proxy=proxy)
+    return EquiSCAN(model, *actions, aggregator, selection or ("sequence" if method == "equizero" else "step"))
 
 
 def exact_match(predicted: torch.Tensor, tgt_out: torch.Tensor) -> torch.Tensor:

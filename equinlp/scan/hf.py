@@ -13,9 +13,8 @@ from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
 
 from equinlp.actions import TokenPermutation
-from equinlp.aggregate import Argmin, Mean, Weighted, WeightNet
-from equinlp.config import EquiConfig
-from equinlp.models import wrap
+from equinlp.methods import BASE, make_aggregator
+from equinlp.models import feature_size, wrap
 from equinlp.scan.grammar import IN_WORDS, OUT_WORDS
 from equinlp.wordlevel import BOS, EOS, PAD, word_tokenizer
 
@@ -38,14 +37,8 @@ class HFSeq2Seq(nn.Module):
 
     def __init__(self, model: nn.Module, actions: tuple[TokenPermutation, TokenPermutation], method: str, proxy: str):
         super().__init__()
-        feature_size = model.get_output_embeddings().weight.shape[1]
-        aggregators = {
-            "base": Mean,
-            "equitune": Mean,
-            "equizero": lambda: Argmin(proxy),
-            "lambda": lambda: Weighted(WeightNet(feature_size)),
-        }
-        self.wrapped = wrap(model, actions, aggregators[method](), EquiConfig())
+        aggregator = make_aggregator("equitune" if method == BASE else method, features=feature_size(model), proxy=proxy)
+        self.wrapped = wrap(model, actions, aggregator)
         self.aggregator = self.wrapped.aggregator
 
     def forward(self, src: torch.Tensor, mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:

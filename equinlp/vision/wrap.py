@@ -21,10 +21,11 @@ import torch
 from torch import nn
 
 from equinlp.actions import ImageTransform, Invariant
-from equinlp.aggregate import Aggregator, Argmin, Mean, Weighted, WeightNet
+from equinlp.aggregate import Aggregator, Argmin, Weighted
 from equinlp.core import combine
+from equinlp.methods import BASE, check_method, make_aggregator, method_names
 
-METHODS = ("base", "equitune", "equizero", "lambda")
+METHODS = method_names(with_base=True)
 VISION_PROXIES = ("max_prob", "entropy")
 
 
@@ -52,8 +53,7 @@ class InvariantClassifier(nn.Module):
         lambda_dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+        check_method(method, with_base=True)
         if proxy not in VISION_PROXIES:
             raise ValueError(f"unknown proxy {proxy!r}; choose from {', '.join(VISION_PROXIES)}")
         self.backbone = backbone
@@ -61,13 +61,10 @@ class InvariantClassifier(nn.Module):
         self.method = method
         self.lambda_features = lambda_features
         self.aggregator: Aggregator | None = None
-        if method == "equitune":
-            self.aggregator = Mean()
-        elif method == "equizero":
-            self.aggregator = Argmin(proxy)
-        elif method == "lambda":
-            size = lambda_size or backbone.feature_size
-            self.aggregator = Weighted(WeightNet(size, lambda_hidden, lambda_dropout))
+        if method != BASE:
+            size = (lambda_size or backbone.feature_size) if method == "lambda" else None
+            settings = dict(weight_net_hidden=lambda_hidden, weight_net_dropout=lambda_dropout)
+            self.aggregator = make_aggregator(method, features=size, proxy=proxy, **settings)
 
     @property
     def weight_net(self) -> nn.Module | None:

@@ -1,0 +1,32 @@
+"""Register the wrappers with HF's Auto classes, so that a saved folder loads through HF tooling.
+
+After ``import equinlp``:
+
+- ``AutoConfig.from_pretrained(DIR)`` is an :class:`~equinlp.config.EquiConfig` (``model_type="equinlp"``);
+- ``AutoModelForCausalLM.from_pretrained(DIR)`` / ``AutoModelForSeq2SeqLM.from_pretrained(DIR)`` return the
+  wrapper, so ``pipeline("text-generation", model=DIR, tokenizer=...)`` and lm-eval's ``HFLM(pretrained=DIR)``
+  generate equivariantly;
+- ``"equinlp" -> "EquiCausalLM"`` joins ``MODEL_FOR_CAUSAL_LM_MAPPING_NAMES``, the table in which HF looks up
+  which classes are causal LMs. The Trainer reads it to shift labels by one token when it computes a
+  label-smoothed loss (``label_smoothing_factor > 0``), and the text-generation pipeline to accept the model.
+  The seq2seq table is left alone: lm-eval reads it first to decide that a model is seq2seq, which would
+  misclassify causal folders, and seq2seq losses do not shift.
+"""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+from equinlp.config import EquiConfig
+
+
+def register_with_auto_classes() -> None:
+    """Idempotent: called once when ``equinlp.models`` is imported."""
+    from equinlp.models.causal_lm import EquiCausalLM
+    from equinlp.models.seq2seq import EquiSeq2SeqLM
+
+    AutoConfig.register(EquiConfig.model_type, EquiConfig, exist_ok=True)
+    AutoModelForCausalLM.register(EquiConfig, EquiCausalLM, exist_ok=True)
+    AutoModelForSeq2SeqLM.register(EquiConfig, EquiSeq2SeqLM, exist_ok=True)
+    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.setdefault(EquiConfig.model_type, EquiCausalLM.__name__)
