@@ -12,6 +12,7 @@ from equinlp.aggregate import Aggregator, Proxy
 from equinlp.config import EquiConfig
 from equinlp.models.base import EquiModel
 from equinlp.models.causal_lm import EquiCausalLM
+from equinlp.models.peft_support import load_adapters
 from equinlp.models.saving import BASE_DIR, load_parts
 from equinlp.models.seq2seq import EquiSeq2SeqLM
 
@@ -62,6 +63,7 @@ def from_pretrained(
         base = auto.from_pretrained(directory / BASE_DIR)
     elif base is None or isinstance(base, str):
         base = auto.from_pretrained(base or config.base_model_name_or_path)
+    base = load_adapters(base, directory)  # PEFT adapters saved in directory/adapter
     config, in_action, out_action, aggregator = load_parts(directory, proxy, weight_net, feature_size(base))
     return wrap(base, (in_action, out_action), aggregator, config)
 

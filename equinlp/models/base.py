@@ -29,6 +29,7 @@ from equinlp.aggregate import Aggregator, Relaxed
 from equinlp.config import EquiConfig
 from equinlp.core import combine
 from equinlp.groups import Group
+from equinlp.models.peft_support import base_parameters, hook_target, refuse_unsupported_peft
 
 
 class EquiModel(nn.Module):
@@ -51,6 +52,7 @@ class EquiModel(nn.Module):
         super().__init__()
         if in_action.group != out_action.group:
             raise ValueError("input and output actions must be of the same group (build them with vocab_permutation_pair)")
+        refuse_unsupported_peft(base)
         self.base = base
         self.in_action = in_action.resized(base.get_input_embeddings().num_embeddings)
         self.out_action = out_action.resized(self._output_vocab_size())
@@ -94,7 +96,7 @@ class EquiModel(nn.Module):
 
     def _fingerprint(self) -> torch.Tensor:
         with torch.no_grad():
-            return torch.stack([p.sum(dtype=torch.float64) for p in self.base.parameters()]).cpu()
+            return torch.stack([p.sum(dtype=torch.float64) for p in base_parameters(self.base)]).cpu()
 
     def base_fine_tuned(self) -> bool:
         """Whether the base weights changed since wrapping."""
@@ -104,9 +106,10 @@ class EquiModel(nn.Module):
 
     @contextmanager
     def _folding(self) -> Iterator[None]:
+        target = hook_target(self.base)  # the transformers model inside a PeftModel: generate bypasses the PeftModel
         handles = [
-            self.base.register_forward_pre_hook(self._fold_inputs, with_kwargs=True),
-            self.base.register_forward_hook(self._combine_outputs, with_kwargs=True),
+            target.register_forward_pre_hook(self._fold_inputs, with_kwargs=True),
+            target.register_forward_hook(self._combine_outputs, with_kwargs=True),
             *self._extra_hooks(),
         ]
         if self.aggregator.needs_features:
