@@ -10,8 +10,8 @@ hooks go on the innermost transformers model (:func:`hook_target`): both paths r
 Any model of token ids is made equivariant by the wrapper, adapters included, as long as the adapter
 leaves the token ids and the batch to the wrapper. Adapters that inject their own embeddings or cache
 rows of batch ``B`` (prompt learning, adaption prompts, activated LoRA) are refused by
-:func:`refuse_unsupported_peft`, and so are adapters injected into the wrapper's base after wrapping
-(``get_peft_model(eq.equitune(base, act), cfg)``, ``inject_adapter_in_model``): equinlp could not save them.
+:func:`refuse_unsupported_peft`, and so are adapter layers outside a ``PeftModel``, e.g. injected into the
+wrapper's base (``get_peft_model(eq.equitune(base, act), cfg)``, ``inject_adapter_in_model``): equinlp could not save them.
 
 ``save_pretrained`` writes the adapters in PEFT's own format to ``<dir>/adapter`` (:func:`save_adapters`)
 and ``eq.from_pretrained(base, dir)`` puts them back on the plain base model (:func:`load_adapters`).
@@ -25,6 +25,7 @@ import shutil
 import sys
 from operator import attrgetter
 from pathlib import Path
+from types import ModuleType
 
 from torch import nn
 
@@ -32,7 +33,7 @@ ADAPTER_DIR = "adapter"
 NATURAL_ORDER = "apply PEFT first, then wrap: eq.equitune(get_peft_model(base, config), action)"
 
 
-def _peft():
+def _peft() -> ModuleType | None:
     """The peft module if it is imported (a model can only be a PEFT model then), else None."""
     return sys.modules.get("peft")
 
