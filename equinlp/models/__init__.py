@@ -15,6 +15,7 @@ from equinlp.methods import aggregator_from_config
 from equinlp.models.base import EquiModel
 from equinlp.models.causal_lm import EquiCausalLM
 from equinlp.models.hf import register_with_auto_classes
+from equinlp.models.peft_support import load_adapters
 from equinlp.models.saving import BASE_DIR, load_parts
 from equinlp.models.seq2seq import EquiSeq2SeqLM
 
@@ -91,6 +92,7 @@ def from_pretrained(
         base = auto.from_pretrained(directory / BASE_DIR, **(base_kwargs or {}))
     elif base is None or isinstance(base, str):
         base = auto.from_pretrained(base or config.base_model_name_or_path, **(base_kwargs or {}))
+    base = load_adapters(base, directory)  # PEFT adapters saved in directory/adapter
     config, in_action, out_action, aggregator = load_parts(directory, proxy, weight_net, feature_size(base))
     return wrap(base, (in_action, out_action), aggregator, config)
 

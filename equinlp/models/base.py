@@ -36,6 +36,7 @@ from equinlp.core import combine
 from equinlp.frames import OrbitFrames
 from equinlp.groups import Group
 from equinlp.methods import config_fields
+from equinlp.models.peft_support import base_parameters, hook_target, refuse_unsupported_peft
 
 
 class EquiModel(PreTrainedModel):
@@ -72,6 +73,7 @@ class EquiModel(PreTrainedModel):
         nn.Module.__init__(self)  # not PreTrainedModel.__init__: see the class docstring
         if in_action.group != out_action.group:
             raise ValueError("input and output actions must be of the same group (build them with vocab_permutation_pair)")
+        refuse_unsupported_peft(base)
         self.base = base
         self.config = base.config
         self.in_action = in_action.resized(base.get_input_embeddings().num_embeddings)
@@ -138,7 +140,7 @@ class EquiModel(PreTrainedModel):
 
     def _fingerprint(self) -> torch.Tensor:
         with torch.no_grad():
-            sums = [p.sum(dtype=torch.float64).cpu() for p in self.base.parameters() if not p.is_meta]
+            sums = [p.sum(dtype=torch.float64).cpu() for p in base_parameters(self.base) if not p.is_meta]
             return torch.stack(sums) if sums else torch.zeros(0, dtype=torch.float64)
 
     def base_fine_tuned(self) -> bool:
@@ -151,9 +153,10 @@ class EquiModel(PreTrainedModel):
     @contextmanager
     def _folding(self) -> Iterator[None]:
         self._frames = OrbitFrames(self.group)
+        target = hook_target(self.base)  # the transformers model inside a PeftModel: generate bypasses the PeftModel
         handles = [
-            self.base.register_forward_pre_hook(self._fold_inputs, with_kwargs=True),
-            self.base.register_forward_hook(self._combine_outputs, with_kwargs=True),
+            target.register_forward_pre_hook(self._fold_inputs, with_kwargs=True),
+            target.register_forward_hook(self._combine_outputs, with_kwargs=True),
             *self._extra_hooks(),
         ]
         if self.aggregator.needs_features:

@@ -17,6 +17,7 @@ from equinlp.config import CONFIG_NAME, EquiConfig
 from equinlp.files import write_atomic
 from equinlp.groups import Group
 from equinlp.methods import aggregator_from_config
+from equinlp.models.peft_support import save_adapters
 
 if TYPE_CHECKING:
     from equinlp.models.base import EquiModel
@@ -34,6 +35,7 @@ def save_pretrained(model: EquiModel, directory: str | os.PathLike, save_base: b
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     fine_tuned = model.base_fine_tuned() if save_base is None else save_base
+    save_adapters(model.base, directory, fine_tuned)  # PEFT adapters to directory/adapter; refuses what it cannot save
     tensors = {"group_mul": model.group.mul, "in_table": model.in_action.table, "out_table": model.out_action.table}
     _atomic_save(tensors, directory / ACTION_FILE)
     weights = {k: v.detach().contiguous() for k, v in model.aggregator.state_dict().items()}
