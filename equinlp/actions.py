@@ -48,7 +48,7 @@ class TokenPermutation:
     """A group acting on a vocabulary by permutations.
 
     Args:
-        group: the group; ``table[group.mul[g, h]] == table[g][table[h]]`` is checked.
+        group: the group; ``table[group.mul[g, h]] == table[g][table[h]]`` (h first, then g) is checked.
         table: ``LongTensor[G, V]``, ``table[g, v]`` is the token that g sends v to.
         description: human-readable cycles, e.g. ``" man -> woman"``.
     """
@@ -67,9 +67,10 @@ class TokenPermutation:
             raise ValueError("table[0] must be the identity permutation")
         if not torch.equal(table.sort(dim=1).values, torch.arange(V).expand(G, V)):
             raise ValueError("every row of the table must be a permutation of the vocabulary")
-        composed = table.gather(1, table[None].expand(G, G, V).reshape(G, G * V)).reshape(G, G, V).transpose(0, 1)
-        # composed[g, h] = table[g][table[h]]
-        if not torch.equal(composed, table[self.group.mul]):
+        # Only the ids some element moves can break it (they are mapped among themselves): [G, M]
+        moved = table[:, self.moved]
+        composed = table[:, moved]  # [G, G, M]: composed[g, h, m] = table[g, table[h, moved m]], h first
+        if not torch.equal(composed, moved[self.group.mul]):
             raise ValueError("the table is not a homomorphism from the group: act(g, act(h, x)) != act(g·h, x)")
 
     @property
