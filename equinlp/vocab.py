@@ -38,6 +38,11 @@ def _spell(form: str, word: str) -> str:
 
 
 def _check_cycles(cycles: Sequence[Cycle]) -> list[tuple[str, ...]]:
+    if isinstance(cycles, str) or len(cycles) == 0:
+        raise VocabularyError(
+            f"no word cycles in {cycles!r}: a generator needs at least one cycle, e.g. [('man', 'woman')] "
+            "(an empty list would silently give the trivial group)"
+        )
     seen: dict[str, tuple[str, ...]] = {}
     clean = []
     for cycle in cycles:
@@ -127,7 +132,8 @@ def vocab_permutation(
         forms: spellings to swap, ``{w}`` the word and ``{W}`` it capitalised.
         required: forms in which every word must be a single token.
     Raises:
-        VocabularyError: a word is several tokens in a required form, or a word list is not one-to-one.
+        VocabularyError: a generator has no cycles, a word is several tokens in a required form, or a word
+            list is not one-to-one.
     """
     perms, lines = [], []
     for generator in (cycles, *more_generators):
