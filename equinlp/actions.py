@@ -241,7 +241,7 @@ class LinearAction:
         products = torch.einsum("gij,hjk->ghik", m, m)
         if not torch.allclose(products, m[self.group.mul], atol=1e-9):
             raise ValueError("the matrices are not a homomorphism from the group: M_g M_h != M_{g·h}")
-        object.__setattr__(self, "matrices", m.float())
+        object.__setattr__(self, "matrices", m)  # kept in float64; each call casts to the input's dtype
 
     def act(self, x: torch.Tensor, g: int) -> torch.Tensor:
         return x @ self.matrices[g].to(x.device, x.dtype).T

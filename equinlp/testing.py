@@ -140,7 +140,8 @@ def tiny_seq2seq(vocab_size: int, family: str = "t5", seed: int = 0, width: int 
 Inputs = torch.Tensor | tuple[torch.Tensor | None, ...]
 Actions = Action | tuple[Action | None, ...]
 
-TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-12}  # max |fn(g·x) - g·fn(x)| an exact wrapper stays under
+# max |fn(g·x) - g·fn(x)| a wrapper that is exact up to summation order stays under (float64: e3nn's value)
+TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-9}
 
 
 def _acted(action: Actions, x: Inputs, g: int) -> Inputs:
