@@ -74,7 +74,7 @@ def test_resized_pads_with_fixed_points_and_refuses_cutting_moved_ids(swap):
         swap.resized(int(swap.moved.max()))
 
 
-@pytest.mark.parametrize("kind", ["rot90", "rot180", "mirror", "d4"])
+@pytest.mark.parametrize("kind", ["rot90", "rot180", "mirror", "d4", "trivial"])
 def test_image_action_is_a_homomorphism(kind):
     action = ImageTransform(kind)
     x = torch.randn(2, 3, 5, 5)
