@@ -118,15 +118,19 @@ def product(a: Group, b: Group) -> Group:
     return Group(f"{a.name}x{b.name}", mul, names)
 
 
-def from_permutations(generators: Sequence[torch.Tensor], name: str = "generated") -> tuple[Group, torch.Tensor]:
+def from_permutations(
+    generators: Sequence[torch.Tensor], name: str = "generated", generator_names: Sequence[str] = ()
+) -> tuple[Group, torch.Tensor]:
     """Close permutations of ``0..N-1`` under composition.
 
     The convention used everywhere in equinlp: ``g·h`` applies h first, then g, so
     ``tables[group.mul[g, h]] == tables[g][tables[h]]``. Elements are named by a shortest product of the
-    generators ``a, b, c, ...`` in that order (``"a·b"`` is b, then a).
+    generators (``"a·b"`` is b, then a).
 
     Args:
         generators: each a ``LongTensor[N]`` with ``perm[i]`` the image of ``i``.
+        name: the group's label.
+        generator_names: one per generator, for element names (default ``a, b, c, ...``).
     Returns:
         ``(group, tables)`` with ``tables: LongTensor[G, N]``; ``tables[0]`` is the identity.
     """
@@ -141,7 +145,9 @@ def from_permutations(generators: Sequence[torch.Tensor], name: str = "generated
     moved = torch.unique(torch.cat([torch.nonzero(p != torch.arange(n)).flatten() for p in gens]))
     local = {int(v): i for i, v in enumerate(moved.tolist())}
     small = [tuple(local[int(p[v])] for v in moved.tolist()) for p in gens]
-    letters = [chr(ord("a") + i) if i < 26 else f"s{i}" for i in range(len(small))]
+    letters = list(generator_names) or [chr(ord("a") + i) if i < 26 else f"s{i}" for i in range(len(small))]
+    if len(letters) != len(small):
+        raise ValueError(f"{len(letters)} generator names for {len(small)} generators")
     identity = tuple(range(len(moved)))
     elements, names = [identity], ["e"]
     index = {identity: 0}

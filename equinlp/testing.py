@@ -222,9 +222,15 @@ def _layer(model: Any, getter: str) -> torch.nn.Module | None:
     return get() if callable(get) else None
 
 
-def _fixed_by(action: TokenPermutation, prompt: torch.Tensor) -> list[int]:
-    """The non-identity elements h with ``h·prompt == prompt``."""
-    return [h for h in range(1, action.group.order) if torch.equal(action.ids.act(prompt, h), prompt)]
+def _fixed_note(action: TokenPermutation, prompt: torch.Tensor) -> str:
+    """For a failing row ``prompt: [T]``: the inherent limit, when some element h ≠ e has ``h·prompt == prompt``."""
+    fixed = [h for h in range(1, action.group.order) if torch.equal(action.ids.act(prompt, h), prompt)]
+    if not fixed:
+        return ""
+    return (
+        f"\n  the prompt is fixed by {action.group.element_name(fixed[0])}: a word and its swap tie exactly there, "
+        "and no choice is symmetric (see README Limitations)"
+    )
 
 
 def assert_equivariant(
@@ -303,16 +309,10 @@ def assert_equivariant(
             if error:
                 got, expected = run_generate(*_acted((in_action.ids, None), prompt, g)), out_action.ids.act(generated, g)
                 b = next(i for i in range(len(got)) if got.shape != expected.shape or not torch.equal(got[i], expected[i]))
-                fixed = _fixed_by(in_action, prompt[0][b])
                 raise AssertionError(
                     f"generation not equivariant under {_element(group, g)}, row {b}:\n"
                     f"  generate(g·x) = {_describe(got[b], tokenizer)}\n  g·generate(x) = {_describe(expected[b], tokenizer)}"
-                    + (
-                        f"\n  the prompt is fixed by {group.element_name(fixed[0])}: a word and its swap tie exactly there, "
-                        "and no choice is symmetric (see README Limitations)"
-                        if fixed
-                        else ""
-                    )
+                    + _fixed_note(in_action, prompt[0][b])
                 )
     return {"max_logit_diff": max(errors.values())}
 

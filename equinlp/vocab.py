@@ -136,12 +136,18 @@ def vocab_permutation(
             list is not one-to-one.
     """
     perms, lines = [], []
-    for generator in (cycles, *more_generators):
+    generators = (cycles, *more_generators)
+    for generator in generators:
         perm, description = cycles_to_permutation(tokenizer, generator, forms, required)
         perms.append(perm)
         lines += description
-    group, tables = from_permutations(perms, name=name)
+    group, tables = from_permutations(perms, name=name, generator_names=[_cycle_notation(g) for g in generators])
     return TokenPermutation(group, tables, tuple(lines))
+
+
+def _cycle_notation(cycles: Sequence[Cycle], shown: int = 2) -> str:
+    """``(man woman)(he she)…``: a generator's name in error messages (its first cycles)."""
+    return "".join(f"({' '.join(cycle)})" for cycle in cycles[:shown]) + ("…" if len(cycles) > shown else "")
 
 
 def vocab_permutation_pair(

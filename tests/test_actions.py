@@ -27,7 +27,8 @@ def test_s3_is_built_from_word_cycles(s3, tok):
         assert torch.equal(table[group.inv[g]][table[g]], identity)  # inverses, 3-cycles included
         for h in range(6):
             assert torch.equal(table[group.mul[g, h]], table[g][table[h]])  # closed: apply h, then g
-    assert {group.element_name(g) for g in range(6)} == {"e", "a", "b", "a·b", "b·a", "b·b"}
+    a, b = "(Black White)", "(Black White Asian)"  # elements are named by the word cycles that generate them
+    assert {group.element_name(g) for g in range(6)} == {"e", a, b, f"{a}·{b}", f"{b}·{a}", f"{b}·{b}"}
 
 
 def test_token_action_is_a_homomorphism(action):

@@ -99,7 +99,8 @@ class AlwaysMan:
 
 def test_generation_failure_on_a_fixed_prompt_says_so(tok, swap):
     fixed = tok(["the person was"], return_tensors="pt")
-    with pytest.raises(AssertionError, match=r"row 0:[\s\S]*the prompt is fixed by a: a word and its swap tie exactly"):
+    note = r"row 0:[\s\S]*the prompt is fixed by \(man woman\)\(he she\): a word and its swap tie exactly"
+    with pytest.raises(AssertionError, match=note):
         eq.assert_equivariant(AlwaysMan(tok), swap, fixed, tokenizer=tok)
     moved = tok(["the man was"], return_tensors="pt")
     with pytest.raises(AssertionError, match="generation not equivariant") as failure:
