@@ -13,8 +13,9 @@ Never a dense V×V matrix.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import torch
 
@@ -48,7 +49,7 @@ class TokenPermutation:
     """A group acting on a vocabulary by permutations.
 
     Args:
-        group: the group; ``table[group.mul[g, h]] == table[g][table[h]]`` is checked.
+        group: the group; ``table[group.mul[g, h]] == table[g][table[h]]`` (h first, then g) is checked.
         table: ``LongTensor[G, V]``, ``table[g, v]`` is the token that g sends v to.
         description: human-readable cycles, e.g. ``" man -> woman"``.
     """
@@ -67,9 +68,10 @@ class TokenPermutation:
             raise ValueError("table[0] must be the identity permutation")
         if not torch.equal(table.sort(dim=1).values, torch.arange(V).expand(G, V)):
             raise ValueError("every row of the table must be a permutation of the vocabulary")
-        composed = table.gather(1, table[None].expand(G, G, V).reshape(G, G * V)).reshape(G, G, V).transpose(0, 1)
-        # composed[g, h] = table[g][table[h]]
-        if not torch.equal(composed, table[self.group.mul]):
+        # Only the ids some element moves can break it (they are mapped among themselves): [G, M]
+        moved = table[:, self.moved]
+        composed = table[:, moved]  # [G, G, M]: composed[g, h, m] = table[g, table[h, moved m]], h first
+        if not torch.equal(composed, moved[self.group.mul]):
             raise ValueError("the table is not a homomorphism from the group: act(g, act(h, x)) != act(g·h, x)")
 
     @property
@@ -162,12 +164,23 @@ class _LogitsView:
         return y.gather(-1, index.expand(y.shape))
 
 
+def _turn(x: torch.Tensor, quarter_turns: int) -> torch.Tensor:
+    return torch.rot90(x, quarter_turns, dims=(-2, -1))
+
+
+class ImageGroup(NamedTuple):
+    """One kind of image symmetry: its group, and how element g moves a ``[..., H, W]`` tensor."""
+
+    group: Callable[[], Group]
+    act: Callable[[torch.Tensor, int], torch.Tensor]
+
+
 IMAGE_GROUPS = {
-    "rot90": lambda: cyclic(4),
-    "rot180": lambda: cyclic(2),
-    "mirror": lambda: cyclic(2),
-    "d4": lambda: dihedral(4),
-    "trivial": trivial,
+    "rot90": ImageGroup(lambda: cyclic(4), _turn),
+    "rot180": ImageGroup(lambda: cyclic(2), lambda x, g: _turn(x, 2 * g)),
+    "mirror": ImageGroup(lambda: cyclic(2), lambda x, g: x.flip(-1) if g else x),
+    "d4": ImageGroup(lambda: dihedral(4), lambda x, g: _turn(x.flip(-1) if g >= 4 else x, g % 4)),  # R^r M^s
+    "trivial": ImageGroup(trivial, lambda x, g: x),
 }
 
 
@@ -175,9 +188,9 @@ IMAGE_GROUPS = {
 class ImageTransform:
     """Rotations and mirrors of the last two axes of ``[B, C, H, W]`` tensors.
 
-    kinds: ``rot90`` (C4, rotation by k·90°), ``rot180`` (C2: the 180° rotation that the paper's code
-    calls "flip"), ``mirror`` (C2: a true left-right mirror, flipping the width axis only) and ``d4``
-    (element ``r + 4·s`` is mirror s times, then rotate r times).
+    kinds (:data:`IMAGE_GROUPS`, one entry each): ``rot90`` (C4, rotation by k·90°), ``rot180`` (C2: the
+    180° rotation that the paper's code calls "flip"), ``mirror`` (C2: a true left-right mirror, flipping
+    the width axis only) and ``d4`` (element ``r + 4·s`` is mirror s times, then rotate r times).
     """
 
     kind: str
@@ -186,14 +199,10 @@ class ImageTransform:
     def __post_init__(self) -> None:
         if self.kind not in IMAGE_GROUPS:
             raise ValueError(f"unknown image group {self.kind!r}; choose from {sorted(IMAGE_GROUPS)}")
-        object.__setattr__(self, "group", IMAGE_GROUPS[self.kind]())
+        object.__setattr__(self, "group", IMAGE_GROUPS[self.kind].group())
 
     def act(self, x: torch.Tensor, g: int) -> torch.Tensor:
-        if self.kind == "mirror":
-            return x.flip(-1) if g else x
-        quarter_turns = 2 * g if self.kind == "rot180" else g % 4
-        mirrored = self.kind == "d4" and g >= 4
-        return torch.rot90(x.flip(-1) if mirrored else x, quarter_turns, dims=(-2, -1))
+        return IMAGE_GROUPS[self.kind].act(x, g)
 
     def act_all(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.act(x, g) for g in range(self.group.order)])
@@ -242,7 +251,7 @@ class LinearAction:
         products = torch.einsum("gij,hjk->ghik", m, m)
         if not torch.allclose(products, m[self.group.mul], atol=1e-9):
             raise ValueError("the matrices are not a homomorphism from the group: M_g M_h != M_{g·h}")
-        object.__setattr__(self, "matrices", m.float())
+        object.__setattr__(self, "matrices", m)  # kept in float64; each call casts to the input's dtype
 
     def act(self, x: torch.Tensor, g: int) -> torch.Tensor:
         return x @ self.matrices[g].to(x.device, x.dtype).T

@@ -1,8 +1,9 @@
 """Finite groups as values.
 
 A :class:`Group` is its Cayley table: elements are the integers ``0 .. order-1``, element 0 is the
-identity, ``group.mul[g, h]`` is the product ``g·h`` and ``group.inv[g]`` the inverse. Everything that
-acts on data (token permutations, image rotations) refers to elements by these integers, so actions
+identity, ``group.mul[g, h]`` is the product ``g·h`` and ``group.inv[g]`` the inverse. Acting on data,
+``g·h`` applies h first, then g: ``act(act(x, h), g) == act(x, mul[g, h])`` for every action. Everything
+that acts on data (token permutations, image rotations) refers to elements by these integers, so actions
 on different kinds of data can share one group (SCAN's input and output vocabularies).
 
 Groups here are small (every element costs one forward copy of the model), so the axioms are checked
@@ -95,9 +96,9 @@ def cyclic(n: int) -> Group:
 
 
 def dihedral(n: int) -> Group:
-    """D_n of order 2n: element ``r + n·s`` is rotation r followed by ``s`` mirrors (s in {0, 1}).
+    """D_n of order 2n: element ``r + n·s`` is ``R^r M^s``, ``s`` mirrors (s in {0, 1}) and then r rotations.
 
-    With ``x ↦ R^r M^s x``: (r1, s1)·(r2, s2) = (r1 + (-1)^s1 r2, s1 xor s2).
+    With ``x ↦ R^r M^s x`` and ``M R M = R⁻¹``: (r1, s1)·(r2, s2) = (r1 + (-1)^s1 r2, s1 xor s2).
     """
     r = torch.arange(2 * n) % n
     s = torch.arange(2 * n) // n
@@ -117,14 +118,21 @@ def product(a: Group, b: Group) -> Group:
     return Group(f"{a.name}x{b.name}", mul, names)
 
 
-def from_permutations(generators: Sequence[torch.Tensor], name: str = "generated") -> tuple[Group, torch.Tensor]:
+def from_permutations(
+    generators: Sequence[torch.Tensor], name: str = "generated", generator_names: Sequence[str] = ()
+) -> tuple[Group, torch.Tensor]:
     """Close permutations of ``0..N-1`` under composition.
+
+    The convention used everywhere in equinlp: ``g·h`` applies h first, then g, so
+    ``tables[group.mul[g, h]] == tables[g][tables[h]]``. Elements are named by a shortest product of the
+    generators (``"a·b"`` is b, then a).
 
     Args:
         generators: each a ``LongTensor[N]`` with ``perm[i]`` the image of ``i``.
+        name: the group's label.
+        generator_names: one per generator, for element names (default ``a, b, c, ...``).
     Returns:
-        ``(group, tables)`` with ``tables: LongTensor[G, N]``; ``tables[0]`` is the identity and
-        ``tables[group.mul[g, h]] == tables[g][tables[h]]`` (apply h first, then g).
+        ``(group, tables)`` with ``tables: LongTensor[G, N]``; ``tables[0]`` is the identity.
     """
     if not generators:
         raise ValueError("from_permutations needs at least one generator")
@@ -137,20 +145,24 @@ def from_permutations(generators: Sequence[torch.Tensor], name: str = "generated
     moved = torch.unique(torch.cat([torch.nonzero(p != torch.arange(n)).flatten() for p in gens]))
     local = {int(v): i for i, v in enumerate(moved.tolist())}
     small = [tuple(local[int(p[v])] for v in moved.tolist()) for p in gens]
+    letters = list(generator_names) or [chr(ord("a") + i) if i < 26 else f"s{i}" for i in range(len(small))]
+    if len(letters) != len(small):
+        raise ValueError(f"{len(letters)} generator names for {len(small)} generators")
     identity = tuple(range(len(moved)))
-    elements = [identity]
+    elements, names = [identity], ["e"]
     index = {identity: 0}
     frontier = [identity]
-    while frontier:
+    while frontier:  # breadth first, so each name is a shortest product
         nxt = []
         for perm in frontier:
-            for gen in small:
-                composed = tuple(gen[i] for i in perm)  # gen after perm
+            for letter, gen in zip(letters, small, strict=True):
+                composed = tuple(gen[i] for i in perm)  # gen·perm: perm first, then gen
                 if composed not in index:
                     if len(elements) >= MAX_ORDER:
                         raise ValueError(f"generated group has order > {MAX_ORDER}; every element costs a model copy")
                     index[composed] = len(elements)
                     elements.append(composed)
+                    names.append(letter if perm == identity else f"{letter}·{names[index[perm]]}")
                     nxt.append(composed)
         frontier = nxt
     order = len(elements)
@@ -161,4 +173,4 @@ def from_permutations(generators: Sequence[torch.Tensor], name: str = "generated
     tables = torch.arange(n).repeat(order, 1)
     if len(moved):
         tables[:, moved] = moved[torch.tensor(elements, dtype=torch.long)]
-    return Group(name, mul), tables
+    return Group(name, mul, tuple(names)), tables

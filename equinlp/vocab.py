@@ -38,6 +38,11 @@ def _spell(form: str, word: str) -> str:
 
 
 def _check_cycles(cycles: Sequence[Cycle]) -> list[tuple[str, ...]]:
+    if isinstance(cycles, str) or len(cycles) == 0:
+        raise VocabularyError(
+            f"no word cycles in {cycles!r}: a generator needs at least one cycle, e.g. [('man', 'woman')] "
+            "(an empty list would silently give the trivial group)"
+        )
     seen: dict[str, tuple[str, ...]] = {}
     clean = []
     for cycle in cycles:
@@ -127,15 +132,22 @@ def vocab_permutation(
         forms: spellings to swap, ``{w}`` the word and ``{W}`` it capitalised.
         required: forms in which every word must be a single token.
     Raises:
-        VocabularyError: a word is several tokens in a required form, or a word list is not one-to-one.
+        VocabularyError: a generator has no cycles, a word is several tokens in a required form, or a word
+            list is not one-to-one.
     """
     perms, lines = [], []
-    for generator in (cycles, *more_generators):
+    generators = (cycles, *more_generators)
+    for generator in generators:
         perm, description = cycles_to_permutation(tokenizer, generator, forms, required)
         perms.append(perm)
         lines += description
-    group, tables = from_permutations(perms, name=name)
+    group, tables = from_permutations(perms, name=name, generator_names=[_cycle_notation(g) for g in generators])
     return TokenPermutation(group, tables, tuple(lines))
+
+
+def _cycle_notation(cycles: Sequence[Cycle], shown: int = 2) -> str:
+    """``(man woman)(he she)…``: a generator's name in error messages (its first cycles)."""
+    return "".join(f"({' '.join(cycle)})" for cycle in cycles[:shown]) + ("…" if len(cycles) > shown else "")
 
 
 def vocab_permutation_pair(

@@ -27,6 +27,12 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(params=[torch.float32, torch.float64], ids=["float32", "float64"])
+def dtype(request):
+    """e3nn-style: generic equivariance checks run in both precisions (tolerances: equinlp.testing.TOLERANCE)."""
+    return request.param
+
+
 @pytest.fixture(scope="session")
 def tok():
     return word_tokenizer()

@@ -5,15 +5,41 @@ import equinlp as eq
 from equinlp.actions import ImageTransform, Invariant, TokenPermutation
 
 
-def test_token_action_is_a_homomorphism(cycle3, tok):
-    group = cycle3.group
-    ids = torch.randint(0, cycle3.vocab_size, (3, 7))
-    logits = torch.randn(3, 7, cycle3.vocab_size)
+@pytest.fixture(scope="module")
+def s3(tok):
+    """S3, the smallest non-abelian group: Black<->White and Black -> White -> Asian generate every permutation."""
+    return eq.vocab_permutation(tok, [("Black", "White")], [("Black", "White", "Asian")], name="S3")
+
+
+@pytest.fixture(params=["cycle3", "s3"])
+def action(request):
+    return request.getfixturevalue(request.param)
+
+
+def test_s3_is_built_from_word_cycles(s3, tok):
+    group, table = s3.group, s3.table
+    assert group.order == 6 and not torch.equal(group.mul, group.mul.T)  # non-abelian
+    words = tok.convert_tokens_to_ids(["Black", "White", "Asian"])
+    images = {tuple(table[g, words].tolist()) for g in range(6)}
+    assert len(images) == 6  # all 3! orders of the three words, each once
+    identity = torch.arange(s3.vocab_size)
+    for g in range(6):
+        assert torch.equal(table[group.inv[g]][table[g]], identity)  # inverses, 3-cycles included
+        for h in range(6):
+            assert torch.equal(table[group.mul[g, h]], table[g][table[h]])  # closed: apply h, then g
+    a, b = "(Black White)", "(Black White Asian)"  # elements are named by the word cycles that generate them
+    assert {group.element_name(g) for g in range(6)} == {"e", a, b, f"{a}·{b}", f"{b}·{a}", f"{b}·{b}"}
+
+
+def test_token_action_is_a_homomorphism(action):
+    group = action.group
+    ids = torch.randint(0, action.vocab_size, (3, 7))
+    logits = torch.randn(3, 7, action.vocab_size)
     for g in range(group.order):
         for h in range(group.order):
             gh = int(group.mul[g, h])
-            assert torch.equal(cycle3.ids.act(cycle3.ids.act(ids, h), g), cycle3.ids.act(ids, gh))
-            assert torch.equal(cycle3.logits.act(cycle3.logits.act(logits, h), g), cycle3.logits.act(logits, gh))
+            assert torch.equal(action.ids.act(action.ids.act(ids, h), g), action.ids.act(ids, gh))
+            assert torch.equal(action.logits.act(action.logits.act(logits, h), g), action.logits.act(logits, gh))
 
 
 def test_logit_action_moves_scores_with_their_tokens(cycle3, tok):
@@ -24,15 +50,16 @@ def test_logit_action_moves_scores_with_their_tokens(cycle3, tok):
     assert cycle3.ids.act(torch.tensor([black]), 1).item() == white
 
 
-def test_pull_back_inverts_act_all(cycle3):
-    G = cycle3.group.order
-    logits = torch.randn(2, 5, cycle3.vocab_size)
-    copies = torch.cat([cycle3.logits.act(logits, g) for g in range(G)])  # [G·B, T, V]
-    pulled = cycle3.logits.pull_back(copies)
-    assert pulled.shape == (G, 2, 5, cycle3.vocab_size)
+def test_pull_back_inverts_act_all(action):
+    G = action.group.order
+    logits = torch.randn(2, 5, action.vocab_size)
+    copies = torch.cat([action.logits.act(logits, g) for g in range(G)])  # [G·B, T, V]
+    assert torch.equal(action.logits.act_all(logits), copies)
+    pulled = action.logits.pull_back(copies)
+    assert pulled.shape == (G, 2, 5, action.vocab_size)
     assert all(torch.equal(pulled[g], logits) for g in range(G))
-    ids = torch.randint(0, cycle3.vocab_size, (2, 5))
-    assert all(torch.equal(p, ids) for p in cycle3.ids.pull_back(cycle3.ids.act_all(ids)))
+    ids = torch.randint(0, action.vocab_size, (2, 5))
+    assert all(torch.equal(p, ids) for p in action.ids.pull_back(action.ids.act_all(ids)))
 
 
 def test_table_that_is_not_a_homomorphism_raises():
@@ -48,7 +75,7 @@ def test_resized_pads_with_fixed_points_and_refuses_cutting_moved_ids(swap):
         swap.resized(int(swap.moved.max()))
 
 
-@pytest.mark.parametrize("kind", ["rot90", "rot180", "mirror", "d4"])
+@pytest.mark.parametrize("kind", ["rot90", "rot180", "mirror", "d4", "trivial"])
 def test_image_action_is_a_homomorphism(kind):
     action = ImageTransform(kind)
     x = torch.randn(2, 3, 5, 5)

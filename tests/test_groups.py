@@ -74,3 +74,60 @@ def test_non_associative_latin_square_raises():
 def test_generator_that_is_not_a_permutation_raises():
     with pytest.raises(ValueError, match="not a permutation"):
         groups.from_permutations([torch.tensor([0, 0, 1])])
+
+
+# Written by hand, not computed: element r + 3·s of D3 is R^r M^s (mirror s times, then rotate r times),
+# and M R M = R⁻¹; element 3·i + j of C2×C3 is the pair (i, j).
+D3 = [
+    [0, 1, 2, 3, 4, 5],
+    [1, 2, 0, 4, 5, 3],
+    [2, 0, 1, 5, 3, 4],
+    [3, 5, 4, 0, 2, 1],
+    [4, 3, 5, 1, 0, 2],
+    [5, 4, 3, 2, 1, 0],
+]
+C2xC3 = [
+    [0, 1, 2, 3, 4, 5],
+    [1, 2, 0, 4, 5, 3],
+    [2, 0, 1, 5, 3, 4],
+    [3, 4, 5, 0, 1, 2],
+    [4, 5, 3, 1, 2, 0],
+    [5, 3, 4, 2, 0, 1],
+]
+
+
+def test_dihedral_and_product_match_hand_written_tables():
+    assert torch.equal(groups.dihedral(3).mul, torch.tensor(D3))
+    assert torch.equal(groups.product(groups.cyclic(2), groups.cyclic(3)).mul, torch.tensor(C2xC3))
+    d3 = groups.dihedral(3)
+    assert d3.inv.tolist() == [0, 2, 1, 3, 4, 5]  # rotations invert to the other rotation, mirrors to themselves
+
+
+def test_dihedral_table_is_the_symmetries_of_a_triangle():
+    # the same group realised on the corners 0, 1, 2: R turns 0 -> 1 -> 2, M swaps 1 and 2
+    rotate, mirror = [1, 2, 0], [0, 2, 1]
+
+    def compose(p, q):  # p after q
+        return [p[i] for i in q]
+
+    def power(p, n):
+        out = [0, 1, 2]
+        for _ in range(n):
+            out = compose(p, out)
+        return out
+
+    perms = [compose(power(rotate, r), power(mirror, s)) for s in range(2) for r in range(3)]
+    d3 = groups.dihedral(3)
+    for g in range(6):
+        for h in range(6):
+            assert perms[d3.mul[g, h]] == compose(perms[g], perms[h])
+
+
+def test_from_permutations_gives_s3_with_its_inverses_and_names():
+    swap01, cycle012 = torch.tensor([1, 0, 2]), torch.tensor([1, 2, 0])
+    group, tables = groups.from_permutations([swap01, cycle012], name="S3")
+    assert group.order == 6 and not torch.equal(group.mul, group.mul.T)
+    b = group.element_names.index("b")
+    assert torch.equal(tables[b], cycle012) and torch.equal(tables[group.inv[b]], torch.tensor([2, 0, 1]))
+    ab = group.element_names.index("a·b")  # b first, then a
+    assert torch.equal(tables[ab], swap01[cycle012])

@@ -16,6 +16,7 @@ from equinlp.rl.envs import ENVS, GridWorld, env_spec
 from equinlp.rl.qnet import EquivariantQ, QNetwork, build_q
 from equinlp.rl.report import load_runs, table
 from equinlp.rl.run import RLConfig, run
+from equinlp.testing import TOLERANCE, equivariance_error
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -65,21 +66,19 @@ def test_a_wrong_symmetry_is_caught_by_the_same_check():
 
 @pytest.mark.parametrize("name", list(ENVS))
 @pytest.mark.parametrize("method", ["equitune", "equizero", "lambda"])
-def test_wrapped_q_values_permute_exactly_with_the_actions(name, method):
+def test_wrapped_q_values_permute_exactly_with_the_actions(name, method, dtype):
     symmetry = env_spec(name).symmetry
     torch.manual_seed(0)
     net = QNetwork(symmetry.state_matrices.shape[1], symmetry.action_table.shape[1], hidden=32)
     q = build_q(net, symmetry, method)
     if method == "lambda":  # far from the uniform start, so the weights matter
         torch.nn.init.normal_(q.aggregator.weight_net.net[-1].weight, std=3.0)
-    states = torch.randn(16, symmetry.state_matrices.shape[1])
-    values = q(states)
-    for g in range(symmetry.group.order):
-        torch.testing.assert_close(q(q.state_action.act(states, g)), q.q_action.act(values, g), atol=1e-5, rtol=0)
-    plain = [
-        (net(q.state_action.act(states, g)) - q.q_action.act(net(states), g)).abs().max() for g in range(1, symmetry.group.order)
-    ]
-    assert max(plain) > 1e-3  # the unwrapped network is not equivariant: the check can fail
+    q.to(dtype).eval()
+    states = torch.randn(16, symmetry.state_matrices.shape[1], dtype=dtype)
+    errors = equivariance_error(q, q.state_action, q.q_action, states)
+    assert max(errors.values()) <= TOLERANCE[dtype], errors
+    plain = equivariance_error(net, q.state_action, q.q_action, states)
+    assert max(plain.values()) > 1e-3  # the unwrapped network is not equivariant: the check can fail
 
 
 def test_bad_symmetries_and_names_are_refused():

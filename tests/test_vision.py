@@ -1,6 +1,7 @@
 """Vision: wrapped CNNs and CLIP are exactly invariant for every group element and method, the readers
 read their formats, and the CNN protocol runs, resumes and reports on scikit-learn's digits."""
 
+import copy
 import gzip
 import json
 import pickle
@@ -11,9 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from equinlp.actions import ImageTransform
+from equinlp.actions import ImageTransform, Invariant
 from equinlp.cli import main
-from equinlp.testing import save_tiny_clip, tiny_clip
+from equinlp.testing import TOLERANCE, equivariance_error, save_tiny_clip, tiny_clip
 from equinlp.vision import run as run_module
 from equinlp.vision import train as train_module
 from equinlp.vision.clip import CLIPClassifier, EquiCLIP, clip_prompts, templates_for, zero_shot_weights
@@ -43,27 +44,33 @@ def wrap(backbone, group, method, proxy="max_prob"):
     return model
 
 
-def assert_invariant(model, x, atol=1e-5):
-    reference = model(x)
-    for g in range(model.transform.group.order):
-        moved = model(model.transform.act(x, g))
-        gap = (moved - reference).abs().max().item()
-        assert gap <= atol, f"{model.method}, element {g}: logits differ by {gap:.2e}"
+def in_dtype(module, dtype):
+    """The module in ``dtype``, leaving the shared float32 fixture alone."""
+    return module if dtype == torch.float32 else copy.deepcopy(module).to(dtype)
+
+
+def assert_invariant(model, x):
+    errors = equivariance_error(model, model.transform, Invariant(model.transform.group), x)
+    assert max(errors.values()) <= TOLERANCE[x.dtype], f"{model.method}: logits differ by {errors} (element: error)"
+
+
+# float64 on the small backbone only (AlexNet needs 64 px, and float64 convolutions are slow on CPU)
+ARCH_DTYPES = [("resnet18", torch.float32), ("resnet18", torch.float64), ("alexnet", torch.float32)]
 
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("group", GROUPS)
-@pytest.mark.parametrize("arch", ["resnet18", "alexnet"])
-def test_wrapped_cnn_is_invariant(backbones, arch, group, method):
-    x = torch.randn(2, 1, SIZES[arch], SIZES[arch])
-    model = wrap(backbones[arch], group, method)
+@pytest.mark.parametrize("arch, dtype", ARCH_DTYPES, ids=lambda v: str(v).removeprefix("torch."))
+def test_wrapped_cnn_is_invariant(backbones, arch, group, method, dtype):
+    x = torch.randn(2, 1, SIZES[arch], SIZES[arch], dtype=dtype)
+    model = in_dtype(wrap(backbones[arch], group, method), dtype)
     with torch.no_grad():
         assert_invariant(model, x)
         # the backbone alone is not: so the check above can fail
-        assert (backbones[arch](model.transform.act(x, 1)) - backbones[arch](x)).abs().max() > 1e-3
+        assert equivariance_error(model.backbone, model.transform, Invariant(model.transform.group), x)[1] > 1e-4
         weights = model.group_weights(x)
     assert weights.shape == (model.transform.group.order, 2)
-    assert torch.allclose(weights.sum(0), torch.ones(2))
+    assert torch.allclose(weights.sum(0), torch.ones(2, dtype=weights.dtype))
     if method != "equitune":  # equizero and the randomised λ-net do not weigh the copies uniformly
         assert not torch.allclose(weights, torch.full_like(weights, 1 / len(weights)))
 
@@ -128,16 +135,17 @@ def clip():
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("group", GROUPS)
-def test_wrapped_clip_is_invariant(clip, group, method):
+def test_wrapped_clip_is_invariant(clip, group, method, dtype):
     model, _, weights = clip
     equi = EquiCLIP(model, weights, group, method).eval()
     if equi.weight_net is not None:
         nn.init.normal_(equi.weight_net.net[-1].weight, std=0.5)
-    x = torch.randn(3, 3, 32, 32)
+    equi = in_dtype(equi, dtype)
+    x = torch.randn(3, 3, 32, 32, dtype=dtype)
     with torch.no_grad():
         assert_invariant(equi, x)
-        base = EquiCLIP(model, weights, group, "base")
-        assert (base(equi.transform.act(x, 1)) - base(x)).abs().max() > 1e-4
+        base = in_dtype(EquiCLIP(model, weights, group, "base"), dtype)
+        assert equivariance_error(base, equi.transform, Invariant(equi.transform.group), x)[1] > 1e-4
 
 
 def test_clip_logits_are_the_scaled_cosine_with_the_prompt_ensemble(clip):

@@ -3,7 +3,7 @@ import torch
 
 import equinlp as eq
 from equinlp.testing import bpe_tokenizer
-from equinlp.wordgroups import word_group, word_group_names
+from equinlp.wordgroups import WordGroup, read_word_group, word_group, word_group_names
 
 CORPUS = [
     "The man said that he was kind. The woman said that she was kind. He and She went. The chairwoman spoke.",
@@ -50,6 +50,21 @@ def test_word_list_that_is_not_one_to_one_is_refused(tok):
         eq.vocab_permutation(tok, [("man",)])
 
 
+@pytest.mark.parametrize("generators", [[[]], [[("man", "woman")], []]], ids=["empty", "empty-second"])
+def test_empty_word_list_is_refused_not_trivial(tok, generators):
+    with pytest.raises(eq.VocabularyError, match="no word cycles"):
+        eq.vocab_permutation(tok, *generators)
+
+
+def test_group_file_without_cycles_is_refused(tmp_path):
+    path = tmp_path / "empty.json"
+    path.write_text('{"name": "empty", "description": "", "source": "", "cycles": []}')
+    with pytest.raises(eq.VocabularyError, match=r"empty\.json.*no word cycles"):
+        read_word_group(path)
+    with pytest.raises(eq.VocabularyError, match="no word cycles"):
+        WordGroup("empty", "", "", cycles=())
+
+
 def test_generators_close_into_a_product(tok):
     action = eq.vocab_permutation(tok, [("man", "woman")], [("Black", "White", "Asian")])
     assert action.group.order == 6
@@ -69,5 +84,6 @@ def test_shipped_word_groups_load_and_build(tok):
     assert race.cycles == (("Black", "White", "Asian"),) and "Asian person" in race.subjects
     assert "her" in word_group("gender").general_words  # kept out of the permutation
     assert race.action(tok).group.order == 3
+    assert word_group("race_s3").action(tok).group.order == 6  # two generators: a swap and a 3-cycle give S3
     with pytest.raises(ValueError, match="unknown group 'caste'"):
         word_group("caste")
