@@ -22,7 +22,7 @@ from equinlp.embedded import load_model
 from equinlp.groups import Group, cyclic, dihedral, from_permutations, product, trivial
 from equinlp.methods import METHODS, make_aggregator
 from equinlp.models import FAMILIES, EquiModel, feature_size, from_pretrained, wrap, wrap_method
-from equinlp.testing import assert_equivariant
+from equinlp.testing import assert_equivariant, equivariance_error
 from equinlp.vocab import VocabularyError, general_token_ids, vocab_permutation, vocab_permutation_pair
 
 __version__ = "0.1.0"
@@ -151,6 +151,7 @@ __all__ = [
     "WeightNet",
     "Weighted",
     "assert_equivariant",
+    "equivariance_error",
     "combine",
     "cyclic",
     "dihedral",
