@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 Proxy = Callable[[torch.Tensor], torch.Tensor]
+Share = Callable[[torch.Tensor], torch.Tensor]  # [G, B, ...] -> [G, B, ...]: equal inputs, equal values (frames.py)
 
 
 def entropy(outs: torch.Tensor) -> torch.Tensor:
@@ -90,15 +91,19 @@ def symmetric_mean(x: torch.Tensor) -> torch.Tensor:
 class Aggregator(nn.Module):
     """Base class. ``needs_features`` tells wrappers to collect features of each transformed input.
 
-    ``forward(outs, feats=None, own=None)``: ``outs`` ``[G, B, ..., V]`` pulled back (copy g mapped by g⁻¹),
-    ``own`` the same copies in their own frames (defaults to ``outs``; they are the same for invariant
-    outputs), ``feats`` ``[G, B, ..., D]``. Returns ``[B, ..., V]``.
+    ``forward(outs, feats=None, own=None, share=None)``: ``outs`` ``[G, B, ..., V]`` pulled back (copy g
+    mapped by g⁻¹), ``own`` the same copies in their own frames (defaults to ``outs``; they are the same for
+    invariant outputs), ``feats`` ``[G, B, ..., D]``; ``share`` gives copies that hold the same input the
+    same per-copy values (a kernel may round one row differently at another batch position). Returns
+    ``[B, ..., V]``.
     """
 
     needs_features = False
     method = "base"
 
-    def forward(self, outs: torch.Tensor, feats: torch.Tensor | None = None, own: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, outs: torch.Tensor, feats: torch.Tensor | None = None, own: torch.Tensor | None = None, share: Share | None = None
+    ) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -107,7 +112,9 @@ class Mean(Aggregator):
 
     method = "equitune"
 
-    def forward(self, outs: torch.Tensor, feats: torch.Tensor | None = None, own: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, outs: torch.Tensor, feats: torch.Tensor | None = None, own: torch.Tensor | None = None, share: Share | None = None
+    ) -> torch.Tensor:
         return symmetric_mean(outs)
 
 
@@ -127,18 +134,21 @@ class Argmin(Aggregator):
         self.proxy = resolve_proxy(proxy)
         self.straight_through = straight_through
 
-    def weights(self, outs: torch.Tensor) -> torch.Tensor:
+    def weights(self, outs: torch.Tensor, share: Share | None = None) -> torch.Tensor:
         """``[G, B, ..., V] -> [G, B, ...]``: 1 on the copy with the smallest proxy loss, shared equally among
         exact ties. Pass the copies in their own frames (see the module docstring)."""
         with torch.no_grad():
             losses = self.proxy(outs)
+            losses = share(losses) if share is not None else losses
             if losses.shape != outs.shape[:-1]:
                 raise ValueError(f"proxy returned shape {tuple(losses.shape)}, expected {tuple(outs.shape[:-1])}")
             tied = losses == losses.min(0).values
             return tied.to(outs.dtype) / tied.sum(0)
 
-    def forward(self, outs: torch.Tensor, feats: torch.Tensor | None = None, own: torch.Tensor | None = None) -> torch.Tensor:
-        selected = weighted_sum(self.weights(outs if own is None else own), outs)
+    def forward(
+        self, outs: torch.Tensor, feats: torch.Tensor | None = None, own: torch.Tensor | None = None, share: Share | None = None
+    ) -> torch.Tensor:
+        selected = weighted_sum(self.weights(outs if own is None else own, share), outs)
         if self.training and self.straight_through and outs.requires_grad:
             mean = symmetric_mean(outs)
             return mean + (selected - mean).detach()
@@ -187,21 +197,24 @@ class Weighted(Aggregator):
         super().__init__()
         self.weight_net = weight_net
 
-    def weights(self, feats: torch.Tensor) -> torch.Tensor:
+    def weights(self, feats: torch.Tensor, share: Share | None = None) -> torch.Tensor:
         """``[G, B, ..., D] -> [G, B, ...]``, positive and summing to 1 over the group axis.
 
         A softmax over the group whose normaliser is a :func:`symmetric_sum`, so permuting the copies
         permutes the weights exactly.
         """
         log_weights = self.weight_net(feats)
+        log_weights = share(log_weights) if share is not None else log_weights
         log_weights = log_weights.to(torch.promote_types(log_weights.dtype, torch.float32))
         unnormalised = (log_weights - log_weights.max(0).values).exp()
         return unnormalised / symmetric_sum(unnormalised)
 
-    def forward(self, outs: torch.Tensor, feats: torch.Tensor | None = None, own: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, outs: torch.Tensor, feats: torch.Tensor | None = None, own: torch.Tensor | None = None, share: Share | None = None
+    ) -> torch.Tensor:
         if feats is None:
             raise ValueError("λ-equitune needs features of each transformed input")
-        return weighted_sum(self.weights(feats), outs)
+        return weighted_sum(self.weights(feats, share), outs)
 
 
 class Relaxed(Aggregator):
@@ -233,8 +246,10 @@ class Relaxed(Aggregator):
         ids = self.token_ids.to(combined.device)
         return combined.index_copy(-1, ids, identity.index_select(-1, ids))
 
-    def forward(self, outs: torch.Tensor, feats: torch.Tensor | None = None, own: torch.Tensor | None = None) -> torch.Tensor:
-        return self.relax(self.inner(outs, feats, own), outs[0])
+    def forward(
+        self, outs: torch.Tensor, feats: torch.Tensor | None = None, own: torch.Tensor | None = None, share: Share | None = None
+    ) -> torch.Tensor:
+        return self.relax(self.inner(outs, feats, own, share), outs[0])
 
     def extra_repr(self) -> str:
         return f"general tokens={len(self.token_ids)}"

@@ -19,7 +19,13 @@ from equinlp.actions import Action, unfold
 from equinlp.aggregate import Aggregator
 
 
-def combine(outs: torch.Tensor, out_action: Action, aggregator: Aggregator, feats: torch.Tensor | None = None) -> torch.Tensor:
+def combine(
+    outs: torch.Tensor,
+    out_action: Action,
+    aggregator: Aggregator,
+    feats: torch.Tensor | None = None,
+    share: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
     """The formula's right-hand side given the model's outputs on every copy.
 
     When the output action only permutes the last axis (token logits) or does nothing (invariant outputs),
@@ -29,13 +35,15 @@ def combine(outs: torch.Tensor, out_action: Action, aggregator: Aggregator, feat
     Args:
         outs: ``[G·B, ...]``, copy g is ``M(g x)``.
         feats: ``[G·B, ..., D]`` features of each ``g x``, for aggregators that need them.
+        share: ``[G, B, ...] -> [G, B, ...]``, gives copies that hold the same input the same values; applied
+            to what the aggregator computes per copy (proxies, λ), see ``OrbitFrames.share``.
     Returns:
         ``[B, ...]``.
     """
     order = out_action.group.order
     pulled = out_action.pull_back(outs)
     own = unfold(outs, order) if getattr(out_action, "moves_last_axis_only", False) else None
-    return aggregator(pulled, unfold(feats, order) if feats is not None else None, own)
+    return aggregator(pulled, unfold(feats, order) if feats is not None else None, own, share)
 
 
 def symmetrize(

@@ -112,19 +112,24 @@ class OrbitFrames:
         flat = self.elements()[:, :, None] * table.shape[1] + ids[None]  # [G, B, L] into table.view(-1)
         return table.reshape(-1)[flat].reshape(-1, ids.shape[1])
 
-    def share_representatives(self, folded: torch.Tensor) -> torch.Tensor:
-        """``[G·B, ...]``: each copy's values replaced by those of the first copy that holds the same sequence.
+    def share(self, blocks: torch.Tensor) -> torch.Tensor:
+        """``[G, B, ...]``: each copy's values replaced by those of the first copy that holds the same sequence.
 
         Equal inputs then give equal outputs, bit for bit, whatever the kernels do with batch positions.
         """
         rows = self.same.to(torch.uint8).argmax(1)  # [B]: the first row with the same canonical sequence
-        blocks = self.representatives()[:, rows]  # [G, B]: that row's first block holding the same sequence
-        order, batch = blocks.shape
+        reps = self.representatives()[:, rows]  # [G, B]: that row's first block holding the same sequence
+        order, batch = reps.shape
         if torch.equal(rows, torch.arange(batch, device=rows.device)) and torch.equal(
-            blocks, torch.arange(order, device=rows.device)[:, None].expand_as(blocks)
+            reps, torch.arange(order, device=rows.device)[:, None].expand_as(reps)
         ):
-            return folded
-        return folded.reshape(order, batch, *folded.shape[1:])[blocks, rows].reshape(folded.shape)
+            return blocks
+        return blocks[reps, rows]
+
+    def share_representatives(self, folded: torch.Tensor) -> torch.Tensor:
+        """``[G·B, ...]``: :meth:`share` on the folded batch."""
+        order = len(self.inverse)
+        return self.share(folded.reshape(order, -1, *folded.shape[1:])).reshape(folded.shape)
 
     def to_canonical(self, action: TokenPermutation, scores: torch.Tensor) -> torch.Tensor:
         """``[B, ..., V]``: row b's scores seen from its canonical frame, ``k_b · scores_b``."""

@@ -238,7 +238,7 @@ def assert_equivariant(
     action: TokenPermutation | tuple[TokenPermutation, TokenPermutation],
     inputs: dict[str, torch.Tensor],
     *,
-    atol: float = 1e-5,
+    atol: float = 0.0,
     generate: bool = True,
     max_new_tokens: int = 8,
     tokenizer: Any = None,
@@ -246,9 +246,10 @@ def assert_equivariant(
 ) -> dict[str, float]:
     """Check ``model(g·x) == g·model(x)`` for every element g of the action's group.
 
-    The logits go through :func:`equivariance_error` (within ``atol``, padding ignored), and so does greedy
-    (or seeded) generation, token for token. Actions are resized to the model's vocabulary when its
-    embeddings are padded past the tokenizer's (GPT-2, SmolLM2).
+    The logits go through :func:`equivariance_error`, padding ignored, within ``atol``: 0 by default, since
+    equinlp's wrappers are exact by construction (pass a tolerance for a model equivariant only up to
+    rounding). Greedy (or seeded) generation is compared token for token. Actions are resized to the
+    model's vocabulary when its embeddings are padded past the tokenizer's (GPT-2, SmolLM2).
 
     Args:
         model: a wrapped (or any) LM whose ``forward`` returns ``.logits`` and which has ``generate``.

@@ -40,18 +40,20 @@ def actions(tok, group_name):
     return eq.vocab_permutation_pair(tok, [("Black", "White", "Asian")], tok, [("I_JUMP", "I_RUN", "I_WALK")])
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("group_name", ["swap", "cycle3"])
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_equivariant(family, method, group_name, tok):
+def test_equivariant(family, method, group_name, dtype, tok):
+    """Bit for bit: no tolerance, in every dtype (float64 CPU kernels round rows by batch position)."""
     action = actions(tok, group_name)
     if FAMILIES[family] == "causal" and isinstance(action, tuple):
         action = eq.vocab_permutation(tok, [("Black", "White", "Asian")])
-    model = wrap(method, build(family, tok), action)
+    model = wrap(method, build(family, tok).to(dtype), action)
     tok.padding_side = "left" if FAMILIES[family] == "causal" else "right"
     inputs = tok(PROMPTS if group_name == "swap" else CYCLE_PROMPTS, return_tensors="pt", padding=True)
-    result = eq.assert_equivariant(model, action, inputs, tokenizer=tok, max_new_tokens=10)
-    assert result["max_logit_diff"] <= 1e-5
+    result = eq.assert_equivariant(model, action, inputs, tokenizer=tok, max_new_tokens=10, atol=0)
+    assert result["max_logit_diff"] == 0
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))

@@ -134,3 +134,20 @@ def test_embedded_model_in_bfloat16_is_exact(group, method, embedded_cache):
         out = wrapped.generate(input_ids=orbit, attention_mask=mask, max_new_tokens=8, pad_token_id=tok.pad_token_id, **kw)
         for g in range(1, order):
             assert torch.equal(out[4 * g : 4 * g + 4], action.ids.act(out[:4], g)), (kw, g, tok.batch_decode(out))
+
+
+@pytest.mark.parametrize("method", ["equitune", "equizero", "lambda"])
+def test_s3_saves_loads_and_stays_exact(method, tok, tmp_path):
+    """A non-abelian group end to end: built from a swap and a 3-cycle, saved, reloaded, exact."""
+    s3 = eq.vocab_permutation(tok, [("Black", "White")], [("Black", "White", "Asian")], name="race_s3")
+    assert s3.group.order == 6
+    base = tiny_causal_lm(len(tok))
+    model = {"equitune": eq.equitune, "equizero": eq.equizero, "lambda": eq.lambda_equitune}[method](base, s3)
+    if method == "lambda":
+        torch.nn.init.normal_(model.aggregator.weight_net.net[-1].weight, std=2.0)
+    model.save_pretrained(tmp_path)
+    restored = eq.from_pretrained(base, tmp_path)
+    x = tok(["the Black and White people worked as a", "White and Asian people said that"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        assert torch.equal(restored(**x).logits, model(**x).logits)
+    eq.assert_equivariant(restored, s3, x, max_new_tokens=8, generate_kwargs={"do_sample": True, "top_k": 5, "seed": 2})

@@ -40,6 +40,7 @@ def comparable(config):
 @pytest.mark.parametrize(("method", "kwargs"), CONFIG_KWARGS)
 def test_save_load_round_trip_keeps_every_config_field(method, kwargs, family, tok, swap, tmp_path):
     base = tiny_causal_lm(len(tok)) if family == "gpt2" else tiny_seq2seq(len(tok), "t5")
+    base.config._name_or_path = "tiny"  # named, as a pretrained base is: not copied on save
     model = build(method, kwargs, base, tok, swap)
     if method == "lambda":
         inner = model.aggregator.inner if isinstance(model.aggregator, Relaxed) else model.aggregator
@@ -66,6 +67,7 @@ def test_save_load_round_trip_keeps_every_config_field(method, kwargs, family, t
 def test_wrap_reads_the_config_from_the_aggregator(aggregator, tok, swap, tmp_path):
     """``wrap`` with a hand-built aggregator saves what it was built with, not the config's defaults."""
     base = tiny_causal_lm(len(tok))
+    base.config._name_or_path = "tiny"  # named, as a pretrained base is: not copied on save
     model = eq.wrap(base, swap, aggregator(eq.feature_size(base)))
     model.save_pretrained(tmp_path)
     restored = eq.from_pretrained(base, tmp_path)
@@ -106,6 +108,7 @@ def test_cli_and_apps_go_through_the_registry(tok, swap):
     assert CLI_METHODS == SCAN_METHODS == RL_METHODS == VISION_METHODS == method_names(with_base=True)
     assert set(method_names()) <= set(BIAS_METHODS)
     base = tiny_causal_lm(len(tok))
+    base.config._name_or_path = "tiny"  # named, as a pretrained base is: not copied on save
     assert build_method(base, swap, "base", "entropy") is base
     model = build_method(base, swap, "equizero", "max_prob")
     assert model.equi_config.method == "equizero" and model.equi_config.proxy == "max_prob"

@@ -15,8 +15,11 @@ PROMPTS = ["the man said that he was", "the Black person worked as a", "run twic
 
 
 def fresh_base(family, tok):
-    """The same random model each call (seeded), so a reload can start from an untouched copy."""
-    return tiny_seq2seq(len(tok), family) if family == "t5" else tiny_causal_lm(len(tok), family)
+    """The same random model each call (seeded), so a reload can start from an untouched copy; named, as a
+    pretrained base is (an unnamed base is saved with the wrapper)."""
+    model = tiny_seq2seq(len(tok), family) if family == "t5" else tiny_causal_lm(len(tok), family)
+    model.config._name_or_path = f"tiny-{family}"
+    return model
 
 
 def lora_model(family, tok):

@@ -95,6 +95,7 @@ def test_hf_trainer_trains_the_wrapper(tok, swap, tmp_path):
 @pytest.mark.parametrize("method", ["equitune", "equizero", "lambda"])
 def test_save_and_load_round_trip(method, family, tok, cycle3, tmp_path):
     base = tiny_causal_lm(len(tok)) if family == "gpt2" else tiny_seq2seq(len(tok), "t5")
+    base.config._name_or_path = "tiny"  # as a pretrained model is named: it can be reloaded without a copy
     model = {"equitune": eq.equitune, "equizero": eq.equizero, "lambda": eq.lambda_equitune}[method](base, cycle3)
     if method == "lambda":
         torch.nn.init.normal_(model.aggregator.weight_net.net[-1].weight)
@@ -108,8 +109,28 @@ def test_save_and_load_round_trip(method, family, tok, cycle3, tmp_path):
     assert restored.equi_config.method == method and restored.group == cycle3.group
 
 
+def test_a_base_with_no_name_is_saved_with_the_wrapper(tok, swap, tmp_path):
+    """Built from a config (nothing to reload it from): the folder must hold it."""
+    model = eq.equitune(tiny_causal_lm(len(tok)), swap)
+    model.save_pretrained(tmp_path)
+    x = tok(["the man said"], return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(eq.from_pretrained(None, tmp_path)(**x).logits, model(**x).logits)
+
+
+def test_a_change_that_keeps_every_sum_is_still_fine_tuning(tok, swap):
+    """Two embedding rows swapped: each parameter's sum is unchanged, its hash is not."""
+    model = eq.equitune(tiny_causal_lm(len(tok)), swap)
+    rows = tok.convert_tokens_to_ids(["man", "woman"])
+    with torch.no_grad():
+        weight = model.unwrap().get_input_embeddings().weight
+        weight[rows] = weight[rows[::-1]].clone()
+    assert model.base_fine_tuned()
+
+
 def test_fine_tuned_base_is_saved_and_restored(tok, swap, tmp_path):
     model = eq.equitune(tiny_causal_lm(len(tok)), swap)
+    model.unwrap().config._name_or_path = "tiny"
     assert not model.base_fine_tuned()
     with torch.no_grad():
         model.unwrap().get_input_embeddings().weight.add_(0.1)

@@ -139,13 +139,17 @@ class EquiModel(PreTrainedModel):
         return head.weight.shape[0]
 
     def _fingerprint(self) -> torch.Tensor:
-        with torch.no_grad():
-            sums = [p.sum(dtype=torch.float64).cpu() for p in base_parameters(self.base) if not p.is_meta]
-            return torch.stack(sums) if sums else torch.zeros(0, dtype=torch.float64)
+        """``LongTensor[P]``: a hash of each base parameter's bits (:func:`weights_hash`)."""
+        hashes = [weights_hash(p) for p in base_parameters(self.base) if not p.is_meta]
+        return torch.stack(hashes) if hashes else torch.zeros(0, dtype=torch.long)
 
     def base_fine_tuned(self) -> bool:
         """Whether the base weights differ from those named by ``equi_config.base_model_name_or_path``:
-        changed since wrapping, or loaded from a folder that held fine-tuned base weights."""
+        changed since wrapping, or loaded from a folder that held fine-tuned base weights.
+
+        Changes made *before* wrapping cannot be seen (merged adapters, weights edited in place): save such
+        a wrapper with ``save_pretrained(dir, save_base=True)``.
+        """
         return self.equi_config.base_fine_tuned or not torch.equal(self._fingerprint(), self._base_fingerprint)
 
     # --- hooks ----------------------------------------------------------------------------------
@@ -223,7 +227,8 @@ class EquiModel(PreTrainedModel):
         if features is not None:
             features = frames.share_representatives(features)
         relaxed = isinstance(self.aggregator, Relaxed)
-        canonical = combine(raw, self.out_action.logits, self.aggregator.inner if relaxed else self.aggregator, features)
+        aggregator = self.aggregator.inner if relaxed else self.aggregator
+        canonical = combine(raw, self.out_action.logits, aggregator, features, frames.share)
         logits = frames.from_canonical(self.out_action, canonical)  # [B, T, V] in each row's frame
         output.logits = self.aggregator.relax(logits, frames.own_rows(raw)) if relaxed else logits
         folded = raw.shape[0]
@@ -330,3 +335,20 @@ def _continues_a_cache(kwargs: dict) -> bool:
     """Whether the call extends sequences held in a KV cache (``cache``; ``past_key_values`` before transformers 5.40)."""
     cache = kwargs.get("cache", kwargs.get("past_key_values"))
     return cache is not None and hasattr(cache, "get_seq_length") and cache.get_seq_length() > 0
+
+
+@torch.no_grad()
+def weights_hash(p: torch.Tensor, chunk: int = 1 << 24) -> torch.Tensor:
+    """A 64-bit hash of a tensor's bits, on its own device: ``Σ_i (bits_i + 1)·(i·K + 1)`` modulo 2⁶⁴.
+
+    Any change of a value, or of where a value sits (two rows swapped), changes it, except with chance
+    ~2⁻⁶⁴. Integer sums wrap and are associative, so the result does not depend on the summation order.
+    Works in chunks, so the index tensor stays small for large embeddings.
+    """
+    bits = p.detach().reshape(-1)
+    bits = bits.view({1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[bits.element_size()])
+    total = torch.zeros((), dtype=torch.long, device=p.device)
+    for start in range(0, bits.numel(), chunk):
+        index = torch.arange(start, min(start + chunk, bits.numel()), device=p.device)
+        total += ((bits[start : start + chunk].long() + 1) * (index * -7046029254386353131 + 1)).sum()
+    return total.cpu()

@@ -28,13 +28,17 @@ BASE_DIR = "base"
 
 
 def save_pretrained(model: EquiModel, directory: str | os.PathLike, save_base: bool | None = None) -> None:
-    """Write the equinlp config, the group action and any λ weights; the base model only if fine-tuned.
+    """Write the equinlp config, the group action and any λ weights; the base model only if it must be.
 
-    Each file is written to a temporary name and renamed, so an interrupted save leaves the old one.
+    The base is written (to ``directory/base``) when it was fine-tuned since wrapping, was loaded fine-tuned,
+    or has no name to be reloaded from (built from a config); ``save_base`` overrides that (pass True for
+    a base changed before wrapping, e.g. merged adapters). Each file is written to a temporary name and
+    renamed, so an interrupted save leaves the old one.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    fine_tuned = model.base_fine_tuned() if save_base is None else save_base
+    unnamed = not model.equi_config.base_model_name_or_path  # built from a config: nothing to reload it from
+    fine_tuned = (model.base_fine_tuned() or unnamed) if save_base is None else save_base
     save_adapters(model.base, directory, fine_tuned)  # PEFT adapters to directory/adapter; refuses what it cannot save
     tensors = {"group_mul": model.group.mul, "in_table": model.in_action.table, "out_table": model.out_action.table}
     _atomic_save(tensors, directory / ACTION_FILE)
