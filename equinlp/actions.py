@@ -74,6 +74,12 @@ class TokenPermutation:
         if not torch.equal(composed, moved[self.group.mul]):
             raise ValueError("the table is not a homomorphism from the group: act(g, act(h, x)) != act(g·h, x)")
 
+    @classmethod
+    def identity(cls, vocab_size: int) -> TokenPermutation:
+        """The trivial group on a vocabulary: wrapping with it runs the base model through the wrapper's
+        decoding (the same seeded sampler), so a base model and a method are compared on equal terms."""
+        return cls(trivial(), torch.arange(vocab_size)[None], ("identity",))
+
     @property
     def vocab_size(self) -> int:
         return self.table.shape[1]

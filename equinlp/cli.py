@@ -52,12 +52,16 @@ def decoding_kwargs(args: argparse.Namespace) -> dict:
 
 
 def build_method(model: torch.nn.Module, action, method: str, proxy: str):
-    """The wrapped model for a method name (``base`` is the model itself)."""
+    """The wrapped model for a method name; ``base`` is the model under the trivial group, so that it decodes
+    with the same seeded sampler as the methods (each row's draw its own, equal seeds for a prompt's swaps)."""
+    from equinlp.actions import TokenPermutation
     from equinlp.models import wrap_method
 
     if method not in METHODS:
         raise SystemExit(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-    return model if method == BASE else wrap_method(model, action, config_for(method, proxy=proxy))
+    if method == BASE:
+        return wrap_method(model, TokenPermutation.identity(action.vocab_size), config_for("equitune"))
+    return wrap_method(model, action, config_for(method, proxy=proxy))
 
 
 # --- equinlp generate -------------------------------------------------------------------------------
@@ -85,11 +89,12 @@ def run_generate(args: argparse.Namespace) -> int:
     for prompt in args.prompts:
         ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
         orbit = torch.cat([action.ids.act(ids, g) for g in range(action.group.order)])  # [G, T]: prompt and its swaps
+        fixed = [g for g in range(1, action.group.order) if torch.equal(orbit[g], orbit[0])]
+        if fixed:
+            print(f"note: the group leaves this prompt unchanged under {len(fixed)} of its elements (no swap word?)")
         for method in methods:
             wrapped = build_method(model, action, method, args.proxy)
-            extra = {"seed": args.seed} if args.do_sample and method != "base" else {}
-            if args.do_sample and method == "base":
-                torch.manual_seed(args.seed)
+            extra = {"seed": args.seed} if args.do_sample else {}
             with torch.no_grad():
                 out = wrapped.generate(input_ids=orbit, attention_mask=torch.ones_like(orbit), **decoding_kwargs(args), **extra)
             continuation = out[:, orbit.shape[1] :]

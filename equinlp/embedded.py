@@ -9,6 +9,7 @@ is written under a temporary name and renamed, so an interrupted conversion leav
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import shutil
 import tempfile
@@ -40,8 +41,8 @@ def _gguf_folder() -> Path:
 def embedded_model_path() -> Path:
     """The cached safetensors folder of SmolLM2-135M-Instruct, converting the GGUF on first use."""
     target = cache_dir() / CACHED_NAME
-    if (target / "config.json").exists():
-        return target
+    if (target / "config.json").exists() and json.loads((target / "config.json").read_text()).get("dtype") == "float32":
+        return target  # (a folder from before the float32 config below is converted again)
     folder = _gguf_folder()
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF_FILE)
     gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF_FILE, dtype=torch.float32)
@@ -53,7 +54,9 @@ def embedded_model_path() -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{CACHED_NAME}.", dir=target.parent))
     try:
-        model.to(torch.float16).save_pretrained(tmp)
+        model.to(torch.float16).save_pretrained(tmp)  # half the disk; the GGUF holds 4-bit weights anyway
+        config = json.loads((tmp / "config.json").read_text())
+        (tmp / "config.json").write_text(json.dumps({**config, "dtype": "float32"}, indent=2))  # loads by path in float32
         tokenizer.save_pretrained(tmp)
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)

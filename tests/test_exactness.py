@@ -106,7 +106,7 @@ def test_the_trivial_group_reproduces_the_base_model_on_a_mixed_batch(tok, swap)
     tok.padding_side = "left"
     x = tok(["the man said that he was", "the woman worked as a"], return_tensors="pt", padding=True)
     ids, mask = swap.ids.act_all(x["input_ids"]), x["attention_mask"].repeat(2, 1)
-    identity = eq.TokenPermutation(eq.trivial(), torch.arange(len(tok))[None])
+    identity = eq.TokenPermutation.identity(len(tok))
     kw = {"max_new_tokens": 10, "do_sample": False}
     wrapped = eq.equitune(base, identity).generate(input_ids=ids, attention_mask=mask, **kw)
     assert torch.equal(wrapped, base.generate(input_ids=ids, attention_mask=mask, **kw))

@@ -32,7 +32,6 @@ import equinlp as eq
 from equinlp.actions import TokenPermutation
 from equinlp.aggregate import Weighted
 from equinlp.bias.scoring import masked_texts
-from equinlp.groups import trivial
 from equinlp.methods import config_for
 from equinlp.models import feature_size
 from equinlp.models.saving import load_parts
@@ -61,10 +60,6 @@ class Decoding:
     lambda_net: str | None = None  # λ-equitune's trained λ-net: a folder from EquiModel.save_pretrained
 
 
-def identity_action(vocab_size: int) -> TokenPermutation:
-    return TokenPermutation(trivial(), torch.arange(vocab_size)[None])
-
-
 def lambda_weight_net(model, folder: str | None):
     """The λ-net saved in ``folder`` (by ``EquiModel.save_pretrained`` of a λ-equitune model), or None."""
     if folder is None:
@@ -91,7 +86,7 @@ def method_model(
     if relaxed and not len(general_tokens):
         raise ValueError(f"{method} needs general words (the word group lists none)")
     if method in ("base", "equizero-sentiment"):
-        return eq.equitune(model, identity_action(action.vocab_size))
+        return eq.equitune(model, TokenPermutation.identity(action.vocab_size))
     name = method.removeprefix("relaxed-")  # a registered method (equinlp.methods)
     moved = set(action.moved.tolist())  # the paper's general words the group swaps (he/she for gender) stay swapped
     general = [int(i) for i in general_tokens if int(i) not in moved] if relaxed else []

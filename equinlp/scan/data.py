@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import torch
 
 from equinlp.actions import TokenPermutation
-from equinlp.groups import trivial
 from equinlp.scan.grammar import IN_WORDS, OUT_WORDS, Example
 from equinlp.vocab import vocab_permutation_pair
 from equinlp.wordlevel import BOS, EOS, PAD, word_tokenizer
@@ -33,7 +32,7 @@ def tokenizers():
 def scan_actions(group: str, in_tok, out_tok) -> tuple[TokenPermutation, TokenPermutation]:
     """The input and output actions of a named SCAN group (``trivial`` for the base model)."""
     if group == "trivial":
-        return tuple(TokenPermutation(trivial(), torch.arange(len(t))[None]) for t in (in_tok, out_tok))
+        return tuple(TokenPermutation.identity(len(t)) for t in (in_tok, out_tok))
     if group not in GROUPS:
         raise ValueError(f"unknown SCAN group {group!r}; choose from {sorted(GROUPS)}")
     in_cycles, out_cycles = GROUPS[group]
