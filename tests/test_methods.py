@@ -109,6 +109,7 @@ def test_cli_and_apps_go_through_the_registry(tok, swap):
     assert set(method_names()) <= set(BIAS_METHODS)
     base = tiny_causal_lm(len(tok))
     base.config._name_or_path = "tiny"  # named, as a pretrained base is: not copied on save
-    assert build_method(base, swap, "base", "entropy") is base
+    plain = build_method(base, swap, "base", "entropy")  # the base under the trivial group: the same sampler
+    assert plain.unwrap() is base and plain.group.order == 1
     model = build_method(base, swap, "equizero", "max_prob")
     assert model.equi_config.method == "equizero" and model.equi_config.proxy == "max_prob"

@@ -119,7 +119,7 @@ def test_a_base_with_no_name_is_saved_with_the_wrapper(tok, swap, tmp_path):
 
 
 def test_a_change_that_keeps_every_sum_is_still_fine_tuning(tok, swap):
-    """Two embedding rows swapped: each parameter's sum is unchanged, its hash is not."""
+    """Two embedding rows swapped: each parameter's sum is unchanged, its version counter is not."""
     model = eq.equitune(tiny_causal_lm(len(tok)), swap)
     rows = tok.convert_tokens_to_ids(["man", "woman"])
     with torch.no_grad():

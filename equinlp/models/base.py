@@ -139,9 +139,13 @@ class EquiModel(PreTrainedModel):
         return head.weight.shape[0]
 
     def _fingerprint(self) -> torch.Tensor:
-        """``LongTensor[P]``: a hash of each base parameter's bits (:func:`weights_hash`)."""
-        hashes = [weights_hash(p) for p in base_parameters(self.base) if not p.is_meta]
-        return torch.stack(hashes) if hashes else torch.zeros(0, dtype=torch.long)
+        """``[P, 2]`` float64: each base parameter's sum and its version counter, which every in-place change
+        bumps (an optimizer step, an edit under ``no_grad``, two rows swapped: the sum alone would miss that).
+        Cheap enough to take at every wrap; a false alarm only means the base is saved too."""
+        with torch.no_grad():
+            rows = [torch.stack([p.sum(dtype=torch.float64).cpu(), torch.tensor(float(p._version), dtype=torch.float64)])
+                    for p in base_parameters(self.base) if not p.is_meta]  # fmt: skip
+        return torch.stack(rows) if rows else torch.zeros(0, 2, dtype=torch.float64)
 
     def base_fine_tuned(self) -> bool:
         """Whether the base weights differ from those named by ``equi_config.base_model_name_or_path``:
@@ -335,20 +339,3 @@ def _continues_a_cache(kwargs: dict) -> bool:
     """Whether the call extends sequences held in a KV cache (``cache``; ``past_key_values`` before transformers 5.40)."""
     cache = kwargs.get("cache", kwargs.get("past_key_values"))
     return cache is not None and hasattr(cache, "get_seq_length") and cache.get_seq_length() > 0
-
-
-@torch.no_grad()
-def weights_hash(p: torch.Tensor, chunk: int = 1 << 24) -> torch.Tensor:
-    """A 64-bit hash of a tensor's bits, on its own device: ``Σ_i (bits_i + 1)·(i·K + 1)`` modulo 2⁶⁴.
-
-    Any change of a value, or of where a value sits (two rows swapped), changes it, except with chance
-    ~2⁻⁶⁴. Integer sums wrap and are associative, so the result does not depend on the summation order.
-    Works in chunks, so the index tensor stays small for large embeddings.
-    """
-    bits = p.detach().reshape(-1)
-    bits = bits.view({1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[bits.element_size()])
-    total = torch.zeros((), dtype=torch.long, device=p.device)
-    for start in range(0, bits.numel(), chunk):
-        index = torch.arange(start, min(start + chunk, bits.numel()), device=p.device)
-        total += ((bits[start : start + chunk].long() + 1) * (index * -7046029254386353131 + 1)).sum()
-    return total.cpu()
