@@ -1,7 +1,7 @@
 """Choosing the next token so that the choice moves with the group, exactly.
 
 The wrapper's scores are equivariant: for ``h·x`` they are the scores for ``x`` with the vocabulary
-permuted by h, bit for bit (aggregate.py). What is left is the choice of a token from them:
+permuted by h, bit for bit (frames.py). What is left is the choice of a token from them:
 
 - **Ties.** ``argmax`` and sorting break exact ties by token id, and no permutation respects token ids:
   half-precision logits tie often, and the swapped prompt would pick an unrelated token. So the choice is
