@@ -29,6 +29,8 @@ from types import ModuleType
 
 from torch import nn
 
+from equinlp.files import write_folder_atomic
+
 ADAPTER_DIR = "adapter"
 NATURAL_ORDER = "apply PEFT first, then wrap: eq.equitune(get_peft_model(base, config), action)"
 
@@ -130,11 +132,7 @@ def save_adapters(base: nn.Module, directory: str | os.PathLike, base_fine_tuned
             "the base weights under the PEFT adapters changed, and a PeftModel saves its adapters only; freeze them "
             "(get_peft_model does) or merge_and_unload() and wrap the merged model"
         )
-    tmp = directory / f".{ADAPTER_DIR}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    base.save_pretrained(tmp)
-    shutil.rmtree(directory / ADAPTER_DIR, ignore_errors=True)
-    tmp.rename(directory / ADAPTER_DIR)
+    write_folder_atomic(Path(directory) / ADAPTER_DIR, base.save_pretrained)
 
 
 def load_adapters(base: nn.Module, directory: str | os.PathLike, is_trainable: bool = False) -> nn.Module:

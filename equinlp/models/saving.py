@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +13,7 @@ from torch import nn
 
 from equinlp.actions import TokenPermutation
 from equinlp.config import CONFIG_NAME, EquiConfig
-from equinlp.files import write_atomic
+from equinlp.files import write_atomic, write_folder_atomic
 from equinlp.groups import Group
 from equinlp.methods import aggregator_from_config
 from equinlp.models.peft_support import save_adapters
@@ -46,18 +45,10 @@ def save_pretrained(model: EquiModel, directory: str | os.PathLike, save_base: b
     if weights:
         _atomic_save(weights, directory / WEIGHTS_FILE)
     if fine_tuned:
-        tmp = directory / f".{BASE_DIR}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.base.save_pretrained(tmp)
-        shutil.rmtree(directory / BASE_DIR, ignore_errors=True)
-        tmp.rename(directory / BASE_DIR)
+        write_folder_atomic(directory / BASE_DIR, model.base.save_pretrained)
     config = copy.deepcopy(model.equi_config)
     config.base_fine_tuned = fine_tuned
-    tmp_dir = directory / ".config.tmp"
-    tmp_dir.mkdir(exist_ok=True)
-    config.save(tmp_dir)
-    os.replace(tmp_dir / CONFIG_NAME, directory / CONFIG_NAME)
-    tmp_dir.rmdir()
+    write_atomic(directory / CONFIG_NAME, lambda tmp: tmp.write_text(config.to_json_string()))
 
 
 def _atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from equinlp.files import write_text_atomic
 from equinlp.scan.grammar import Example, all_commands
 
 PRIMITIVE_REPEATS = {"addprim_jump": ("jump", 1467), "addprim_turn_left": ("turn left", 2189)}
@@ -65,11 +66,7 @@ def export_split(name: str, out_dir: str | Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     for part, examples in scan_split(name).items():
-        path = out / f"{part}.txt"
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(format_line(e) + "\n" for e in examples))
-        tmp.replace(path)
-        paths[part] = path
+        paths[part] = write_text_atomic(out / f"{part}.txt", "".join(format_line(e) + "\n" for e in examples))
     return paths
 
 
