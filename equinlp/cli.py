@@ -1,22 +1,20 @@
-"""``equinlp`` command line. Subcommands live in COMMANDS: name -> (help, add_arguments, run).
+"""``equinlp`` command line. Subcommands live in COMMANDS: name -> (help, module).
 
+Each module has ``EXAMPLES``, ``add_arguments(parser)`` and ``run_command(args)``, and is imported only when
+its subcommand runs (``equinlp --help`` imports no application: no gymnasium, no vision stack).
 Strings become objects only here: a group name becomes a word group, a method name an aggregator.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
-from collections.abc import Callable
 
 import torch
 
-from equinlp.bias.cli import EXAMPLES as BIAS_EXAMPLES
 from equinlp.methods import BASE, config_for, method_names
-from equinlp.rl.cli import EXAMPLES as RL_EXAMPLES
-from equinlp.scan.cli import EXAMPLES as SCAN_EXAMPLES
-from equinlp.vision.cli import EXAMPLES as VISION_EXAMPLES
 from equinlp.wordgroups import word_group_names
 
 METHODS = method_names(with_base=True)
@@ -116,105 +114,54 @@ GENERATE_EXAMPLES = """examples:
 """
 
 
-def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
-    from equinlp.scan.cli import add_arguments
-
-    add_arguments(parser)
-
-
-def run_scan(args: argparse.Namespace) -> int:
-    from equinlp.scan.cli import run_command
-
-    return run_command(args)
-
-
-def add_bias_arguments(parser: argparse.ArgumentParser) -> None:
-    from equinlp.bias.cli import add_arguments
-
-    add_arguments(parser)
-
-
-def run_bias(args: argparse.Namespace) -> int:
-    from equinlp.bias.cli import run_command
-
-    return run_command(args)
-
-
-def add_rl_arguments(parser: argparse.ArgumentParser) -> None:
-    from equinlp.rl.cli import add_arguments
-
-    add_arguments(parser)
-
-
-def run_rl(args: argparse.Namespace) -> int:
-    from equinlp.rl.cli import run_command
-
-    return run_command(args)
-
-
-def add_vision_arguments(parser: argparse.ArgumentParser) -> None:
-    from equinlp.vision.cli import add_arguments
-
-    add_arguments(parser)
-
-
-def run_vision(args: argparse.Namespace) -> int:
-    from equinlp.vision.cli import run_command
-
-    return run_command(args)
-
-
-# name -> (help, add_arguments, run, examples)
-COMMANDS: dict[str, tuple[str, Callable, Callable, str]] = {
-    "generate": (
-        "continue a prompt and its group-swapped versions with the base and an equivariant model",
-        add_generate_arguments,
-        run_generate,
-        GENERATE_EXAMPLES,
-    ),
+# name -> (help, module with EXAMPLES, add_arguments and run_command), imported when the subcommand runs
+COMMANDS: dict[str, tuple[str, str]] = {
+    "generate": ("continue a prompt and its group-swapped versions with the base and an equivariant model", __name__),
     "bias": (
         "debiased generation benchmark: Sheng et al. prompts, masked sentiment, gaps with bootstrap intervals",
-        add_bias_arguments,
-        run_bias,
-        BIAS_EXAMPLES,
+        "equinlp.bias.cli",
     ),
     "scan": (
         "SCAN compositional generalization: export the splits, run base/equitune/equizero/λ-equitune, report",
-        add_scan_arguments,
-        run_scan,
-        SCAN_EXAMPLES,
+        "equinlp.scan.cli",
     ),
     "rl": (
         "equivariant deep Q-learning: pre-train a DQN, continue it as base/equitune/equizero/λ-equitune, report",
-        add_rl_arguments,
-        run_rl,
-        RL_EXAMPLES,
+        "equinlp.rl.cli",
     ),
     "vision": (
         "invariant CNNs and CLIP under rotations and flips: pre-train upright, evaluate and fine-tune rotated, report",
-        add_vision_arguments,
-        run_vision,
-        VISION_EXAMPLES,
+        "equinlp.vision.cli",
     ),
 }
+EXAMPLES = GENERATE_EXAMPLES
+add_arguments, run_command = add_generate_arguments, run_generate  # this module is the generate subcommand's
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; only the subcommand named in ``argv`` gets its arguments (and its module imported)."""
     parser = argparse.ArgumentParser(
         prog="equinlp",
         description="Group-equivariant wrappers for pretrained LMs and vision models (equitune, equizero, λ-equitune). "
         "Runs offline on the embedded SmolLM2-135M-Instruct by default.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (help_text, add_arguments, _, examples) in COMMANDS.items():
+    chosen = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None)
+    for name, (help_text, module_name) in COMMANDS.items():
+        if name != chosen:
+            sub.add_parser(name, help=help_text, description=help_text, add_help=False)
+            continue
+        module = importlib.import_module(module_name)
         formatter = argparse.RawDescriptionHelpFormatter
-        add_arguments(sub.add_parser(name, help=help_text, description=help_text, epilog=examples, formatter_class=formatter))
+        command = sub.add_parser(name, help=help_text, description=help_text, epilog=module.EXAMPLES, formatter_class=formatter)
+        module.add_arguments(command)
+        command.set_defaults(run=module.run_command)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return COMMANDS[args.command][2](args)
+    args = build_parser(argv).parse_args(argv)
+    return args.run(args)
 
 
 if __name__ == "__main__":

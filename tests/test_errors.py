@@ -76,8 +76,26 @@ def test_cli_rejects_unknown_group_and_method():
     from equinlp.cli import build_parser
 
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["generate", "hi", "--method", "canonicalize"])
+        build_parser(["generate"]).parse_args(["generate", "hi", "--method", "canonicalize"])
     with pytest.raises(ValueError, match="unknown group 'caste'"):
         from equinlp.wordgroups import word_group
 
         word_group("caste")
+
+
+def test_help_imports_no_application_and_python_m_works():
+    """`equinlp --help` resolves subcommands lazily: no gymnasium, no vision stack; `python -m equinlp` is the CLI."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from equinlp.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "apps = ('gymnasium', 'equinlp.rl', 'equinlp.vision', 'equinlp.scan', 'equinlp.bias')\n"
+        "print(sorted(m for m in apps if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("[]"), out
+    help_text = subprocess.run([sys.executable, "-m", "equinlp", "rl", "--help"], capture_output=True, text=True, check=True)
+    assert "equivariant deep Q-learning" in help_text.stdout

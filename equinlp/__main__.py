@@ -1,0 +1,7 @@
+"""``python -m equinlp ...``: the same command line as ``equinlp ...``."""
+
+import sys
+
+from equinlp.cli import main
+
+sys.exit(main())
