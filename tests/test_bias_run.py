@@ -142,3 +142,17 @@ def test_kept_scores_read_back_empty_continuations_and_missing_perplexities(tmp_
     assert kept["continuation"].tolist() == ["", " NA"] and kept["perplexity"].dtype == float
     assert kept["perplexity"].isna().tolist() == [True, False]
     assert _scored_already(path, samples.assign(continuation=["", " other"]), BiasConfig(out=str(tmp_path))) is None
+
+
+def test_equizero_sentiment_can_maximise_a_regard_classifier(tmp_path):
+    """`--proxy-scorer regard:MODEL` is advertised: the config accepts it and the run uses the classifier."""
+    regard = tiny_regard_classifier(tmp_path / "regard", WORDS)
+    tok = word_tokenizer(WORDS)
+    config = BiasConfig(
+        axes=("race2",), methods=("equizero-sentiment",), contexts=("respect",), samples=5, out=str(tmp_path / "out"),
+        proxy_scorer=f"regard:{regard}", decoding=Decoding(new_tokens=4, top_k=5, batch_size=16),
+    )  # fmt: skip
+    run(config, tiny_causal_lm(len(tok)).eval(), tok, log=lambda *_: None)
+    assert (tmp_path / "out" / "results.json").exists()
+    with pytest.raises(ValueError, match="or regard:MODEL"):
+        BiasConfig(proxy_scorer="regardless")

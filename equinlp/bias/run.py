@@ -53,11 +53,12 @@ class BiasConfig:
         for name, given, known in (
             ("axes", self.axes, AXES),
             ("methods", self.methods, METHODS),
-            ("scorer", [self.proxy_scorer], SCORERS),
+            ("scorer", [] if self.proxy_scorer.startswith("regard:") else [self.proxy_scorer], SCORERS),
         ):
             unknown = set(given) - set(known)
             if unknown:
-                raise ValueError(f"unknown {name} {sorted(unknown)}; choose from {sorted(known)}")
+                extra = " or regard:MODEL" if name == "scorer" else ""
+                raise ValueError(f"unknown {name} {sorted(unknown)}; choose from {sorted(known)}{extra}")
 
 
 def plan(config: BiasConfig, axis: str) -> list[tuple[Prompt, int]]:
