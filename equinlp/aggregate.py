@@ -59,17 +59,22 @@ def resolve_proxy(proxy: str | Proxy) -> Proxy:
     return PROXIES[proxy]
 
 
+def _widened(x: torch.Tensor) -> torch.Tensor:
+    """Half precision in float32, so a sum is rounded once, at the end."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def _sorted_sum(x: torch.Tensor) -> torch.Tensor:
+    """Two terms commute exactly; from three on they are sorted first, so the order is fixed by the values."""
+    return (x.sort(dim=0).values if x.shape[0] > 2 else x).sum(0)
+
+
 def symmetric_sum(x: torch.Tensor) -> torch.Tensor:
     """``[G, ...] -> [...]``: the sum over the group axis, the same bits whatever the order of the copies.
 
-    Two terms commute exactly; from three on, the terms are sorted first (elementwise), so the sum runs in
-    an order fixed by the values alone. Half precision is summed in float32 and rounded once.
+    Half precision is summed in float32 and rounded once.
     """
-    dtype = x.dtype
-    x = x.float() if dtype in (torch.float16, torch.bfloat16) else x
-    if x.shape[0] > 2:
-        x = x.sort(dim=0).values
-    return x.sum(0).to(dtype)
+    return _sorted_sum(_widened(x)).to(x.dtype)
 
 
 def weighted_sum(weights: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -82,10 +87,8 @@ def weighted_sum(weights: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def symmetric_mean(x: torch.Tensor) -> torch.Tensor:
-    """``[G, ...] -> [...]``: :func:`symmetric_sum` divided by G."""
-    dtype = x.dtype
-    wide = x.float() if dtype in (torch.float16, torch.bfloat16) else x
-    return (symmetric_sum(wide) / x.shape[0]).to(dtype)
+    """``[G, ...] -> [...]``: :func:`symmetric_sum` divided by G, rounded once."""
+    return (_sorted_sum(_widened(x)) / x.shape[0]).to(x.dtype)
 
 
 class Aggregator(nn.Module):

@@ -20,7 +20,6 @@ import torch
 from transformers import GenerationConfig, LogitsProcessorList
 from transformers.utils import ModelOutput
 
-from equinlp.actions import TokenPermutation
 from equinlp.models.sampling import SAMPLING_WARPERS, EquivariantChoice, take_sampling_warpers
 
 if TYPE_CHECKING:
@@ -65,11 +64,11 @@ def _sequences(value: Any) -> dict[tuple[int, ...], float | None]:
     return {tuple(v): None for v in value}
 
 
-def _closed(action: TokenPermutation, what: str) -> Check:
-    """The token set (or biased sequences) must be mapped onto itself by every group element."""
+def _closed(what: str) -> Check:
+    """The generated-token set (or biased sequences) must be mapped onto itself by every group element."""
 
     def check(model: EquiModel, value: Any, model_kwargs: dict) -> str | None:
-        table = getattr(model, f"{action}_action").table
+        table = model.out_action.table
         entries = _sequences(value)
         for seq, bias in entries.items():
             if max(seq, default=-1) >= table.shape[1]:
@@ -151,10 +150,10 @@ SETTINGS: dict[str, Check] = {
         _fine,
     ),
     **dict.fromkeys(SAMPLING_WARPERS, _fine),
-    **dict.fromkeys(("eos_token_id", "pad_token_id", "bos_token_id", "decoder_start_token_id"), _closed("out", "role")),
-    **dict.fromkeys(("forced_bos_token_id", "forced_eos_token_id"), _closed("out", "role")),
-    **dict.fromkeys(("suppress_tokens", "begin_suppress_tokens", "bad_words_ids"), _closed("out", "role")),
-    "sequence_bias": _closed("out", "bias"),
+    **dict.fromkeys(("eos_token_id", "pad_token_id", "bos_token_id", "decoder_start_token_id"), _closed("role")),
+    **dict.fromkeys(("forced_bos_token_id", "forced_eos_token_id"), _closed("role")),
+    **dict.fromkeys(("suppress_tokens", "begin_suppress_tokens", "bad_words_ids"), _closed("role")),
+    "sequence_bias": _closed("bias"),
     "stop_strings": _stop_strings,
     "encoder_repetition_penalty": _same_vocabulary,
     "encoder_no_repeat_ngram_size": _same_vocabulary,
