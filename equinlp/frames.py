@@ -56,11 +56,14 @@ class OrbitFrames:
         self.mul, self.inverse = group.mul, group.inv
         self.ranks: torch.Tensor | None = None
         self.same: torch.Tensor | None = None
+        self._sharing: tuple | None = None  # share()'s (index, nothing to share), until the state changes
 
     def reset(self, batch: int, device: torch.device | str) -> None:
         self.mul, self.inverse = self.mul.to(device), self.inverse.to(device)
-        self.ranks = torch.zeros(len(self.inverse), batch, dtype=torch.long, device=device)
-        self.same = torch.ones(batch, batch, dtype=torch.bool, device=device)
+        self.state = (
+            torch.zeros(len(self.inverse), batch, dtype=torch.long, device=device),
+            torch.ones(batch, batch, dtype=torch.bool, device=device),
+        )
 
     @property
     def state(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,6 +72,7 @@ class OrbitFrames:
     @state.setter
     def state(self, value: tuple[torch.Tensor, torch.Tensor]) -> None:
         self.ranks, self.same = value
+        self._sharing = None
 
     def extend(self, action: TokenPermutation, ids: torch.Tensor) -> None:
         """Append ``ids [B, L]`` (acted on by ``action``) to every row's sequence."""
@@ -77,14 +81,14 @@ class OrbitFrames:
         if self.ranks.shape[1] != ids.shape[0]:
             raise ValueError(f"{ids.shape[0]} rows of token ids for frames of {self.ranks.shape[1]} rows")
         table = action.table.to(ids.device)
-        self.ranks = lexicographic_ranks(torch.cat([self.ranks[..., None], table[:, ids]], -1))
+        self.state = lexicographic_ranks(torch.cat([self.ranks[..., None], table[:, ids]], -1)), self.same
         canonical = table[self.k[:, None], ids]  # [B, L]: the new tokens in each row's canonical frame
         self.compare(canonical)
 
     def compare(self, rows: torch.Tensor) -> None:
         """Rows stay 'the same' only where ``rows [B, ...]`` (canonical tokens, a mask) agree too."""
         flat = rows.reshape(rows.shape[0], -1)
-        self.same = self.same & (flat[:, None] == flat[None]).all(-1)
+        self.state = self.ranks, self.same & (flat[:, None] == flat[None]).all(-1)
 
     @property
     def k(self) -> torch.Tensor:
@@ -117,14 +121,16 @@ class OrbitFrames:
 
         Equal inputs then give equal outputs, bit for bit, whatever the kernels do with batch positions.
         """
-        rows = self.same.to(torch.uint8).argmax(1)  # [B]: the first row with the same canonical sequence
-        reps = self.representatives()[:, rows]  # [G, B]: that row's first block holding the same sequence
-        order, batch = reps.shape
-        if torch.equal(rows, torch.arange(batch, device=rows.device)) and torch.equal(
-            reps, torch.arange(order, device=rows.device)[:, None].expand_as(reps)
-        ):
-            return blocks
-        return blocks[reps, rows]
+        if self._sharing is None:  # computed once per state: share() runs on logits, features, proxies, λ
+            rows = self.same.to(torch.uint8).argmax(1)  # [B]: the first row with the same canonical sequence
+            reps = self.representatives()[:, rows]  # [G, B]: that row's first block holding the same sequence
+            order, batch = reps.shape
+            alone = torch.equal(rows, torch.arange(batch, device=rows.device)) and torch.equal(
+                reps, torch.arange(order, device=rows.device)[:, None].expand_as(reps)
+            )
+            self._sharing = None if alone else (reps, rows), alone
+        index, alone = self._sharing
+        return blocks if alone else blocks[index]
 
     def share_representatives(self, folded: torch.Tensor) -> torch.Tensor:
         """``[G·B, ...]``: :meth:`share` on the folded batch."""
