@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 import time
 
 import torch
 
+from equinlp.errors import EquinlpError
 from equinlp.methods import BASE, config_for, method_names
 from equinlp.wordgroups import word_group_names
 
@@ -143,7 +145,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="equinlp",
         description="Group-equivariant wrappers for pretrained LMs and vision models (equitune, equizero, λ-equitune). "
-        "Runs offline on the embedded SmolLM2-135M-Instruct by default.",
+        "Runs offline on the embedded SmolLM2-135M-Instruct by default. Add --debug anywhere for tracebacks.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     chosen = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None)
@@ -159,9 +161,32 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _setup_logging(debug: bool) -> None:
+    """Progress messages on stderr: the main process at INFO, the others at WARNING (no message twice)."""
+    from equinlp.harness import distributed
+
+    main_process = not distributed.launched() or distributed.is_main()
+    logging.basicConfig(format="%(message)s", level=logging.WARNING)
+    logging.getLogger("equinlp").setLevel(logging.DEBUG if debug else logging.INFO if main_process else logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser(argv).parse_args(argv)
-    return args.run(args)
+    """Run a command; a bad input or a damaged file is one line on stderr and exit code 2 (``--debug``: traceback)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    _setup_logging(debug)
+    try:
+        args = build_parser(argv).parse_args(argv)
+        handler = getattr(args, "handler", None) or args.run
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130  # the run loop has said where the finished work is and how to continue
+    except EquinlpError as error:
+        if debug:
+            raise
+        print(f"equinlp: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

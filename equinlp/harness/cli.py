@@ -1,0 +1,192 @@
+"""One command-line builder: a task's dataclass config becomes its ``run`` flags, and ``report`` reads its runs.
+
+Every field made with :func:`~equinlp.harness.options.option` gets a flag (``top_k`` → ``--top-k``; a
+bool gets ``--x/--no-x``; a tuple takes several values, space- or comma-separated). Values are taken, in
+increasing priority, from the field's default, ``--quick``, ``--config FILE`` (a JSON object of settings,
+or a run envelope, whose ``config`` is reused) and the flags given. The config then validates itself, so
+names (with "did you mean") and ranges are checked in one place for the CLI and the Python API alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from equinlp.errors import EquinlpError, UnknownName
+from equinlp.harness.options import NO_QUICK, choices_of, flag, settings_fields
+
+log = logging.getLogger(__name__)
+
+
+def _element_type(hint: Any) -> tuple[type, bool]:
+    """``(element type, is_sequence)`` of a field's type hint (``int | None`` → int; ``tuple[str, ...]`` → str)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if typing.get_origin(hint) in (tuple, list):
+        return typing.get_args(hint)[0], True
+    return hint, False
+
+
+def _hints(config_class: type) -> dict[str, Any]:
+    hints = {}
+    for field in dataclasses.fields(config_class):
+        hint = typing.get_type_hints(config_class)[field.name]
+        hints.update(_hints(hint) if dataclasses.is_dataclass(hint) else {field.name: hint})
+    return hints
+
+
+def _help(field: dataclasses.Field) -> str:
+    meta = field.metadata
+    parts = [meta["help"]]
+    known = choices_of(field)
+    if known is not None:
+        parts.append(f"choose from {', '.join(known)}")
+    default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+    if default not in (None, (), [], "", False):
+        parts.append(f"default {' '.join(map(str, default)) if isinstance(default, tuple | list) else default}")
+    if meta["quick"] is not NO_QUICK:
+        parts.append(f"--quick: {meta['quick']}")
+    return "; ".join(parts).replace("%", "%%")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, config_class: type) -> None:
+    """A flag for every field of ``config_class`` (nested configs flattened), plus ``--config`` and ``--quick``."""
+    hints = _hints(config_class)
+    fields = [f for f in settings_fields(config_class) if "help" in f.metadata]
+    for field in fields:
+        kind, sequence = _element_type(hints[field.name])
+        names = [flag(field.name), *field.metadata["flags"]]
+        common = {"dest": field.name, "default": argparse.SUPPRESS, "help": _help(field)}
+        if kind is bool:
+            parser.add_argument(*names, action=argparse.BooleanOptionalAction, **common)
+        else:
+            metavar = "NAME" if choices_of(field) is not None else kind.__name__.upper()
+            nargs, kind = ("+", str) if sequence else (None, kind)  # sequences are split and parsed by _coerce
+            parser.add_argument(*names, type=kind, nargs=nargs, metavar=metavar, **common)
+    parser.add_argument("--config", metavar="FILE", help="JSON settings (or a run's JSON from OUT/runs); flags given win")
+    quick = {f.name: f.metadata["quick"] for f in fields if f.metadata["quick"] is not NO_QUICK}
+    if quick:
+        shown = ", ".join(f"{flag(k)} {v}" for k, v in quick.items())
+        parser.add_argument("--quick", action="store_true", help=f"a short first look: {shown} (flags given win)")
+
+
+def _coerce(config_class: type, name: str, value: Any, source: str, text: bool = False) -> Any:
+    """``value`` checked against the field's type; tuples from lists, and (``text``: from flags) "a,b" split and parsed."""
+    kind, sequence = _element_type(_hints(config_class)[name])
+    if sequence and isinstance(value, list | tuple) and text:
+        value = [part.strip() for item in value for part in item.split(",") if part.strip()]
+    items = value if isinstance(value, list | tuple) else [value]
+    if text and kind in (int, float):
+        try:
+            items = [kind(item) for item in items]
+        except ValueError as error:
+            raise EquinlpError(f"{source}: {name} takes {kind.__name__} values ({error})") from error
+    for item in items:
+        wrong = item is not None and not (isinstance(item, kind) or (kind is float and isinstance(item, int)))
+        if wrong or (kind is not bool and isinstance(item, bool)):
+            raise EquinlpError(f"{source}: {name} must be {kind.__name__}, got {item!r}")
+    if sequence:
+        return tuple(items)
+    if isinstance(value, list | tuple):
+        raise EquinlpError(f"{source}: {name} takes one value, got {value!r}")
+    return items[0]
+
+
+def read_config_file(path: str | Path, config_class: type) -> dict[str, Any]:
+    """The settings in a JSON file (flat names, or a run envelope's ``config``), checked against the fields."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as error:
+        raise EquinlpError(f"--config {path}: {error.strerror}") from error
+    except json.JSONDecodeError as error:
+        raise EquinlpError(f"--config {path} is not valid JSON ({error})") from error
+    if isinstance(data, dict) and isinstance(data.get("config"), dict) and "metrics" in data:
+        data = data["config"]  # a run envelope: reuse its settings
+    if not isinstance(data, dict):
+        raise EquinlpError(f"--config {path} must hold a JSON object of settings")
+    known = [f.name for f in settings_fields(config_class)]
+    for name in data:
+        if name not in known:
+            raise UnknownName("setting", name, known, hint=f"in --config {path}")
+    return {name: _coerce(config_class, name, value, f"--config {path}") for name, value in data.items()}
+
+
+def build_config(config_class: type, values: dict[str, Any]) -> Any:
+    """``config_class`` from flat ``values`` (nested configs take their own fields); the config validates itself."""
+    kwargs = {}
+    for field in dataclasses.fields(config_class):
+        hint = typing.get_type_hints(config_class)[field.name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[field.name] = build_config(hint, values)
+        elif field.name in values:
+            kwargs[field.name] = values[field.name]
+    return config_class(**kwargs)
+
+
+def config_from_args(config_class: type, args: argparse.Namespace) -> Any:
+    """The config of a parsed command line: defaults < ``--quick`` < ``--config FILE`` < flags given."""
+    fields = settings_fields(config_class)
+    values: dict[str, Any] = {}
+    if getattr(args, "quick", False):
+        values.update({f.name: f.metadata["quick"] for f in fields if f.metadata.get("quick", NO_QUICK) is not NO_QUICK})
+    if getattr(args, "config", None):
+        values.update(read_config_file(args.config, config_class))
+    given = {f.name: getattr(args, f.name) for f in fields if hasattr(args, f.name)}
+    values.update({name: _coerce(config_class, name, value, flag(name), text=True) for name, value in given.items()})
+    return build_config(config_class, values)
+
+
+def add_run_command(sub, task, name: str = "run", help: str = "", description: str = "") -> argparse.ArgumentParser:
+    """``equinlp TASK run``: the task's config as flags, ``--overwrite``; runs, then prints the report."""
+    parser = sub.add_parser(name, help=help, description=description or help)
+    add_config_arguments(parser, task.config_class)
+    parser.add_argument("--overwrite", action="store_true", help="recompute runs in --out that were made with other settings")
+
+    def handler(args: argparse.Namespace) -> int:
+        from equinlp.harness import distributed
+        from equinlp.harness.task import run_task
+
+        config = config_from_args(task.config_class, args)
+        run_task(task, config, overwrite=args.overwrite)
+        if distributed.is_main():
+            print_report(task, config.out)
+        return 0
+
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def add_report_command(sub, task, name: str = "report") -> argparse.ArgumentParser:
+    """``equinlp TASK report OUT``: the tables of the runs in OUT, and the figure."""
+    parser = sub.add_parser(name, help="print the tables of a results folder and save its figure")
+    parser.add_argument("results", help="a results folder (the --out of a run)")
+    parser.add_argument("--plot", default=None, help=f"where to save the figure (default RESULTS/{task.name}.png)")
+
+    def handler(args: argparse.Namespace) -> int:
+        print_report(task, args.results, args.plot)
+        return 0
+
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def print_report(task, out: str | Path, plot_path: str | Path | None = None) -> list:
+    """Print the task's tables for the runs under ``out`` and save its figure; returns the tables."""
+    from equinlp.harness.results import load_runs
+
+    runs = load_runs(out, task.name)
+    tables = task.report(runs)
+    for title, table in tables:
+        print(f"\n{title}")
+        print(table.to_string())
+    path = Path(plot_path) if plot_path else Path(out) / f"{task.name}.png"
+    task.plot(runs, path)
+    print(f"\nplot: {path}")
+    return tables

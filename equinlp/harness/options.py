@@ -1,0 +1,143 @@
+"""Config fields that carry their own flag, help, choices and range, so every check of a setting is in one place.
+
+A task's config is a plain dataclass whose fields are made with :func:`option`; :func:`validate` (called from
+the config's ``__post_init__``) checks choices and ranges for the Python API and the command line alike, and
+:mod:`equinlp.harness.cli` turns the same fields into flags. Field roles:
+
+- ``plan=True``: the field enumerates cells (methods, seeds, axes...): adding a value adds cells;
+- ``keyed=False``: the field cannot change a result (the output folder, CPU threads);
+- every other field is a *setting*: results are keyed by all of them (see :class:`~equinlp.harness.store.RunStore`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from equinlp.errors import EquinlpError, check_name
+
+NO_QUICK = object()
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    choices: Iterable[str] | Callable[[], Iterable[str]] | None = None,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    above: float | None = None,
+    flags: tuple[str, ...] = (),
+    plan: bool = False,
+    keyed: bool = True,
+    quick: Any = NO_QUICK,
+) -> Any:
+    """A dataclass field with its help, allowed names (a tuple, or a function giving them), range and roles.
+
+    ``quick`` is the value ``--quick`` uses (explicit flags still win); ``flags`` are extra spellings.
+    """
+    metadata = {
+        "help": help,
+        "choices": choices,
+        "at_least": at_least,
+        "at_most": at_most,
+        "above": above,
+        "flags": flags,
+        "plan": plan,
+        "keyed": keyed,
+        "quick": quick,
+    }
+    if isinstance(default, list | dict | set):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def choices_of(field: dataclasses.Field) -> list[str] | None:
+    choices = field.metadata.get("choices")
+    if choices is None:
+        return None
+    return list(choices() if callable(choices) else choices)
+
+
+def _check_range(field: dataclasses.Field, value: Any) -> None:
+    meta = field.metadata
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    where = f"{field.name} ({flag(field.name)})"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise EquinlpError(f"{where} must be a finite number, got {value}")
+    if meta.get("at_least") is not None and value < meta["at_least"]:
+        raise EquinlpError(f"{where} must be at least {meta['at_least']}, got {value}")
+    if meta.get("above") is not None and value <= meta["above"]:
+        raise EquinlpError(f"{where} must be greater than {meta['above']}, got {value}")
+    if meta.get("at_most") is not None and value > meta["at_most"]:
+        raise EquinlpError(f"{where} must be at most {meta['at_most']}, got {value}")
+
+
+def validate(config: Any) -> None:
+    """Check every field of ``config`` made by :func:`option`: names against choices, numbers against ranges."""
+    for field in dataclasses.fields(config):
+        if "help" not in field.metadata:
+            continue
+        value = getattr(config, field.name)
+        values = value if isinstance(value, tuple | list) else (value,)
+        if isinstance(value, tuple | list) and field.metadata.get("plan") and not value:
+            raise EquinlpError(f"{field.name} ({flag(field.name)}) needs at least one value")
+        known = choices_of(field)
+        for item in values:
+            if known is not None and item is not None:
+                check_name(field.name, item, known)
+            _check_range(field, item)
+
+
+def settings_fields(config_class: type) -> list[dataclasses.Field]:
+    """The fields, nested dataclass configs flattened into their own fields (names are unique)."""
+    flat = []
+    for field in dataclasses.fields(config_class):
+        nested = _dataclass_type(config_class, field)
+        flat += settings_fields(nested) if nested else [field]
+    return flat
+
+
+def _dataclass_type(config_class: type, field: dataclasses.Field) -> type | None:
+    import typing
+
+    hint = typing.get_type_hints(config_class).get(field.name)
+    return hint if dataclasses.is_dataclass(hint) else None
+
+
+def resolved(config: Any) -> dict[str, Any]:
+    """Every field's value, nested configs flattened, tuples as lists (JSON's view of the config)."""
+    values = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value):
+            values.update(resolved(value))
+        else:
+            values[field.name] = list(value) if isinstance(value, tuple) else value
+    return values
+
+
+def settings(config: Any, only: Iterable[str] | None = None) -> dict[str, Any]:
+    """The settings a result depends on: every keyed field that does not enumerate cells (or just ``only``)."""
+    values = resolved(config)
+    roles = {f.name: f.metadata for f in settings_fields(type(config))}
+    names = list(only) if only is not None else [n for n in values if roles[n].get("keyed", True) and not roles[n].get("plan")]
+    return {name: values[name] for name in names}
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """The fields every task's config has (a task redefines ``out`` with its own default folder)."""
+
+    out: str = option("results", "output folder: one JSON per finished run in OUT/runs, continued on rerun", keyed=False)
+    threads: int | None = option(None, "torch CPU threads (default: torch's choice)", at_least=1, keyed=False)
+
+    def __post_init__(self) -> None:
+        validate(self)

@@ -1,0 +1,152 @@
+"""``RunStore``: one output folder, where every finished run is one JSON envelope keyed by its settings.
+
+Layout of ``OUT``:
+
+- ``runs/{id}.json``: a finished cell's envelope: ``task, stage, cell, config`` (the settings it was
+  computed with), ``metrics``, ``seconds``, and where it came from: ``version``, ``commit``, ``date``;
+- ``work/{id}/``: a cell's working files (its settings in ``settings.json``, samples, artifacts other
+  cells read, and ``checkpoint/`` while it runs, removed when the envelope is written).
+
+A rerun keeps a cell only if it was made with exactly the settings asked for now. If a finished or
+started cell was made with other settings, the store refuses with a message naming them (``--overwrite``
+removes those cells and recomputes them); new cells (another seed, method or axis) are simply added.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from equinlp.errors import EquinlpError
+from equinlp.files import write_text_atomic
+
+SCHEMA = 1
+RUNS, WORK, SETTINGS = "runs", "work", "settings.json"
+
+
+class SettingsChanged(EquinlpError):
+    """An output folder holds cells made with other settings than the ones asked for."""
+
+
+@cache
+def commit() -> str | None:
+    """The git commit of the equinlp checkout (``+dirty`` with uncommitted changes); None when installed from a wheel."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None
+    try:
+        git = ["git", "-C", str(root)]
+        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run([*git, "status", "--porcelain", "-uno"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if head.returncode == 0 else None
+
+
+def provenance() -> dict[str, Any]:
+    """``{"version", "commit", "date"}`` for a result written now."""
+    from equinlp import __version__
+
+    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    return {"version": __version__, "commit": commit(), "date": date}
+
+
+def read_json(path: Path, what: str = "file") -> Any:
+    """A JSON file's content; a damaged one is an ``EquinlpError`` naming it and the fix."""
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise EquinlpError(f"{what} {path} is damaged ({error}); delete it to recompute it") from error
+
+
+def _differences(stored: dict, asked: dict) -> list[str]:
+    """``name=old there, new now`` for every setting that differs."""
+
+    def show(values: dict, name: str) -> str:
+        return repr(values[name]) if name in values else "(unset)"
+
+    names = sorted(set(stored) | set(asked))
+    return [f"{n}={show(stored, n)} there, {show(asked, n)} now" for n in names if stored.get(n, ...) != asked.get(n, ...)]
+
+
+class RunStore:
+    """The output folder of one task's runs. ``cell`` is a dict of a run's coordinates (e.g. method, seed)."""
+
+    def __init__(self, out: str | Path, task: str, overwrite: bool = False) -> None:
+        self.out, self.task, self.overwrite = Path(out), task, overwrite
+        if self.out.exists() and not self.out.is_dir():
+            raise EquinlpError(f"--out {self.out} is a file; give a folder (it is created if missing)")
+
+    def cell_id(self, stage: str, cell: dict[str, Any]) -> str:
+        """``task[_stage]_key=value_...``, e.g. ``scan_seed=0_method=equitune`` (``/`` and the like become ``-``)."""
+        parts = [self.task, *([] if stage == "run" else [stage]), *(f"{k}={v}" for k, v in cell.items())]
+        return "_".join(re.sub(r"[^A-Za-z0-9.+=_-]+", "-", part) for part in parts)
+
+    def envelope_path(self, stage: str, cell: dict) -> Path:
+        return self.out / RUNS / f"{self.cell_id(stage, cell)}.json"
+
+    def work_dir(self, stage: str, cell: dict) -> Path:
+        """The cell's working folder (samples, artifacts such as pre-trained weights, its checkpoint)."""
+        return self.out / WORK / self.cell_id(stage, cell)
+
+    def checkpoint_dir(self, stage: str, cell: dict) -> Path:
+        """Where a running cell keeps its checkpoint (removed when the cell finishes)."""
+        return self.work_dir(stage, cell) / "checkpoint"
+
+    def finished(self, stage: str, cell: dict, settings: dict, remove: bool = True) -> dict | None:
+        """The cell's envelope if it finished with these ``settings``; None if it has not finished.
+
+        Raises :class:`SettingsChanged` when the cell (finished or started) was made with other settings,
+        unless the store overwrites: then that cell's files are removed (if ``remove``; another process may
+        leave it to the main one) and it counts as unfinished.
+        """
+        path, work = self.envelope_path(stage, cell), self.work_dir(stage, cell)
+        stored = None
+        if path.exists():
+            stored = read_json(path, "run result")
+            stored = stored.get("config") if isinstance(stored, dict) else None
+            if stored is None:
+                raise EquinlpError(f"{path} is not an equinlp run envelope (an older version's?); move it or use another --out")
+        elif (work / SETTINGS).exists():
+            stored = read_json(work / SETTINGS, "run settings")
+        if stored is None or stored == settings:
+            return read_json(path, "run result") if path.exists() else None
+        if not self.overwrite:
+            changed = "; ".join(_differences(stored, settings))
+            raise SettingsChanged(
+                f"{self.out} holds {self.cell_id(stage, cell)} made with other settings ({changed}); "
+                "use another --out, or add --overwrite to recompute it"
+            )
+        if remove:
+            path.unlink(missing_ok=True)
+            shutil.rmtree(work, ignore_errors=True)
+        return None
+
+    def begin(self, stage: str, cell: dict, settings: dict) -> Path:
+        """Record the settings a cell is started with; returns its working folder."""
+        work = self.work_dir(stage, cell)
+        if not (work / SETTINGS).exists():
+            write_text_atomic(work / SETTINGS, json.dumps(settings, indent=1, sort_keys=True) + "\n")
+        return work
+
+    def finish(self, stage: str, cell: dict, settings: dict, metrics: dict, seconds: float) -> dict:
+        """Write the cell's envelope (atomically) and remove its checkpoint; returns the envelope."""
+        envelope = {
+            "schema": SCHEMA,
+            "task": self.task,
+            "stage": stage,
+            "cell": cell,
+            "metrics": metrics,
+            "config": settings,
+            "seconds": round(seconds, 2),
+            **provenance(),
+        }
+        write_text_atomic(self.envelope_path(stage, cell), json.dumps(envelope, indent=1) + "\n")
+        shutil.rmtree(self.checkpoint_dir(stage, cell), ignore_errors=True)
+        return envelope

@@ -1,0 +1,198 @@
+"""The harness: options and their checks, the CLI builder, the run store, the run loop (1 and 2 processes)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from equinlp.errors import EquinlpError, UnknownName
+from equinlp.harness import SettingsChanged, load_runs, run_task, t_interval
+from equinlp.harness.cli import add_config_arguments, config_from_args
+from equinlp.harness.state import load_state, save_state
+from tests.toy_task import ToyConfig, ToyTask
+
+
+def parse(*argv: str) -> ToyConfig:
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, ToyConfig)
+    return config_from_args(ToyConfig, parser.parse_args(list(argv)))
+
+
+def calls(out: Path) -> list[dict]:
+    path = out / "calls.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+# --- options and the CLI builder -----------------------------------------------------------------------
+
+
+def test_unknown_names_suggest_the_closest():
+    with pytest.raises(UnknownName, match=r"unknown name 'alpah'; did you mean 'alpha'\? \(choose from alpha, beta\)"):
+        ToyConfig(name="alpah")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"steps": 0}, r"steps \(--steps\) must be at least 1, got 0"),
+        ({"scale": 0.0}, r"scale \(--scale\) must be greater than 0"),
+        ({"scale": float("nan")}, "must be a finite number"),
+        ({"seeds": ()}, r"seeds \(--seeds\) needs at least one value"),
+        ({"threads": 0}, "threads"),
+    ],
+)
+def test_ranges_are_checked_in_the_config(kwargs, message):
+    with pytest.raises(EquinlpError, match=message):
+        ToyConfig(**kwargs)
+
+
+def test_every_field_has_a_flag_and_tuples_take_commas():
+    config = parse("--seeds", "1,2", "5", "--scale", "3", "--noisy", "--name", "beta", "--out", "x")
+    assert config == ToyConfig(seeds=(1, 2, 5), scale=3.0, noisy=True, name="beta", out="x")
+    assert parse("--no-noisy").noisy is False
+
+
+def test_explicit_flags_beat_quick_and_config_files(tmp_path):
+    assert (parse("--quick").steps, parse("--quick").scale) == (3, 2.0)
+    assert parse("--quick", "--steps", "7").steps == 7
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"steps": 5, "seeds": [9]}))
+    assert (parse("--config", str(settings)).steps, parse("--config", str(settings)).seeds) == (5, (9,))
+    assert parse("--config", str(settings), "--steps", "6").steps == 6
+    assert parse("--quick", "--config", str(settings)).steps == 5  # the file was asked for explicitly
+
+
+def test_a_run_envelope_is_a_config_file(tmp_path):
+    run_task(ToyTask(), ToyConfig(out=str(tmp_path), steps=4, seeds=(0,)))
+    envelope = tmp_path / "runs" / "toy_seed=0.json"
+    assert parse("--config", str(envelope)).steps == 4
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"stepz": 3}', r"unknown setting 'stepz'; did you mean 'steps'\?.* in --config"),
+        ('{"steps": "3"}', "steps must be int, got '3'"),
+        ('{"steps": [3]}', "steps takes one value"),
+        ("[1, 2]", "must hold a JSON object"),
+        ("{", "is not valid JSON"),
+    ],
+)
+def test_bad_config_files_are_one_clear_error(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(EquinlpError, match=message):
+        parse("--config", str(path))
+
+
+# --- the store and the run loop ------------------------------------------------------------------------
+
+
+def test_finished_runs_are_skipped_and_new_cells_added(tmp_path):
+    task = ToyTask()
+    first = run_task(task, ToyConfig(out=str(tmp_path), seeds=(0, 1)))
+    assert [e["metrics"]["value"] for e in first] == [10.0, 11.0]
+    again = run_task(task, ToyConfig(out=str(tmp_path), seeds=(0, 1)))
+    assert again == first and task.setups == 1  # nothing to do: no model loaded
+    run_task(task, ToyConfig(out=str(tmp_path), seeds=(0, 1, 2)))
+    assert [c["seed"] for c in calls(tmp_path) if c["stage"] == "run"] == [0, 1, 2]
+
+
+def test_envelopes_record_provenance_and_the_settings(tmp_path):
+    (envelope,) = run_task(ToyTask(), ToyConfig(out=str(tmp_path), seeds=(3,), scale=2.0))
+    assert envelope["task"] == "toy" and envelope["cell"] == {"seed": 3}
+    assert {"version", "commit", "date", "seconds"} <= set(envelope)
+    assert envelope["config"] == {"scale": 2.0, "steps": 10, "name": "alpha", "noisy": False}  # not out, threads, seeds
+    runs = load_runs(tmp_path, "toy")
+    assert list(runs["value"]) == [16.0] and runs["config"][0]["scale"] == 2.0
+
+
+def test_a_changed_setting_is_refused_naming_it_or_recomputed(tmp_path):
+    run_task(ToyTask(), ToyConfig(out=str(tmp_path), seeds=(0,)))
+    with pytest.raises(SettingsChanged, match=r"scale=1.0 there, 2.0 now.*--overwrite"):
+        run_task(ToyTask(), ToyConfig(out=str(tmp_path), seeds=(0,), scale=2.0))
+    (envelope,) = run_task(ToyTask(), ToyConfig(out=str(tmp_path), seeds=(0,), scale=2.0), overwrite=True)
+    assert envelope["config"]["scale"] == 2.0
+    # a stage keyed by fewer settings is kept when only the others change
+    assert [c["stage"] for c in calls(tmp_path)] == ["prepare", "run", "run"]
+
+
+def test_a_started_cell_with_other_settings_is_refused(tmp_path):
+    """Work folders (samples, checkpoints) carry their settings too: a half-done run is never continued with others."""
+    task, config = ToyTask(), ToyConfig(out=str(tmp_path), seeds=(0,))
+    from equinlp.harness.options import settings
+    from equinlp.harness.store import RunStore
+
+    RunStore(tmp_path, "toy").begin("run", {"seed": 0}, {**settings(config), "steps": 99})
+    with pytest.raises(SettingsChanged, match="steps=99 there, 10 now"):
+        run_task(task, config)
+    assert task.setups == 0  # refused before loading anything
+
+
+def test_out_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(EquinlpError, match="is a file"):
+        run_task(ToyTask(), ToyConfig(out=str(tmp_path / "file")))
+
+
+def test_damaged_envelopes_are_named(tmp_path):
+    run_task(ToyTask(), ToyConfig(out=str(tmp_path), seeds=(0,)))
+    (tmp_path / "runs" / "toy_seed=0.json").write_text('{"task": "to')
+    with pytest.raises(EquinlpError, match=r"toy_seed=0.json is damaged.*delete it"):
+        run_task(ToyTask(), ToyConfig(out=str(tmp_path), seeds=(0,)))
+
+
+def test_two_processes_split_the_cells(tmp_path):
+    """torchrun with 2 CPU processes: every cell computed once, the same envelopes as one process."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parents[1])!r})\n"
+        "from equinlp.harness import run_task\n"
+        "from tests.toy_task import ToyConfig, ToyTask\n"
+        "run_task(ToyTask(), ToyConfig(out=sys.argv[1]))\n"
+    )
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script), str(tmp_path / "two")]
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=600)
+    run_task(ToyTask(), ToyConfig(out=str(tmp_path / "one")))
+    two = calls(tmp_path / "two")
+    done = sorted((c["stage"], c.get("seed", -1)) for c in two)
+    assert done == [("prepare", -1), ("run", 0), ("run", 1), ("run", 2), ("run", 3)]
+    assert {c["rank"] for c in two if c["stage"] == "run"} == {0, 1}
+    columns = ["seed", "value", "curve"]
+    assert load_runs(tmp_path / "two")[columns].equals(load_runs(tmp_path / "one")[columns])
+
+
+# --- checkpoints and intervals -------------------------------------------------------------------------
+
+
+def test_state_round_trips_without_pickle(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    curve = [{"step": 1, "x": None}]
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "curve": curve, "pair": (1, "a")}
+    save_state(tmp_path / "ckpt", state)
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["state.json", "tensors.safetensors"]
+    back = load_state(tmp_path / "ckpt")
+    fresh = torch.optim.Adam(model.parameters())
+    fresh.load_state_dict(back["optimizer"])  # int keys of the optimizer state survive
+    assert torch.equal(back["model"]["weight"], model.weight) and back["curve"] == state["curve"] and back["pair"] == (1, "a")
+    (tmp_path / "ckpt" / "state.json").write_text("{")
+    with pytest.raises(EquinlpError, match="checkpoint .*ckpt is damaged"):
+        load_state(tmp_path / "ckpt")
+
+
+def test_t_interval():
+    mean, low, high = t_interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and low == pytest.approx(2 - 4.302652729911275 / 3**0.5) and high == pytest.approx(2 + 2.484138)
+    assert t_interval([5.0])[0] == 5.0
