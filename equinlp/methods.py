@@ -1,7 +1,7 @@
 """The method registry: method name -> how its aggregator is built, and which config fields it reads.
 
 Every place that turns a method name into an aggregator goes through here: ``equinlp.wrap`` and the
-paper-name aliases, ``from_pretrained`` (through :func:`aggregator_from_config`), ``cli.build_method`` and
+paper-name aliases, ``from_pretrained`` (through :func:`aggregator_from_config`), ``generate_command.build_method`` and
 the apps (bias, SCAN, vision, RL). Adding a method is one entry in :data:`METHODS`.
 
 ``base`` means the unwrapped model; it is not in :data:`METHODS` but apps accept it (:data:`BASE`).

@@ -93,7 +93,7 @@ BIAS = [
     new_code_cell(
         "from equinlp.bias.generate import Decoding, generate  # noqa: E402\n\n"
         "prompts = ['The man was known for', 'The woman was known for']\n"
-        "decoding = Decoding(new_tokens=15, top_k=40)\n"
+        "decoding = Decoding(max_new_tokens=15, top_k=40)\n"
         "for method in ('base', 'equitune'):\n"
         "    continuations, _ = generate(method, model, tokenizer, act, prompts, seeds=[7, 7], decoding=decoding)\n"
         "    print(method)\n"
@@ -119,12 +119,13 @@ BIAS = [
         "The README's table uses `--samples 500` on every axis."
     ),
     new_code_cell(
-        "from equinlp.bias.report import gaps_table, load, plot, shares_table  # noqa: E402\n"
-        "from equinlp.bias.run import BiasConfig, run  # noqa: E402\n\n"
+        "from equinlp.bias.report import gaps_table, plot, shares_table  # noqa: E402\n"
+        "from equinlp.bias.run import BiasConfig, BiasTask, tables_from  # noqa: E402\n"
+        "from equinlp.harness import load_runs, run_task  # noqa: E402\n\n"
         "config = BiasConfig(axes=('race2',), methods=('base', 'equitune', 'equizero-sentiment'), contexts=('respect',),\n"
         "                    samples=10, out='results/bias_notebook')\n"
-        "run(config, model, tokenizer)\n"
-        "tables = load('results/bias_notebook')\n"
+        "run_task(BiasTask(model, tokenizer), config)  # one run per method; a rerun keeps finished runs\n"
+        "tables = tables_from(load_runs('results/bias_notebook', 'bias'))\n"
         "shares_table(tables)"
     ),
     new_code_cell("gaps_table(tables)"),

@@ -26,7 +26,7 @@ def model(tok):
 @pytest.mark.parametrize("method", ["equitune", "equizero", "lambda", "equizero-sentiment"])
 @pytest.mark.parametrize("do_sample", [False, True])
 def test_swapped_prompts_give_swapped_continuations(method, do_sample, model, tok, swap):
-    decoding = Decoding(new_tokens=8, do_sample=do_sample, top_k=5, batch_size=2)
+    decoding = Decoding(max_new_tokens=8, do_sample=do_sample, top_k=5, batch_size=2)
     args = dict(decoding=decoding, scorer=scorer("vader"))
     ours, _ = generate(method, model, tok, swap, PROMPTS, SEEDS, **args)
     theirs, _ = generate(method, model, tok, swap, swapped(tok, swap, PROMPTS), SEEDS, **args)
@@ -34,7 +34,7 @@ def test_swapped_prompts_give_swapped_continuations(method, do_sample, model, to
 
 
 def test_the_base_model_is_not_swap_consistent(model, tok, swap):
-    decoding = Decoding(new_tokens=8, top_k=5)
+    decoding = Decoding(max_new_tokens=8, top_k=5)
     ours, _ = generate("base", model, tok, swap, PROMPTS, SEEDS, decoding)
     theirs, _ = generate("base", model, tok, swap, swapped(tok, swap, PROMPTS), SEEDS, decoding)
     assert [swap.ids.act(torch.tensor(c, dtype=torch.long), 1).tolist() for c in ours] != theirs
@@ -70,13 +70,13 @@ def test_lambda_loads_a_saved_lambda_net_and_stays_equivariant(model, tok, swap,
     torch.manual_seed(1)
     torch.nn.init.normal_(trained.aggregator.weight_net.net[-1].weight, std=5.0)  # far from uniform
     trained.save_pretrained(tmp_path / "lambda")
-    decoding = Decoding(new_tokens=8, top_k=5, batch_size=2, lambda_net=str(tmp_path / "lambda"))
+    decoding = Decoding(max_new_tokens=8, top_k=5, batch_size=2, lambda_net=str(tmp_path / "lambda"))
     ours, _ = generate("lambda", model, tok, swap, PROMPTS, SEEDS, decoding)
     theirs, _ = generate("lambda", model, tok, swap, swapped(tok, swap, PROMPTS), SEEDS, decoding)
     assert [swap.ids.act(torch.tensor(c, dtype=torch.long), 1).tolist() for c in ours] == theirs
-    untrained, _ = generate("lambda", model, tok, swap, PROMPTS, SEEDS, Decoding(new_tokens=8, top_k=5, batch_size=2))
+    untrained, _ = generate("lambda", model, tok, swap, PROMPTS, SEEDS, Decoding(max_new_tokens=8, top_k=5, batch_size=2))
     assert ours != untrained  # the saved λ-net was used
-    assert untrained == generate("equitune", model, tok, swap, PROMPTS, SEEDS, Decoding(new_tokens=8, top_k=5, batch_size=2))[0]
+    assert untrained == generate("equitune", model, tok, swap, PROMPTS, SEEDS, Decoding(max_new_tokens=8, top_k=5, batch_size=2))[0]
     eq.equitune(model, swap).save_pretrained(tmp_path / "mean")
     with pytest.raises(ValueError, match="not λ-equitune"):
         generate("lambda", model, tok, swap, PROMPTS, SEEDS, Decoding(lambda_net=str(tmp_path / "mean")))

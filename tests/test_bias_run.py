@@ -1,16 +1,22 @@
-"""A tiny end-to-end `bias run` + `bias report`: files, resume, and the equivariant methods' exact zero gaps."""
+"""A tiny end-to-end `bias run` + `bias report`: files, resume, settings, two processes, exact zero gaps."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
-from equinlp.bias.cli import _flat
 from equinlp.bias.generate import Decoding
-from equinlp.bias.report import excludes_zero, load
-from equinlp.bias.run import BiasConfig, read_samples, run
-from equinlp.cli import build_parser, main
+from equinlp.bias.report import excludes_zero
+from equinlp.bias.run import BiasConfig, BiasTask, generate_cell, read_cell_samples, read_samples, tables_from
+from equinlp.cli import main
+from equinlp.embedded import ModelOptions
+from equinlp.errors import EquinlpError
+from equinlp.harness import SettingsChanged, load_runs, run_task
 from equinlp.testing import tiny_causal_lm, tiny_regard_classifier, word_tokenizer
 from equinlp.wordgroups import word_group
 
@@ -18,47 +24,50 @@ TEMPLATE_WORDS = "The person was known for described as regarded thought of well
 OTHER_WORDS = "started working good bad kind cruel great terrible nurse doctor and"
 GROUP_WORDS = [w for name in ("gender", "race2") for c in word_group(name).cycles for w in c] + ["his", "her", "him", "hers"]
 WORDS = list(dict.fromkeys([*TEMPLATE_WORDS.split(), *OTHER_WORDS.split(), *GROUP_WORDS]))
+QUIET = {"decoding": Decoding(max_new_tokens=4, top_k=5, batch_size=4)}
+
+
+def tiny():
+    tok = word_tokenizer(WORDS)
+    return tiny_causal_lm(len(tok)).eval(), tok
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("bias")
-    regard = tiny_regard_classifier(out / "regard", WORDS)
-    tok = word_tokenizer(WORDS)
-    torch.manual_seed(0)
-    model = tiny_causal_lm(len(tok)).eval()
+    regard = tiny_regard_classifier(out.parent / f"{out.name}-regard", WORDS)
     config = BiasConfig(
         axes=("gender", "race2"),
         methods=("base", "equitune", "relaxed-equitune", "equizero-sentiment"),
         samples=10,
         regard_model=str(regard),
         out=str(out),
-        decoding=Decoding(new_tokens=6, top_k=5, batch_size=16),
+        decoding=Decoding(max_new_tokens=6, top_k=5, batch_size=16),
     )
-    first = run(config, model, tok, log=lambda *_: None)
-    scored = {p.name: p.stat().st_mtime_ns for p in (out / "scored").glob("*.csv")}
-    again = []
-    second = run(config, model, tok, log=again.append)  # resumes: nothing left to generate or score
-    assert second == first  # the kept scores summarise to the same results
-    assert {p.name: p.stat().st_mtime_ns for p in (out / "scored").glob("*.csv")} == scored
-    return out, again
+    first = run_task(BiasTask(*tiny()), config)
+    scored = {p: p.stat().st_mtime_ns for p in out.glob("work/*/scored.csv")}
+    task = BiasTask()  # no model: a rerun with nothing to do loads none
+    second = run_task(task, config)
+    assert task.model is None and second == first
+    assert {p: p.stat().st_mtime_ns for p in out.glob("work/*/scored.csv")} == scored
+    return out
 
 
-def test_run_writes_samples_scores_and_results(results):
-    out, again = results
-    lines = (out / "samples" / "gender_equitune.jsonl").read_text().splitlines()
+def test_run_writes_samples_scores_and_envelopes(results):
+    lines = (results / "work" / "bias_axis=gender_method=equitune" / "samples-0.jsonl").read_text().splitlines()
     assert len(lines) == 2 * 2 * 10  # 2 subjects × 2 contexts × 10 samples (2 seeds × 5 templates)
     assert {"prompt", "continuation", "seed", "template", "subject"} <= set(json.loads(lines[0]))
-    assert any("samples kept" in line for line in again)
-    assert (out / "scored" / "race2_base.csv").exists()
-    tables = load(out)
+    runs = load_runs(results, "bias")
+    assert len(runs) == 8 and {"version", "commit", "date"} <= set(runs.columns)
+    assert runs["config"][0]["top_k"] == 5 and runs["config"][0]["model"] == "smollm2"
+    tables = tables_from(runs)
     assert set(tables["gaps"]["method"]) == {"base", "equitune", "relaxed-equitune", "equizero-sentiment"}
     assert (tables["fluency"]["perplexity_median"] > 1).all()
 
 
 @pytest.mark.parametrize("method", ["equitune", "equizero-sentiment"])
 def test_equivariant_gaps_are_exactly_zero_masked_and_equal_the_floor_plain(results, method):
-    tables = load(results[0])
+    tables = tables_from(load_runs(results, "bias"))
     gaps = tables["gaps"].query("method == @method")
     masked = gaps[gaps.view == "masked"]
     assert set(masked["scorer"]) == {"vader", "textblob", "regard"}
@@ -70,40 +79,44 @@ def test_equivariant_gaps_are_exactly_zero_masked_and_equal_the_floor_plain(resu
 
 
 def test_report_prints_tables_and_saves_the_plot(results, capsys):
-    out, _ = results
-    assert main(["bias", "report", str(out)]) == 0
+    assert main(["bias", "report", str(results)]) == 0
     printed = capsys.readouterr().out
     assert "label shares" in printed and "floor" in printed and "perplexity" in printed
-    assert (out / "bias.png").stat().st_size > 10_000
+    assert (results / "bias.png").stat().st_size > 10_000
 
 
-def test_a_line_cut_short_is_dropped_and_regenerated(tmp_path):
-    path = tmp_path / "x.jsonl"
+CHANGES = [{"decoding": Decoding(max_new_tokens=6, top_k=3, batch_size=16)}, {"lm": ModelOptions("other/model")}]
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_a_changed_setting_is_refused_before_loading_a_model(results, change):
+    """The stale-result bug: `--top-k 5` or `--model X` into the same folder reported the old runs as new."""
+    config = BiasConfig(axes=("gender",), methods=("base",), samples=10, out=str(results), **change)
+    task = BiasTask()
+    with pytest.raises(SettingsChanged, match="top_k=5 there, 3 now|model='smollm2' there, 'other/model' now"):
+        run_task(task, config)
+    assert task.model is None
+
+
+def test_torn_and_damaged_sample_lines(tmp_path, caplog):
+    path = tmp_path / "samples-0.jsonl"
     path.write_text('{"subject": "man", "context": "respect", "template": "t", "seed": 0}\n{"subject": "wo')
-    assert [row["subject"] for row in read_samples(path)] == ["man"]
+    assert [row["subject"] for row in read_samples(path)] == ["man"] and not path.read_text().endswith("}\n")
+    assert [row["subject"] for row in read_samples(path, repair=True)] == ["man"]
+    assert path.read_text().endswith("}\n") and "cut short" in caplog.text  # cut back before anything is appended
+    path.write_text('{"subject": "man"}\nnot json\n{"subject": "woman"}\n')
+    with pytest.raises(EquinlpError, match=r"samples-0.jsonl:2 is not a JSON line"):
+        read_samples(path)
 
 
-def test_cli_help_and_bad_input(capsys):
-    with pytest.raises(SystemExit):
-        main(["bias", "run", "--help"])
-    assert "paired" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="unknown methods"):
-        BiasConfig(methods=("fairest",))
-    argv = ["bias", "run", "--axis", "race", "--methods", "base,equitune", "equizero-sentiment"]
-    args = build_parser(argv).parse_args(argv)
-    assert _flat(args.methods) == ("base", "equitune", "equizero-sentiment") and _flat(args.axes) == ("race",)
-    with pytest.raises(SystemExit):
-        build_parser(["bias"]).parse_args(["bias", "run", "--methods", "base,fair"])
-    assert "unknown ['fair']" in capsys.readouterr().err
-
-
-def test_ctrl_c_keeps_finished_batches_and_a_rerun_completes(tmp_path, monkeypatch):
+def test_ctrl_c_keeps_finished_batches_and_the_resumed_run_is_identical(tmp_path, monkeypatch):
     import equinlp.bias.run as bias_run
 
-    tok = word_tokenizer(WORDS)
-    model = tiny_causal_lm(len(tok)).eval()
-    config = BiasConfig(axes=("race2",), methods=("equitune",), contexts=("respect",), samples=10, out=str(tmp_path),
-                        decoding=Decoding(new_tokens=3, top_k=5, batch_size=4))  # fmt: skip
+    model, tok = tiny()
+    config = BiasConfig(axes=("race2",), methods=("equitune",), contexts=("respect",), samples=10, **QUIET)
+    straight = tmp_path / "straight"
+    straight.mkdir()
+    generate_cell(config, "race2", "equitune", model, tok, straight)
     real, calls = bias_run.generate, []
 
     def interrupted_on_the_third_batch(*args, **kwargs):
@@ -112,47 +125,84 @@ def test_ctrl_c_keeps_finished_batches_and_a_rerun_completes(tmp_path, monkeypat
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
     monkeypatch.setattr(bias_run, "generate", interrupted_on_the_third_batch)
     with pytest.raises(KeyboardInterrupt):
-        bias_run.generate_axis(config, "race2", "equitune", model, tok, log=lambda *_: None)
-    path = tmp_path / "samples" / "race2_equitune.jsonl"
-    assert len(read_samples(path)) == 8  # two batches of 4 kept
+        generate_cell(config, "race2", "equitune", model, tok, resumed)
+    assert len(read_samples(resumed / "samples-0.jsonl")) == 8  # two batches of 4 kept
     monkeypatch.setattr(bias_run, "generate", real)
-    bias_run.generate_axis(config, "race2", "equitune", model, tok, log=lambda *_: None)
-    rows = read_samples(path)
-    assert len(rows) == 2 * 10 and len({(r["subject"], r["template"], r["seed"]) for r in rows}) == 20
+    generate_cell(config, "race2", "equitune", model, tok, resumed)
+    pd.testing.assert_frame_equal(read_cell_samples(resumed, config, "race2"), read_cell_samples(straight, config, "race2"))
 
 
-def test_kept_scores_read_back_empty_continuations_and_missing_perplexities(tmp_path):
-    from equinlp.bias.run import _scored_already
+def test_a_damaged_scored_csv_is_scored_again(tmp_path):
+    model, tok = tiny()
+    config = BiasConfig(axes=("race2",), methods=("base",), contexts=("respect",), samples=5, out=str(tmp_path), **QUIET)
+    (first,) = run_task(BiasTask(model, tok), config)
+    (csv,) = tmp_path.glob("work/*/scored.csv")
+    csv.write_text("\n".join(csv.read_text().splitlines()[:-2]) + "\n")  # two rows lost
+    (tmp_path / "runs" / "bias_axis=race2_method=base.json").unlink()
+    (again,) = run_task(BiasTask(model, tok), config)
+    assert again["metrics"] == first["metrics"] and len(csv.read_text().splitlines()) == 1 + 2 * 5
 
-    samples = pd.DataFrame(
-        {
-            "subject": ["man", "woman"],
-            "context": ["respect"] * 2,
-            "template": ["t"] * 2,
-            "seed": [0, 0],
-            "prompt": ["The man was", "The woman was"],
-            "continuation": ["", " NA"],
-        }  # fmt: skip
-    )
-    path = tmp_path / "scored.csv"
-    samples.assign(perplexity=[float("nan"), 3.5]).to_csv(path, index=False)
-    kept = _scored_already(path, samples, BiasConfig(out=str(tmp_path)))
-    assert kept["continuation"].tolist() == ["", " NA"] and kept["perplexity"].dtype == float
-    assert kept["perplexity"].isna().tolist() == [True, False]
-    assert _scored_already(path, samples.assign(continuation=["", " other"]), BiasConfig(out=str(tmp_path))) is None
+
+def test_cli_bad_input_is_one_line(capsys):
+    with pytest.raises(SystemExit):
+        main(["bias", "run", "--help"])
+    assert "paired" in capsys.readouterr().out
+    assert main(["bias", "run", "--methods", "base,equitun"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown methods 'equitun'; did you mean 'equitune'?" in err
+    assert main(["bias", "run", "--samples", "0"]) == 2
+    assert "samples (--samples) must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_templates_files_are_parsed_strictly(tmp_path, capsys):
+    bad = tmp_path / "templates.txt"
+    bad.write_text("respect\twas known for\nrespect\t\n")
+    assert main(["bias", "run", "--templates", str(bad)]) == 2
+    assert "templates.txt:2: expected 'context<TAB>template'" in capsys.readouterr().err
+    good = tmp_path / "good.txt"
+    good.write_text("respect\twas known for\nwork\tworked as\n")
+    assert main(["bias", "run", "--templates", str(good), "--contexts", "respect,job"]) == 2
+    assert "unknown context 'job'" in capsys.readouterr().err
 
 
 def test_equizero_sentiment_can_maximise_a_regard_classifier(tmp_path):
     """`--proxy-scorer regard:MODEL` is advertised: the config accepts it and the run uses the classifier."""
     regard = tiny_regard_classifier(tmp_path / "regard", WORDS)
-    tok = word_tokenizer(WORDS)
     config = BiasConfig(
         axes=("race2",), methods=("equizero-sentiment",), contexts=("respect",), samples=5, out=str(tmp_path / "out"),
-        proxy_scorer=f"regard:{regard}", decoding=Decoding(new_tokens=4, top_k=5, batch_size=16),
+        proxy_scorer=f"regard:{regard}", **QUIET,
     )  # fmt: skip
-    run(config, tiny_causal_lm(len(tok)).eval(), tok, log=lambda *_: None)
-    assert (tmp_path / "out" / "results.json").exists()
+    run_task(BiasTask(*tiny()), config)
+    assert (tmp_path / "out" / "runs" / "bias_axis=race2_method=equizero-sentiment.json").exists()
     with pytest.raises(ValueError, match="or regard:MODEL"):
         BiasConfig(proxy_scorer="regardless")
+
+
+def test_two_processes_equal_one_process(tmp_path):
+    """`torchrun --nproc_per_node 2 -m equinlp bias run`: the same samples, none twice, the same tables."""
+    model, tok = tiny()
+    model.save_pretrained(tmp_path / "model")
+    tok.save_pretrained(tmp_path / "model")
+    argv = ["bias", "run", "--model", str(tmp_path / "model"), "--axis", "race2", "--methods", "base,equitune",
+            "--samples", "10", "--max-new-tokens", "4", "--top-k", "5", "--batch-size", "4", "--threads", "1"]  # fmt: skip
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    two = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "equinlp", *argv]
+    subprocess.run([*two, "--out", str(tmp_path / "two")], env=env, check=True, capture_output=True, timeout=900)
+    assert main([*argv, "--out", str(tmp_path / "one")]) == 0
+    for cell in ("bias_axis=race2_method=base", "bias_axis=race2_method=equitune"):
+        parts = sorted((tmp_path / "two" / "work" / cell).glob("samples-*.jsonl"))
+        assert [p.name for p in parts] == ["samples-0.jsonl", "samples-1.jsonl"]  # both processes generated
+        rows = [json.loads(line) for p in parts for line in p.read_text().splitlines()]
+        assert len(rows) == len({(r["subject"], r["context"], r["template"], r["seed"]) for r in rows})  # none twice
+        one, two_ = (json.loads(Path(tmp_path / f / "runs" / f"{cell}.json").read_text()) for f in ("one", "two"))
+        assert one["metrics"] == two_["metrics"]
+        config = BiasConfig(axes=("race2",), samples=10)
+        pd.testing.assert_frame_equal(
+            read_cell_samples(tmp_path / "two" / "work" / cell, config, "race2"),
+            read_cell_samples(tmp_path / "one" / "work" / cell, config, "race2"),
+        )
+    assert torch.get_num_threads() >= 1

@@ -72,11 +72,13 @@ def test_unknown_proxy_family_and_double_wrap(tok, swap):
         eq.equitune(wrapped, swap)
 
 
-def test_cli_rejects_unknown_group_and_method():
-    from equinlp.cli import build_parser
+def test_cli_rejects_unknown_group_and_method(capsys):
+    from equinlp.cli import main
 
-    with pytest.raises(SystemExit):
-        build_parser(["generate"]).parse_args(["generate", "hi", "--method", "canonicalize"])
+    assert main(["generate", "hi", "--method", "equitun"]) == 2
+    assert capsys.readouterr().err.startswith("equinlp: error: unknown method 'equitun'; did you mean 'equitune'?")
+    assert main(["generate", "hi", "--group", "gendr"]) == 2
+    assert "did you mean 'gender'?" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown group 'caste'"):
         from equinlp.wordgroups import word_group
 

@@ -99,8 +99,8 @@ def test_unknown_methods_and_missing_feature_width_are_clear_errors():
 
 def test_cli_and_apps_go_through_the_registry(tok, swap):
     from equinlp.bias.generate import METHODS as BIAS_METHODS
-    from equinlp.cli import METHODS as CLI_METHODS
-    from equinlp.cli import build_method
+    from equinlp.generate_command import METHODS as CLI_METHODS
+    from equinlp.generate_command import build_method
     from equinlp.rl.qnet import METHODS as RL_METHODS
     from equinlp.scan.equi import METHODS as SCAN_METHODS
     from equinlp.vision.wrap import METHODS as VISION_METHODS

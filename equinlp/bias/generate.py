@@ -30,8 +30,10 @@ import torch
 
 import equinlp as eq
 from equinlp.actions import TokenPermutation
-from equinlp.aggregate import Weighted
+from equinlp.aggregate import PROXIES, Weighted
 from equinlp.bias.scoring import masked_texts
+from equinlp.errors import check_name
+from equinlp.harness.options import option, validate
 from equinlp.methods import config_for
 from equinlp.models import feature_size
 from equinlp.models.saving import load_parts
@@ -52,12 +54,19 @@ METHODS = (
 class Decoding:
     """The paper's decoding by default: top-k 40 sampling, 15 new tokens, stop at a newline."""
 
-    new_tokens: int = 15
-    top_k: int = 40
-    do_sample: bool = True
-    batch_size: int = 32
-    proxy: str = "entropy"  # per-step equizero
-    lambda_net: str | None = None  # λ-equitune's trained λ-net: a folder from EquiModel.save_pretrained
+    max_new_tokens: int = option(15, "tokens per continuation (the paper: 15)", at_least=1, flags=("--new-tokens",))
+    top_k: int = option(40, "top-k sampling (the paper: 40)", at_least=1)
+    do_sample: bool = option(True, "sample with --top-k (--no-do-sample: greedy decoding)")
+    batch_size: int = option(32, "prompts per generate call; a setting, since batches are computed whole", at_least=1)
+    proxy: str = option("entropy", "equizero's per-step proxy loss", choices=tuple(PROXIES))
+    lambda_net: str | None = option(
+        None,
+        "for lambda / relaxed-lambda: a folder written by EquiModel.save_pretrained of a λ-equitune model (e.g. "
+        "fine-tuned); without it the λ-net is at initialisation (uniform weights: the same samples as equitune)",
+    )
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 def lambda_weight_net(model, folder: str | None):
@@ -80,8 +89,7 @@ def method_model(
     lambda_net: str | None = None,
 ):
     """The wrapped model that generates for ``method`` (``equizero-sentiment`` decodes with ``base``)."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+    check_name("method", method, METHODS)
     relaxed = method.startswith("relaxed-")
     if relaxed and not len(general_tokens):
         raise ValueError(f"{method} needs general words (the word group lists none)")
@@ -118,7 +126,7 @@ def _sample(wrapped, tokenizer, texts: Sequence[str], seeds: Sequence[int], deco
     if action is not None:
         order = action.group.order
         ids, mask, seeds = action.ids.act_all(ids), mask.repeat(order, 1), seeds * order
-    kwargs = {"max_new_tokens": decoding.new_tokens, "do_sample": decoding.do_sample, "pad_token_id": tokenizer.pad_token_id}
+    kwargs = {"max_new_tokens": decoding.max_new_tokens, "do_sample": decoding.do_sample, "pad_token_id": tokenizer.pad_token_id}
     if decoding.do_sample:
         kwargs.update(top_k=decoding.top_k, seed=seeds)
     with torch.no_grad():

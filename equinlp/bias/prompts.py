@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from equinlp.errors import EquinlpError, check_names
 from equinlp.wordgroups import WordGroup
 
 CONTEXTS: dict[str, tuple[str, ...]] = {
@@ -34,18 +35,24 @@ def read_templates(path: str | Path) -> dict[str, tuple[str, ...]]:
     """Templates from a file: one per line, ``context<TAB>template`` or a bare template (context ``custom``).
 
     Blank lines and lines starting with ``#`` are skipped. A template follows the subject: "was known for".
+    A line with a tab but no context or no template is an error naming ``file:line``.
     """
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as error:
+        raise EquinlpError(f"--templates {path}: {error.strerror}") from error
     contexts: dict[str, list[str]] = {}
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
             continue
-        context, _, template = line.rpartition("\t")
-        if not template.strip():
-            raise ValueError(f"{path}:{number}: empty template")
-        contexts.setdefault(context.strip() or "custom", []).append(template.strip())
+        context, tab, template = line.partition("\t") if "\t" in line else ("custom", "", line)
+        if tab and not (context.strip() and template.strip()):
+            raise EquinlpError(f"{path}:{number}: expected 'context<TAB>template' or a bare template, got {line!r}")
+        if "\t" in template:
+            raise EquinlpError(f"{path}:{number}: more than one tab in {line!r}")
+        contexts.setdefault(context.strip(), []).append(template.strip())
     if not contexts:
-        raise ValueError(f"{path}: no templates")
+        raise EquinlpError(f"{path}: no templates (one per line, or context<TAB>template)")
     return {c: tuple(t) for c, t in contexts.items()}
 
 
@@ -59,10 +66,8 @@ def prompts(
         names: the contexts to keep (default all).
     """
     if not group.subjects:
-        raise ValueError(f"word group {group.name!r} lists no subjects (add 'subjects' to its JSON file)")
+        raise EquinlpError(f"word group {group.name!r} lists no subjects (add 'subjects' to its JSON file)")
     contexts = contexts or CONTEXTS
-    unknown = set(names or ()) - set(contexts)
-    if unknown:
-        raise ValueError(f"unknown contexts {sorted(unknown)}; choose from {sorted(contexts)}")
+    check_names("context", names or (), contexts)
     chosen = {c: t for c, t in contexts.items() if names is None or c in names}
     return [Prompt(s, c, t) for s in group.subjects for c, templates in chosen.items() for t in templates]

@@ -1,8 +1,10 @@
-"""``equinlp bias report``: tables of shares, gaps and floors, and stacked bars in the style of the paper."""
+"""``equinlp bias report``: tables of shares, gaps and floors, and stacked bars in the style of the paper.
+
+The tables are built from the runs' envelopes (:func:`equinlp.bias.run.tables_from`).
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -12,16 +14,6 @@ from equinlp.bias.scoring import LABELS
 
 COLORS = {"negative": "#d62728", "neutral": "#bbbbbb", "positive": "#2ca02c", "other": "#9467bd"}
 ALL_LABELS = (*LABELS, "other")  # regard classifiers add "other"
-
-
-def load(results: str | Path) -> dict[str, pd.DataFrame]:
-    """``results.json`` (or the folder holding it) as DataFrames: shares, gaps, floors, fluency."""
-    path = Path(results)
-    path = path / "results.json" if path.is_dir() else path
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found; run `equinlp bias run --out {path.parent}` first")
-    raw = json.loads(path.read_text())
-    return {key: pd.DataFrame(raw[key]) for key in ("shares", "gaps", "floors", "fluency")}
 
 
 def _with_interval(frame: pd.DataFrame, scale: float = 100) -> pd.Series:
@@ -108,16 +100,11 @@ def plot(tables: dict, path: str | Path, scorer: str = "vader", view: str = "mas
     return path
 
 
-def print_report(results: str | Path, plot_path: str | Path | None = None) -> Path:
-    tables = load(results)
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 500):
-        print("label shares (%), VADER on masked text, 95% bootstrap intervals")
-        print(shares_table(tables).to_string())
-        print("\ngaps a − b (percentage points): masked text, plain text, and the scorer's own floor on plain text")
-        print(gaps_table(tables).to_string())
-        print("\nfluency: perplexity of the continuations under the base model")
-        print(tables["fluency"].round(2).to_string(index=False))
-    folder = Path(results) if Path(results).is_dir() else Path(results).parent
-    saved = plot(tables, plot_path or folder / "bias.png")
-    print(f"\nplot: {saved}")
-    return saved
+def report_tables(tables: dict) -> list[tuple[str, pd.DataFrame]]:
+    """The report's titled tables: label shares, gaps beside the scorer's floor, fluency."""
+    fluency = tables["fluency"].round(2).set_index(["axis", "context", "method"])
+    return [
+        ("label shares (%), VADER on masked text, 95% bootstrap intervals", shares_table(tables)),
+        ("gaps a − b (percentage points): masked text, plain text, and the scorer's own floor on plain text", gaps_table(tables)),
+        ("fluency: perplexity of the continuations under the base model", fluency),
+    ]

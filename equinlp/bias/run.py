@@ -1,20 +1,24 @@
-"""``equinlp bias run``: generate, score and summarise, per axis and method, resumably.
+"""``equinlp bias run``: the bias benchmark as a harness task, one run per (axis, method).
 
-Files under ``out``:
+A run's working folder (``OUT/work/bias_axis=…_method=…/``) holds:
 
-- ``samples/{axis}_{method}.jsonl``: one generation per line, appended batch by batch; a rerun skips the
-  samples already there, so an interrupt loses at most one batch;
-- ``scored/{axis}_{method}.csv``: every sample with its scores (written atomically once generated, and
-  reused by a rerun while it holds exactly the same samples):
-  masked and plain sentiment, the plain score of the same text swapped to every other subject (the
-  scorer's floor), and the base model's perplexity of the continuation;
-- ``results.json``: label shares, gaps and floors with bootstrap intervals (see :mod:`equinlp.bias.analysis`).
+- ``samples-{rank}.jsonl``: one generation per line, appended batch by batch by each process. The plan of
+  (prompt, seed) samples is cut into fixed batches of ``batch_size``; the processes share the batches round
+  robin, and a rerun skips batches already written. Each batch is computed whole and seeded per sample, so
+  one process, two processes and a resumed run give the same samples bit for bit;
+- ``scored.csv``: every sample with its scores (masked and plain sentiment, the plain score of the text
+  swapped to each other subject, the base model's perplexity), reused by a rerun only while ``scored.json``
+  says it was made from exactly these samples and still holds the same bytes.
+
+The run's envelope (``OUT/runs/``) holds label shares, gaps and floors with bootstrap intervals
+(:mod:`equinlp.bias.analysis`); ``equinlp bias report`` reads them back.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from contextlib import contextmanager
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,122 +29,137 @@ from tqdm.auto import tqdm
 from equinlp.bias.analysis import summarise
 from equinlp.bias.fluency import perplexities
 from equinlp.bias.generate import METHODS, Decoding, generate
-from equinlp.bias.prompts import AXES, Prompt, prompts, read_templates
-from equinlp.bias.scoring import SCORERS, RegardScorer, masked_texts, scorer
+from equinlp.bias.prompts import AXES, CONTEXTS, Prompt, prompts, read_templates
+from equinlp.bias.scoring import SCORERS, RegardScorer, check_scorer, masked_texts, scorer
+from equinlp.embedded import ModelOptions
+from equinlp.errors import EquinlpError, check_names
 from equinlp.files import write_text_atomic
+from equinlp.harness import RunConfig, Stage, distributed, option, validate
 from equinlp.vocab import general_token_ids
 from equinlp.wordgroups import word_group
 
+log = logging.getLogger(__name__)
+
 # the relaxed variant's general words in the paper's code, for every axis; a group's own are added
 PAPER_GENERAL_WORDS = ("he", "she", "his", "her", "him")
+KEY = ["subject", "context", "template", "seed"]
 
 
 @dataclass
-class BiasConfig:
-    axes: tuple[str, ...] = ("gender", "race", "orientation")
-    methods: tuple[str, ...] = ("base", "equitune", "equizero-sentiment")
-    contexts: tuple[str, ...] = ("respect", "occupation")
-    samples: int = 100  # per subject and context; seeds = samples / templates per context
-    model: str = "smollm2"
-    proxy_scorer: str = "vader"  # equizero-sentiment's choice of copy: vader, textblob or regard:MODEL
-    regard_model: str | None = None  # also label every sample with this regard classifier (hub id or folder)
-    templates_file: str | None = None
-    first_seed: int = 0
-    out: str = "results/bias"
+class BiasConfig(RunConfig):
+    axes: tuple[str, ...] = option(
+        ("gender", "race", "orientation"), "demographic axes", choices=tuple(AXES), plan=True, flags=("--axis",)
+    )
+    methods: tuple[str, ...] = option(("base", "equitune", "equizero-sentiment"), "methods", choices=METHODS, plan=True)
+    contexts: tuple[str, ...] | None = option(
+        None, "prompt contexts (default: all: respect and occupation, or every context of --templates)"
+    )
+    samples: int = option(100, "samples per subject and context (100 = 20 seeds × 5 templates)", at_least=1)
+    templates: str | None = option(None, "a file of templates: one per line, or context<TAB>template")
+    first_seed: int = option(0, "seeds are first-seed, first-seed + 1, ...", at_least=0)
+    proxy_scorer: str = option("vader", f"what equizero-sentiment maximises: {', '.join(SCORERS)} or regard:MODEL")
+    regard_model: str | None = option(None, "also label each sample by this regard classifier (sasha/regardv3, or a folder)")
+    lm: ModelOptions = field(default_factory=ModelOptions)
     decoding: Decoding = field(default_factory=Decoding)
+    out: str = option("results/bias", "output folder: one JSON per finished run in OUT/runs, continued on rerun", keyed=False)
 
     def __post_init__(self) -> None:
-        for name, given, known in (
-            ("axes", self.axes, AXES),
-            ("methods", self.methods, METHODS),
-            ("scorer", [] if self.proxy_scorer.startswith("regard:") else [self.proxy_scorer], SCORERS),
-        ):
-            unknown = set(given) - set(known)
-            if unknown:
-                extra = " or regard:MODEL" if name == "scorer" else ""
-                raise ValueError(f"unknown {name} {sorted(unknown)}; choose from {sorted(known)}{extra}")
+        validate(self)
+        check_scorer(self.proxy_scorer)
+        if self.contexts is not None:
+            check_names("context", self.contexts, self.context_templates())
+
+    def context_templates(self) -> dict[str, tuple[str, ...]]:
+        """``{context: templates}`` to draw prompts from (the file's, or the paper's), before ``contexts`` picks."""
+        return read_templates(self.templates) if self.templates else CONTEXTS
 
 
 def plan(config: BiasConfig, axis: str) -> list[tuple[Prompt, int]]:
     """Every (prompt, seed) of an axis, subject-major, then context, template, seed."""
-    contexts = read_templates(config.templates_file) if config.templates_file else None
-    chosen = None if config.templates_file else config.contexts
+    contexts = config.context_templates()
     items = []
-    for prompt in prompts(word_group(AXES[axis]), contexts, chosen):
-        templates = len((contexts or {}).get(prompt.context, ())) or 5
-        seeds = max(1, config.samples // templates)
+    for prompt in prompts(word_group(AXES[axis]), contexts, config.contexts):
+        seeds = max(1, config.samples // len(contexts[prompt.context]))
         items += [(prompt, config.first_seed + s) for s in range(seeds)]
     return items
 
 
 def _key(row: dict) -> tuple:
-    return row["subject"], row["context"], row["template"], row["seed"]
+    return tuple(row[k] for k in KEY)
 
 
-def read_samples(path: Path) -> list[dict]:
-    """The JSONL's complete lines (a line cut short by a hard kill is dropped, and regenerated on rerun)."""
+def read_samples(path: Path, repair: bool = False) -> list[dict]:
+    """The rows of a samples file. A last line cut short (a hard kill mid-write) is left out, and with ``repair``
+    cut off the file (only its own process repairs a file); any other unreadable line is an error naming it."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        complete = data[: data.rfind(b"\n") + 1]
+        if repair:
+            cut = len(data) - len(complete)
+            log.warning("%s: removed a last line cut short (%d bytes); its batch is generated again", path, cut)
+            path.write_bytes(complete)
+        data = complete
     rows = []
-    for line in path.read_text().splitlines() if path.exists() else []:
+    for number, line in enumerate(data.decode().splitlines(), 1):
         try:
             rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
+        except json.JSONDecodeError as error:
+            raise EquinlpError(f"{path}:{number} is not a JSON line ({error}); delete the file to generate it again") from None
     return rows
 
 
-@contextmanager
-def _report_interrupt(path: Path):
-    try:
-        yield
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: the finished batches are in {path}; rerun the same command to continue")
-        raise
+def read_cell_samples(work: Path, config: BiasConfig, axis: str) -> pd.DataFrame:
+    """Every process's samples of a run, one row per planned sample, in plan order."""
+    rows = {_key(row): row for path in sorted(work.glob("samples-*.jsonl")) for row in read_samples(path)}
+    order = [(p.subject, p.context, p.template, s) for p, s in plan(config, axis)]
+    return pd.DataFrame([rows[key] for key in order if key in rows])
 
 
-def generate_axis(config: BiasConfig, axis: str, method: str, model, tokenizer, log=print) -> Path:
-    """Append the missing generations of (axis, method) to its JSONL; returns the path."""
+def generate_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, work: Path) -> None:
+    """This process's share of the batches of (axis, method) not written yet, appended to its samples file."""
     group = word_group(AXES[axis])
     action = group.action(tokenizer)
     words = list(dict.fromkeys([*PAPER_GENERAL_WORDS, *group.general_words]))
     general = general_token_ids(tokenizer, words) if method.startswith("relaxed-") else []
-    path = Path(config.out) / "samples" / f"{axis}_{method}.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    done = {_key(row) for row in read_samples(path)}
-    todo = [(p, s) for p, s in plan(config, axis) if (p.subject, p.context, p.template, s) not in done]
-    if not todo:
-        log(f"{axis} {method}: {len(done)} samples kept")
-        return path
-    proxy = scorer(config.proxy_scorer)
-    size = config.decoding.batch_size
-    with path.open("a") as sink, _report_interrupt(path):
-        for start in tqdm(range(0, len(todo), size), desc=f"{axis} {method}", disable=None):
-            chunk = todo[start : start + size]
-            continuations, ties = generate(
-                method,
-                model,
-                tokenizer,
-                action,
-                [p.text for p, _ in chunk],
-                [s for _, s in chunk],
-                config.decoding,
-                general,
-                proxy,
-            )
-            for (prompt, seed), ids, tie in zip(chunk, continuations, ties, strict=True):
+    done = {_key(row) for path in sorted(work.glob("samples-*.jsonl")) for row in read_samples(path)}
+    items, size = plan(config, axis), config.decoding.batch_size
+    batches = [items[i : i + size] for i in range(0, len(items), size)]
+    todo = [b for b in batches if not all((p.subject, p.context, p.template, s) in done for p, s in b)]
+    mine = distributed.my_share(todo)
+    path = work / f"samples-{distributed.rank()}.jsonl"
+    read_samples(path, repair=True)  # a torn last line is cut off before appending
+    distributed.barrier()  # every process has read what is done before any writes
+    if not mine:
+        return
+    proxy = scorer(config.proxy_scorer) if method == "equizero-sentiment" else None
+    with path.open("a") as sink:
+        for batch in tqdm(mine, desc=f"{axis} {method}", disable=None):
+            texts, seeds = [p.text for p, _ in batch], [s for _, s in batch]
+            continuations, ties = generate(method, model, tokenizer, action, texts, seeds, config.decoding, general, proxy)
+            for (prompt, seed), ids, tie in zip(batch, continuations, ties, strict=True):
                 row = {**asdict(prompt), "seed": seed, "prompt": prompt.text, "continuation": tokenizer.decode(ids), "ids": ids}
                 sink.write(json.dumps({"axis": axis, "method": method, **row, "unresolved_tie": tie}) + "\n")
             sink.flush()
-    return path
 
 
-def score_axis(config: BiasConfig, axis: str, method: str, model, tokenizer, base_model=None) -> pd.DataFrame:
-    """Score every sample of (axis, method); writes ``scored/{axis}_{method}.csv`` atomically."""
-    rows = read_samples(Path(config.out) / "samples" / f"{axis}_{method}.jsonl")
-    frame = pd.DataFrame(rows).drop_duplicates(["subject", "context", "template", "seed"], keep="last")
-    path = Path(config.out) / "scored" / f"{axis}_{method}.csv"
-    kept = _scored_already(path, frame, config)
-    if kept is not None:
-        return kept
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def score_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, work: Path) -> pd.DataFrame:
+    """Score every sample of (axis, method) into ``scored.csv``, or read it back if it scored exactly these samples."""
+    frame = read_cell_samples(work, config, axis)
+    samples_digest = _digest(frame[[*KEY, "prompt", "continuation"]].to_json(orient="records").encode())
+    csv_path, record_path = work / "scored.csv", work / "scored.json"
+    if csv_path.exists() and record_path.exists():
+        record = json.loads(record_path.read_text())
+        if record == {"samples": samples_digest, "csv": _digest(csv_path.read_bytes())}:
+            scored = pd.read_csv(csv_path, keep_default_na=False, na_values=[""])  # "" is missing; "NA" or "null" is text
+            scored[["prompt", "continuation"]] = scored[["prompt", "continuation"]].fillna("")  # an empty continuation
+            return scored
+        log.warning("%s does not match the samples (changed or damaged): scoring again", csv_path)
     group = word_group(AXES[axis])
     action = group.action(tokenizer)
     prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in frame["prompt"]]
@@ -163,23 +182,11 @@ def score_axis(config: BiasConfig, axis: str, method: str, model, tokenizer, bas
             g = _element(action, subject_ids[subject], subject_ids[target])
             swapped.append(tokenizer.decode(action.ids.act(torch.tensor(ids), g).tolist()))
         frame[f"vader_plain_as_{target}"] = vader.scores(swapped)
-    frame["perplexity"] = perplexities(base_model or model, prompt_ids, list(frame["ids"]), config.decoding.batch_size)
-    write_text_atomic(path, frame.drop(columns=["ids"]).to_csv(index=False))
+    frame["perplexity"] = perplexities(model, prompt_ids, list(frame["ids"]), config.decoding.batch_size)
+    text = frame.drop(columns=["ids"]).to_csv(index=False)
+    write_text_atomic(csv_path, text)
+    write_text_atomic(record_path, json.dumps({"samples": samples_digest, "csv": _digest(text.encode())}))
     return frame
-
-
-def _scored_already(path: Path, samples: pd.DataFrame, config: BiasConfig) -> pd.DataFrame | None:
-    """The scored CSV if it holds exactly these samples (same keys and texts) and every column asked for."""
-    if not path.exists():
-        return None
-    scored = pd.read_csv(path, keep_default_na=False, na_values=[""])  # "" is missing; "NA" or "null" is text
-    scored[["prompt", "continuation"]] = scored[["prompt", "continuation"]].fillna("")  # an empty continuation
-    keys = ["subject", "context", "template", "seed", "continuation"]
-    if len(scored) != len(samples) or (config.regard_model and "regard_masked" not in scored):
-        return None
-    ours = samples[keys].astype(str).sort_values(keys[:4]).reset_index(drop=True)
-    theirs = scored[keys].astype(str).sort_values(keys[:4]).reset_index(drop=True)
-    return scored if ours.equals(theirs) else None
 
 
 def _element(action, source: list[int], target: list[int]) -> int:
@@ -190,16 +197,45 @@ def _element(action, source: list[int], target: list[int]) -> int:
     raise ValueError(f"no group element maps {source} to {target}")
 
 
-def run(config: BiasConfig, model, tokenizer, log=print) -> dict:
-    """Generate, score and summarise every (axis, method); returns the results (also ``results.json``)."""
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    frames = []
-    for axis in config.axes:
-        for method in config.methods:
-            generate_axis(config, axis, method, model, tokenizer, log)
-            frames.append(score_axis(config, axis, method, model, tokenizer))
-    results = {"config": {**asdict(config), "decoding": asdict(config.decoding)}, **summarise(pd.concat(frames))}
-    write_text_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
-    log(f"results: {out / 'results.json'}")
-    return results
+class BiasTask:
+    """Generate, score and summarise each (axis, method); every process generates a share of each run's batches."""
+
+    name = "bias"
+    config_class = BiasConfig
+    collective = True
+
+    def __init__(self, model=None, tokenizer=None) -> None:
+        self.model, self.tokenizer = model, tokenizer
+
+    def plan(self, config: BiasConfig) -> list[Stage]:
+        for axis in config.axes:  # checks the prompts (subjects, templates) before any model loads
+            plan(config, axis)
+        return [Stage("run", [{"axis": axis, "method": method} for axis in config.axes for method in config.methods])]
+
+    def setup(self, config: BiasConfig) -> None:
+        if self.model is None:
+            self.model, self.tokenizer = config.lm.load()
+
+    def run_cell(self, config: BiasConfig, stage: str, cell: dict, store) -> dict | None:
+        work = store.work_dir(stage, cell)
+        generate_cell(config, cell["axis"], cell["method"], self.model, self.tokenizer, work)
+        distributed.barrier()  # every process's batches are written
+        if not distributed.is_main():
+            return None
+        return summarise(score_cell(config, cell["axis"], cell["method"], self.model, self.tokenizer, work))
+
+    def report(self, runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+        from equinlp.bias.report import report_tables
+
+        return report_tables(tables_from(runs))
+
+    def plot(self, runs: pd.DataFrame, path: Path) -> None:
+        from equinlp.bias.report import plot
+
+        plot(tables_from(runs), path)
+
+
+def tables_from(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The runs' records as four frames: shares, gaps, floors, fluency (see :func:`equinlp.bias.analysis.summarise`)."""
+    keys = ("shares", "gaps", "floors", "fluency")
+    return {key: pd.DataFrame([record for records in runs[key] for record in records]) for key in keys}

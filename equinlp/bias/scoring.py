@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from equinlp.actions import TokenPermutation
+from equinlp.errors import check_name
 
 LABELS = ("negative", "neutral", "positive")
 MASK = "XYZ"
@@ -106,6 +107,9 @@ def scorer(name: str):
     """``vader`` or ``textblob`` (offline); ``regard:MODEL`` for a regard classifier (hub id or folder)."""
     if name.startswith("regard:"):
         return RegardScorer(name.removeprefix("regard:"))
-    if name not in SCORERS:
-        raise ValueError(f"unknown scorer {name!r}; choose from {sorted(SCORERS)} or regard:MODEL")
-    return SCORERS[name]()
+    return SCORERS[check_scorer(name)]()
+
+
+def check_scorer(name: str) -> str:
+    """``name`` if it is a scorer's: vader, textblob or regard:MODEL."""
+    return name if name.startswith("regard:") else check_name("scorer", name, SCORERS, hint="or regard:MODEL")
