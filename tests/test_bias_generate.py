@@ -74,9 +74,10 @@ def test_lambda_loads_a_saved_lambda_net_and_stays_equivariant(model, tok, swap,
     ours, _ = generate("lambda", model, tok, swap, PROMPTS, SEEDS, decoding)
     theirs, _ = generate("lambda", model, tok, swap, swapped(tok, swap, PROMPTS), SEEDS, decoding)
     assert [swap.ids.act(torch.tensor(c, dtype=torch.long), 1).tolist() for c in ours] == theirs
-    untrained, _ = generate("lambda", model, tok, swap, PROMPTS, SEEDS, Decoding(max_new_tokens=8, top_k=5, batch_size=2))
+    short = Decoding(max_new_tokens=8, top_k=5, batch_size=2)
+    untrained, _ = generate("lambda", model, tok, swap, PROMPTS, SEEDS, short)
     assert ours != untrained  # the saved λ-net was used
-    assert untrained == generate("equitune", model, tok, swap, PROMPTS, SEEDS, Decoding(max_new_tokens=8, top_k=5, batch_size=2))[0]
+    assert untrained == generate("equitune", model, tok, swap, PROMPTS, SEEDS, short)[0]
     eq.equitune(model, swap).save_pretrained(tmp_path / "mean")
     with pytest.raises(ValueError, match="not λ-equitune"):
         generate("lambda", model, tok, swap, PROMPTS, SEEDS, Decoding(lambda_net=str(tmp_path / "mean")))
