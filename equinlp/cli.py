@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from equinlp.errors import EquinlpError
+from equinlp.extras import missing_extra_message
 
 # name -> (help, module with EXAMPLES and add_arguments, which sets the handler), imported when the subcommand runs
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -61,9 +63,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 def _setup_logging(debug: bool) -> None:
     """Progress messages on stderr: the main process at INFO, the others at WARNING (no message twice)."""
-    from equinlp.harness import distributed
-
-    main_process = not distributed.launched() or distributed.is_main()
+    main_process = os.environ.get("RANK", "0") == "0"  # set by torchrun and accelerate launch
     logging.basicConfig(format="%(message)s", level=logging.WARNING)
     logging.getLogger("equinlp").setLevel(logging.DEBUG if debug else logging.INFO if main_process else logging.WARNING)
 
@@ -79,10 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except KeyboardInterrupt:
         return 130  # the run loop has said where the finished work is and how to continue
-    except EquinlpError as error:
-        if debug:
+    except (EquinlpError, ModuleNotFoundError) as error:
+        message = missing_extra_message(error) if isinstance(error, ModuleNotFoundError) else str(error)
+        if debug or message is None:
             raise
-        print(f"equinlp: error: {error}", file=sys.stderr)
+        print(f"equinlp: error: {message}", file=sys.stderr)
         return 2
 
 

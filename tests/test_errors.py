@@ -101,3 +101,14 @@ def test_help_imports_no_application_and_python_m_works():
     assert out.strip().endswith("[]"), out
     help_text = subprocess.run([sys.executable, "-m", "equinlp", "rl", "--help"], capture_output=True, text=True, check=True)
     assert "equivariant deep Q-learning" in help_text.stdout
+
+
+def test_a_missing_extra_is_named_with_its_install_command():
+    """Application dependencies are extras: without gymnasium, `equinlp rl` says what to install, in one line."""
+    import subprocess
+    import sys
+
+    code = "import sys\nsys.modules['gymnasium'] = None\nfrom equinlp.cli import main\nsys.exit(main(['rl', 'run', '--help']))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == "equinlp: error: this command needs gymnasium: pip install 'equinlp[rl]'\n"

@@ -148,14 +148,26 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def samples_digest(frame: pd.DataFrame) -> str:
+    """A fingerprint of the samples a scored CSV was made from (their keys and texts)."""
+    return _digest(frame[[*KEY, "prompt", "continuation"]].to_json(orient="records").encode())
+
+
+def write_scored(work: Path, frame: pd.DataFrame, digest: str) -> None:
+    """``scored.csv`` and ``scored.json`` (the samples' fingerprint and the CSV's own), each atomically."""
+    text = frame.drop(columns=["ids"], errors="ignore").to_csv(index=False)
+    write_text_atomic(work / "scored.csv", text)
+    write_text_atomic(work / "scored.json", json.dumps({"samples": digest, "csv": _digest(text.encode())}))
+
+
 def score_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, work: Path) -> pd.DataFrame:
     """Score every sample of (axis, method) into ``scored.csv``, or read it back if it scored exactly these samples."""
     frame = read_cell_samples(work, config, axis)
-    samples_digest = _digest(frame[[*KEY, "prompt", "continuation"]].to_json(orient="records").encode())
+    digest = samples_digest(frame)
     csv_path, record_path = work / "scored.csv", work / "scored.json"
     if csv_path.exists() and record_path.exists():
         record = json.loads(record_path.read_text())
-        if record == {"samples": samples_digest, "csv": _digest(csv_path.read_bytes())}:
+        if record == {"samples": digest, "csv": _digest(csv_path.read_bytes())}:
             scored = pd.read_csv(csv_path, keep_default_na=False, na_values=[""])  # "" is missing; "NA" or "null" is text
             scored[["prompt", "continuation"]] = scored[["prompt", "continuation"]].fillna("")  # an empty continuation
             return scored
@@ -183,9 +195,7 @@ def score_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, wor
             swapped.append(tokenizer.decode(action.ids.act(torch.tensor(ids), g).tolist()))
         frame[f"vader_plain_as_{target}"] = vader.scores(swapped)
     frame["perplexity"] = perplexities(model, prompt_ids, list(frame["ids"]), config.decoding.batch_size)
-    text = frame.drop(columns=["ids"]).to_csv(index=False)
-    write_text_atomic(csv_path, text)
-    write_text_atomic(record_path, json.dumps({"samples": samples_digest, "csv": _digest(text.encode())}))
+    write_scored(work, frame, digest)
     return frame
 
 

@@ -66,7 +66,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class: type) ->
         if kind is bool:
             parser.add_argument(*names, action=argparse.BooleanOptionalAction, **common)
         else:
-            metavar = "NAME" if choices_of(field) is not None else kind.__name__.upper()
+            metavar = "NAME" if choices_of(field) is not None else {int: "N", float: "X"}.get(kind, "TEXT")
             nargs, kind = ("+", str) if sequence else (None, kind)  # sequences are split and parsed by _coerce
             parser.add_argument(*names, type=kind, nargs=nargs, metavar=metavar, **common)
     parser.add_argument("--config", metavar="FILE", help="JSON settings (or a run's JSON from OUT/runs); flags given win")

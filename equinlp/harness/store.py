@@ -135,8 +135,11 @@ class RunStore:
             write_text_atomic(work / SETTINGS, json.dumps(settings, indent=1, sort_keys=True) + "\n")
         return work
 
-    def finish(self, stage: str, cell: dict, settings: dict, metrics: dict, seconds: float) -> dict:
-        """Write the cell's envelope (atomically) and remove its checkpoint; returns the envelope."""
+    def finish(self, stage: str, cell: dict, settings: dict, metrics: dict, seconds: float, **extra: Any) -> dict:
+        """Write the cell's envelope (atomically) and remove its checkpoint; returns the envelope.
+
+        ``extra`` adds keys to the envelope (e.g. ``migrated_from`` for runs converted from an older layout).
+        """
         envelope = {
             "schema": SCHEMA,
             "task": self.task,
@@ -146,6 +149,7 @@ class RunStore:
             "config": settings,
             "seconds": round(seconds, 2),
             **provenance(),
+            **extra,
         }
         write_text_atomic(self.envelope_path(stage, cell), json.dumps(envelope, indent=1) + "\n")
         shutil.rmtree(self.checkpoint_dir(stage, cell), ignore_errors=True)
