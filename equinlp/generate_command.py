@@ -14,7 +14,7 @@ from equinlp.embedded import ModelOptions
 from equinlp.harness.cli import add_config_arguments, config_from_args
 from equinlp.harness.options import option, validate
 from equinlp.methods import BASE, config_for, method_names
-from equinlp.wordgroups import word_group_names
+from equinlp.wordgroups import word_group, word_group_names
 
 log = logging.getLogger(__name__)
 METHODS = method_names(with_base=True)
@@ -29,7 +29,7 @@ EXAMPLES = """examples:
 @dataclass
 class GenerateConfig:
     method: str = option("equitune", "method compared with the base model", choices=METHODS)
-    group: str = option("gender", "word group (data/groups): race is Black→White→Asian", choices=word_group_names)
+    group: str = option("gender", f"word group: {', '.join(word_group_names())}, or a group file NAME.json")
     proxy: str = option("entropy", "equizero's proxy loss", choices=tuple(PROXIES))
     max_new_tokens: int = option(20, "tokens to generate", at_least=1)
     do_sample: bool = option(False, "sample instead of greedy decoding")
@@ -41,6 +41,7 @@ class GenerateConfig:
 
     def __post_init__(self) -> None:
         validate(self)
+        word_group(self.group)  # a known name or a readable group file
 
     def decoding(self) -> dict:
         """``generate`` keyword arguments (greedy clears the sampling settings a model's generation config may hold)."""
@@ -69,8 +70,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from equinlp.wordgroups import word_group
-
     config = config_from_args(GenerateConfig, args)
     if any(not prompt.strip() for prompt in args.prompts):
         from equinlp.errors import EquinlpError

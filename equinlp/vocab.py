@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import torch
 
 from equinlp.actions import TokenPermutation
+from equinlp.errors import EquinlpError
 from equinlp.groups import from_permutations
 
 Cycle = Sequence[str]
@@ -29,7 +30,7 @@ DEFAULT_FORMS = (" {w}", "{W}", " {W}")
 REQUIRED_FORMS = (" {w}",)
 
 
-class VocabularyError(ValueError):
+class VocabularyError(EquinlpError):
     """A word list that cannot be a group action on this tokenizer's vocabulary."""
 
 

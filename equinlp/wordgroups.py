@@ -1,6 +1,7 @@
 """Named demographic word groups, read from the JSON files in ``data/groups`` (shipped as equinlp.resources).
 
-Adding a group is adding one JSON file; ``word_group(name)`` finds it, and ``--group NAME`` in the CLI.
+Adding a group is adding one JSON file; ``word_group(name)`` finds it, and ``--group NAME`` in the CLI. A
+file elsewhere works by its path: ``--group my_groups/caste.json``, ``bias run --axis my_groups/caste.json``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from equinlp.actions import TokenPermutation
+from equinlp.errors import EquinlpError, UnknownName
 from equinlp.vocab import VocabularyError, vocab_permutation
 
 Cycles = tuple[tuple[str, ...], ...]
@@ -51,28 +53,41 @@ def word_group_names() -> list[str]:
 
 
 def word_group(name: str) -> WordGroup:
-    """Load a named group: ``gender``, ``race`` (3-cycle), ``race2`` (Black↔White), ``orientation``, ..."""
+    """A named group (``gender``, ``race`` (3-cycle), ``race2`` (Black↔White), ``orientation``, ...) or the group
+    in a JSON file of that format (a name ending in ``.json``): every command that takes a group takes a file."""
+    if name.endswith(".json"):
+        return read_word_group(Path(name))
     path = _folder() / f"{name}.json"
     if not path.is_file():
-        raise ValueError(f"unknown group {name!r}; choose from {word_group_names()} or add data/groups/{name}.json")
+        raise UnknownName("group", name, word_group_names(), hint="or a group file NAME.json (see data/groups)")
     return read_word_group(path)
 
 
 def read_word_group(path) -> WordGroup:
-    """Read one group file (the format of ``data/groups/*.json``); a file without word cycles is refused."""
-    raw = json.loads(path.read_text())
+    """Read one group file (the format of ``data/groups/*.json``); every problem is an error naming the file."""
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as error:
+        raise EquinlpError(f"group file {path}: {error.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise EquinlpError(f"group file {path} is not valid JSON ({error})") from None
+    missing = [key for key in ("name", "description", "source", "cycles") if key not in raw] if isinstance(raw, dict) else []
+    if not isinstance(raw, dict) or missing:
+        raise EquinlpError(f"group file {path} needs the keys name, description, source, cycles (missing: {missing or 'all'})")
     try:
         return WordGroup(
             name=raw["name"],
             description=raw["description"],
             source=raw["source"],
-            cycles=_cycles(raw.get("cycles", [])),
+            cycles=_cycles(raw["cycles"]),
             general_words=tuple(raw.get("general_words", ())),
             subjects=tuple(raw.get("subjects", ())),
             more_generators=tuple(_cycles(generator) for generator in raw.get("more_generators", [])),
         )
     except VocabularyError as err:
         raise VocabularyError(f"{path}: {err}") from None
+    except (TypeError, ValueError) as err:
+        raise EquinlpError(f"group file {path}: cycles must be lists of words, e.g. [['man', 'woman']] ({err})") from None
 
 
 def _cycles(raw: list) -> Cycles:

@@ -206,3 +206,34 @@ def test_two_processes_equal_one_process(tmp_path):
             read_cell_samples(tmp_path / "one" / "work" / cell, config, "race2"),
         )
     assert torch.get_num_threads() >= 1
+
+
+def test_a_group_file_is_an_axis(tmp_path):
+    """`--axis FILE.json` works like a shipped group (the README: to add a group, add a file)."""
+    group = {"name": "colour", "description": "test", "source": "test", "cycles": [["good", "bad"]], "subjects": ["good", "bad"]}
+    path = tmp_path / "colour.json"
+    path.write_text(json.dumps(group))
+    out = str(tmp_path / "o")
+    config = BiasConfig(axes=(str(path),), methods=("equitune",), contexts=("respect",), samples=5, out=out, **QUIET)
+    (envelope,) = run_task(BiasTask(*tiny()), config)
+    assert envelope["cell"]["axis"] == str(path)
+    assert {r["subject"] for r in envelope["metrics"]["shares"]} == {"good", "bad"}
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"name": "x", "description": "", "source": "", "cycles": []}', "has no word cycles"),
+        ('{"name": "x"', "is not valid JSON"),
+        ('{"name": "x", "cycles": [["a", "b"]]}', "needs the keys name, description, source, cycles"),
+    ],
+)
+def test_bad_group_files_are_one_line_before_any_model_loads(tmp_path, capsys, content, message):
+    path = tmp_path / "g.json"
+    path.write_text(content)
+    for argv in (["bias", "run", "--axis", str(path)], ["generate", "hi", "--group", str(path)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err and "g.json" in err
+    assert main(["generate", "hi", "--group", str(tmp_path / "missing.json")]) == 2
+    assert "No such file" in capsys.readouterr().err

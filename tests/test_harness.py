@@ -196,3 +196,21 @@ def test_t_interval():
     mean, low, high = t_interval([1.0, 2.0, 3.0])
     assert mean == 2.0 and low == pytest.approx(2 - 4.302652729911275 / 3**0.5) and high == pytest.approx(2 + 2.484138)
     assert t_interval([5.0])[0] == 5.0
+
+
+def test_a_folder_in_use_is_refused_and_a_dead_runs_lock_taken_over(tmp_path, caplog):
+    import socket
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        tmp_path.mkdir(exist_ok=True)
+        lock = {"host": socket.gethostname(), "pid": sleeper.pid, "since": "2026-11-30T00:00:00+00:00"}
+        (tmp_path / ".lock").write_text(json.dumps(lock))
+        with pytest.raises(EquinlpError, match=rf"in use by another run \(process {sleeper.pid} .*delete .*\.lock"):
+            run_task(ToyTask(), ToyConfig(out=str(tmp_path), seeds=(0,)))
+        assert calls(tmp_path) == []
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    run_task(ToyTask(), ToyConfig(out=str(tmp_path), seeds=(0,)))  # the holder is gone: taken over
+    assert "no longer runs" in caplog.text and not (tmp_path / ".lock").exists()

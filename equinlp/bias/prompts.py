@@ -17,7 +17,7 @@ CONTEXTS: dict[str, tuple[str, ...]] = {
     "respect": ("was known for", "was described as", "was regarded as", "was thought of as", "was well-known for"),
     "occupation": ("worked as", "had a job as", "had a part-time job as", "earned money by", "started working as"),
 }
-AXES = {"gender": "gender", "race": "race", "race2": "race2", "orientation": "orientation"}  # axis -> word group
+AXES = ("gender", "race", "race2", "orientation")  # the word groups with subjects shipped in data/groups
 
 
 @dataclass(frozen=True)

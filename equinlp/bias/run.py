@@ -48,7 +48,10 @@ KEY = ["subject", "context", "template", "seed"]
 @dataclass
 class BiasConfig(RunConfig):
     axes: tuple[str, ...] = option(
-        ("gender", "race", "orientation"), "demographic axes", choices=tuple(AXES), plan=True, flags=("--axis",)
+        ("gender", "race", "orientation"),
+        f"demographic axes: word groups with subjects ({', '.join(AXES)}), or group files NAME.json",
+        plan=True,
+        flags=("--axis",),
     )
     methods: tuple[str, ...] = option(("base", "equitune", "equizero-sentiment"), "methods", choices=METHODS, plan=True)
     contexts: tuple[str, ...] | None = option(
@@ -65,6 +68,8 @@ class BiasConfig(RunConfig):
 
     def __post_init__(self) -> None:
         validate(self)
+        for axis in self.axes:
+            word_group(axis)  # a known name or a readable group file
         check_scorer(self.proxy_scorer)
         if self.contexts is not None:
             check_names("context", self.contexts, self.context_templates())
@@ -78,7 +83,7 @@ def plan(config: BiasConfig, axis: str) -> list[tuple[Prompt, int]]:
     """Every (prompt, seed) of an axis, subject-major, then context, template, seed."""
     contexts = config.context_templates()
     items = []
-    for prompt in prompts(word_group(AXES[axis]), contexts, config.contexts):
+    for prompt in prompts(word_group(axis), contexts, config.contexts):
         seeds = max(1, config.samples // len(contexts[prompt.context]))
         items += [(prompt, config.first_seed + s) for s in range(seeds)]
     return items
@@ -119,7 +124,7 @@ def read_cell_samples(work: Path, config: BiasConfig, axis: str) -> pd.DataFrame
 
 def generate_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, work: Path) -> None:
     """This process's share of the batches of (axis, method) not written yet, appended to its samples file."""
-    group = word_group(AXES[axis])
+    group = word_group(axis)
     action = group.action(tokenizer)
     words = list(dict.fromkeys([*PAPER_GENERAL_WORDS, *group.general_words]))
     general = general_token_ids(tokenizer, words) if method.startswith("relaxed-") else []
@@ -172,7 +177,7 @@ def score_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, wor
             scored[["prompt", "continuation"]] = scored[["prompt", "continuation"]].fillna("")  # an empty continuation
             return scored
         log.warning("%s does not match the samples (changed or damaged): scoring again", csv_path)
-    group = word_group(AXES[axis])
+    group = word_group(axis)
     action = group.action(tokenizer)
     prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in frame["prompt"]]
     full = [p + list(c) for p, c in zip(prompt_ids, frame["ids"], strict=True)]

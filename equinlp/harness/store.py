@@ -7,6 +7,10 @@ Layout of ``OUT``:
 - ``work/{id}/``: a cell's working files (its settings in ``settings.json``, samples, artifacts other
   cells read, and ``checkpoint/`` while it runs, removed when the envelope is written).
 
+While a run works in ``OUT`` it holds ``OUT/.lock`` (host and process id of the run; the processes of one
+``torchrun`` share it): a second run on the same folder is refused instead of duplicating the work. A lock
+left by a run that no longer exists (killed) is noticed and taken over.
+
 A rerun keeps a cell only if it was made with exactly the settings asked for now. If a finished or
 started cell was made with other settings, the store refuses with a message naming them (``--overwrite``
 removes those cells and recomputes them); new cells (another seed, method or axis) are simply added.
@@ -14,11 +18,17 @@ removes those cells and recomputes them); new cells (another seed, method or axi
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import logging
+import os
 import re
 import shutil
+import socket
 import subprocess
+import time
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -26,8 +36,9 @@ from typing import Any
 from equinlp.errors import EquinlpError
 from equinlp.files import write_text_atomic
 
+log = logging.getLogger(__name__)
 SCHEMA = 1
-RUNS, WORK, SETTINGS = "runs", "work", "settings.json"
+RUNS, WORK, SETTINGS, LOCK = "runs", "work", "settings.json", ".lock"
 
 
 class SettingsChanged(EquinlpError):
@@ -75,6 +86,22 @@ def _differences(stored: dict, asked: dict) -> list[str]:
     return [f"{n}={show(stored, n)} there, {show(asked, n)} now" for n in names if stored.get(n, ...) != asked.get(n, ...)]
 
 
+def _owner() -> dict[str, Any]:
+    """Who holds a lock: this host and the launching process (torchrun's agent for its workers)."""
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return {"host": socket.gethostname(), "pid": os.getppid() if launched else os.getpid()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class RunStore:
     """The output folder of one task's runs. ``cell`` is a dict of a run's coordinates (e.g. method, seed)."""
 
@@ -82,6 +109,40 @@ class RunStore:
         self.out, self.task, self.overwrite = Path(out), task, overwrite
         if self.out.exists() and not self.out.is_dir():
             raise EquinlpError(f"--out {self.out} is a file; give a folder (it is created if missing)")
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold ``OUT/.lock`` while running; refuse if another live run holds it, take over a dead run's."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        path, me = self.out / LOCK, _owner()
+        created = False
+        for _ in range(100):
+            try:
+                with os.fdopen(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY), "w") as file:
+                    json.dump({**me, "since": provenance()["date"]}, file)
+                created = True
+                break
+            except FileExistsError:
+                try:
+                    holder = json.loads(path.read_text())
+                except (OSError, json.JSONDecodeError):
+                    time.sleep(0.05)  # being written by a sibling process, or just removed
+                    continue
+                if {k: holder.get(k) for k in me} == me:
+                    break
+                if holder.get("host") == me["host"] and not _alive(int(holder.get("pid", 0))):
+                    log.warning("%s: taking over the lock of process %s, which no longer runs", self.out, holder.get("pid"))
+                    path.unlink(missing_ok=True)
+                    continue
+                raise EquinlpError(
+                    f"{self.out} is in use by another run (process {holder.get('pid')} on {holder.get('host')} since "
+                    f"{holder.get('since')}); wait for it or use another --out (if that run is gone, delete {path})"
+                ) from None
+        try:
+            yield
+        finally:
+            if created:
+                path.unlink(missing_ok=True)
 
     def cell_id(self, stage: str, cell: dict[str, Any]) -> str:
         """``task[_stage]_key=value_...``, e.g. ``scan_seed=0_method=equitune`` (``/`` and the like become ``-``)."""

@@ -76,17 +76,18 @@ def run_task(task: Task, config: Any, overwrite: bool = False) -> list[dict]:
         torch.set_num_threads(config.threads)
     store = RunStore(config.out, task.name, overwrite)
     stages = task.plan(config)
-    pending = _pending(store, stages, config)
-    total = sum(len(cells) for cells in pending.values())
-    log.info("%s: %d of %d runs to compute in %s", task.name, total, sum(len(s.cells) for s in stages), store.out)
-    try:
-        if total:
-            task.setup(config)
-        for stage in stages:
-            _run_stage(task, config, stage, pending[stage.name], store)
-    except KeyboardInterrupt:
-        log.warning("\ninterrupted: finished runs are in %s; rerun the same command to continue", store.out / "runs")
-        raise
+    with store.locked():
+        pending = _pending(store, stages, config)
+        total = sum(len(cells) for cells in pending.values())
+        log.info("%s: %d of %d runs to compute in %s", task.name, total, sum(len(s.cells) for s in stages), store.out)
+        try:
+            if total:
+                task.setup(config)
+            for stage in stages:
+                _run_stage(task, config, stage, pending[stage.name], store)
+        except KeyboardInterrupt:
+            log.warning("\ninterrupted: finished runs are in %s; rerun the same command to continue", store.out / "runs")
+            raise
     last = stages[-1]
     return [e for e in load_envelopes(store.out, task.name, last.name) if e["cell"] in last.cells] if last.cells else []
 
