@@ -41,9 +41,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error (the full usage is one ``--help`` away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser; only the subcommand named in ``argv`` gets its arguments (and its module imported)."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="equinlp",
         description="Group-equivariant wrappers for pretrained LMs and vision models (equitune, equizero, λ-equitune). "
         "Runs offline on the embedded SmolLM2-135M-Instruct by default. Add --debug anywhere for tracebacks.",

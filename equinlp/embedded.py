@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
+from equinlp.errors import EquinlpError
 from equinlp.harness.options import option, validate
 
 DEFAULT_MODEL = "smollm2"
@@ -108,7 +109,16 @@ class ModelOptions:
 
     def __post_init__(self) -> None:
         validate(self)
+        path = Path(self.model).expanduser()
+        local = path.exists() or self.model.startswith((".", "/", "~")) or self.model.count("/") > 1
+        if local and not (path / "config.json").is_file():
+            what = "is not a model folder (it has no config.json)" if path.exists() else "does not exist"
+            raise EquinlpError(f"--model {self.model} {what}; give a folder written by save_pretrained or a hub id")
 
     def load(self, seq2seq: bool = False):
-        """``(model, tokenizer)``: see :func:`load_model`."""
-        return load_model(self.model, self.dtype, seq2seq, self.device_map)
+        """``(model, tokenizer)``: see :func:`load_model`; a model that cannot be loaded is an ``EquinlpError``."""
+        try:
+            return load_model(self.model, self.dtype, seq2seq, self.device_map)
+        except OSError as error:  # no such hub id, no network, a folder without weights or tokenizer
+            reason = str(error).strip().splitlines()[0]
+            raise EquinlpError(f"--model {self.model} could not be loaded: {reason}") from error

@@ -35,6 +35,10 @@ class WordGroup:
         for cycles in (self.cycles, *self.more_generators):
             if not cycles:
                 raise VocabularyError(f"word group {self.name!r} has no word cycles; list at least one, e.g. [['man', 'woman']]")
+            words = [word for cycle in cycles for word in cycle]
+            repeated = sorted({w for w in words if words.count(w) > 1})
+            if repeated:  # a word in two places of one generator makes no permutation (her -> his / him)
+                raise VocabularyError(f"word group {self.name!r} lists {repeated} more than once in one generator")
 
     def action(self, tokenizer) -> TokenPermutation:
         """The group acting on ``tokenizer``'s vocabulary (raises if a swap word is several tokens)."""

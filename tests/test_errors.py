@@ -1,5 +1,7 @@
 """Bad input gets a clear error naming the culprit, never a silently non-equivariant model."""
 
+import json
+
 import pytest
 import torch
 
@@ -112,3 +114,40 @@ def test_a_missing_extra_is_named_with_its_install_command():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == "equinlp: error: this command needs gymnasium: pip install 'equinlp[rl]'\n"
+
+
+BAD_INPUTS = [
+    (["generate", ""], "a prompt is empty"),
+    (["generate", "hi", "--model", "/nonexistent/model"], "--model /nonexistent/model does not exist"),
+    (["generate", "hi", "--top-p", "2"], "top_p (--top-p) must be at most 1, got 2.0"),
+    (["generate", "hi", "--max-new-tokens", "0"], "max_new_tokens (--max-new-tokens) must be at least 1"),
+    (["generate", "hi", "--group", "gendr"], "unknown group 'gendr'; did you mean 'gender'?"),
+    (["generate", "hi", "--group", "{tmp}/dup.json"], "lists ['man'] more than once"),
+    (["bias", "run", "--samples", "-5"], "samples (--samples) must be at least 1, got -5"),
+    (["bias", "run", "--batch-size", "0"], "batch_size (--batch-size) must be at least 1"),
+    (["bias", "run", "--methods", "equizero-sentimnt"], "did you mean 'equizero-sentiment'?"),
+    (["bias", "run", "--out", "{tmp}/file"], "is a file"),
+    (["bias", "run", "--templates", "{tmp}/missing.txt"], "--templates {tmp}/missing.txt: No such file"),
+    (["bias", "run", "--config", "{tmp}/bad.json"], "is not valid JSON"),
+    (["bias", "run", "--top-k", "many"], "argument --top-k: invalid int value"),
+    (["bias", "report", "{tmp}"], "no bias runs under"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD_INPUTS, ids=[" ".join(a)[:40] for a, _ in BAD_INPUTS])
+def test_bad_input_is_one_line_and_a_nonzero_exit(tmp_path, capsys, argv, message):
+    """Every bad input ends in one line naming the culprit (exit 2), before any model loads; no traceback."""
+    from equinlp.cli import main
+
+    (tmp_path / "file").write_text("")
+    (tmp_path / "bad.json").write_text("{")
+    group = {"name": "d", "description": "", "source": "", "cycles": [["man", "woman"], ["man", "boy"]]}
+    (tmp_path / "dup.json").write_text(json.dumps(group))
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    try:
+        code = main(argv)
+    except SystemExit as exit:  # argparse's own usage errors
+        code = exit.code
+    err = capsys.readouterr().err
+    assert code == 2 and message.replace("{tmp}", str(tmp_path)) in err
+    assert "Traceback" not in err and err.count("\n") == 1
