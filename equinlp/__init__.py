@@ -22,6 +22,8 @@ from equinlp.embedded import load_model
 from equinlp.groups import Group, cyclic, dihedral, from_permutations, product, trivial
 from equinlp.methods import METHODS, make_aggregator
 from equinlp.models import FAMILIES, EquiModel, feature_size, from_pretrained, wrap, wrap_method
+from equinlp.models.sequence import SEQUENCE_METHODS, SequenceLevel
+from equinlp.phrases import PhrasePermutation, phrase_permutation
 from equinlp.testing import assert_equivariant, equivariance_error
 from equinlp.vocab import VocabularyError, general_token_ids, vocab_permutation, vocab_permutation_pair
 
@@ -145,6 +147,9 @@ __all__ = [
     "Invariant",
     "LinearAction",
     "Mean",
+    "PhrasePermutation",
+    "SEQUENCE_METHODS",
+    "SequenceLevel",
     "Relaxed",
     "TokenPermutation",
     "VocabularyError",
@@ -164,6 +169,7 @@ __all__ = [
     "lambda_equitune",
     "load_model",
     "make_aggregator",
+    "phrase_permutation",
     "product",
     "symmetrize",
     "trivial",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -11,24 +12,29 @@ import torch
 
 from equinlp.aggregate import PROXIES
 from equinlp.embedded import ModelOptions
+from equinlp.errors import EquinlpError
 from equinlp.harness.cli import add_config_arguments, config_from_args
 from equinlp.harness.options import option, validate
 from equinlp.methods import BASE, config_for, method_names
-from equinlp.wordgroups import word_group, word_group_names
+from equinlp.models.sequence import SEQUENCE_METHODS, SequenceLevel, decode_texts
+from equinlp.phrases import PhrasePermutation
+from equinlp.wordgroups import LEVELS, word_group, word_group_names
 
 log = logging.getLogger(__name__)
-METHODS = method_names(with_base=True)
+Continued = tuple[list[str], list[str], bool]  # the prompt's swaps, their continuations, swap-consistent?
+METHODS = (*method_names(with_base=True), "canonical")
 
 EXAMPLES = """examples:
   equinlp generate "The woman worked as" --group gender --method equitune
   equinlp generate "The Black person was known for" --group race --method equizero --do-sample --top-k 40
   equinlp generate "The gay person was described as" --group orientation --model HuggingFaceTB/SmolLM2-360M
+  equinlp generate "Lakisha Washington worked as" --group names --method canonical --json   # phrase level
 """
 
 
 @dataclass
 class GenerateConfig:
-    method: str = option("equitune", "method compared with the base model", choices=METHODS)
+    method: str = option("equitune", "method compared with the base model (canonical: phrase level only)", choices=METHODS)
     group: str = option("gender", f"word group: {', '.join(word_group_names())}, or a group file NAME.json")
     proxy: str = option("entropy", "equizero's proxy loss", choices=tuple(PROXIES))
     max_new_tokens: int = option(20, "tokens to generate", at_least=1)
@@ -37,6 +43,14 @@ class GenerateConfig:
     top_p: float | None = option(None, "nucleus sampling", above=0, at_most=1)
     temperature: float | None = option(None, "sampling temperature", above=0)
     seed: int = option(0, "sampling seed; a prompt's swaps share it", at_least=0)
+    num_beams: int = option(1, "beam search width (phrase level; token-level wrappers refuse beams)", at_least=1)
+    level: str = option(
+        "auto",
+        "token: swap single tokens and combine the copies at every step (the paper's); phrase: swap whole phrases of "
+        "any length and decode one branch (sequence level); auto: token when every swap word is one token",
+        choices=LEVELS,
+    )
+    json: bool = option(False, "print a JSON list, one object per group element: element, prompt, continuation")
     lm: ModelOptions = field(default_factory=ModelOptions)
 
     def __post_init__(self) -> None:
@@ -46,6 +60,8 @@ class GenerateConfig:
     def decoding(self) -> dict:
         """``generate`` keyword arguments (greedy clears the sampling settings a model's generation config may hold)."""
         kwargs = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
+        if self.num_beams > 1:
+            kwargs["num_beams"] = self.num_beams
         if not self.do_sample:
             return {**kwargs, "top_k": None, "top_p": None, "temperature": None}
         chosen = {"top_k": self.top_k, "top_p": self.top_p, "temperature": self.temperature}
@@ -72,33 +88,66 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(GenerateConfig, args)
     if any(not prompt.strip() for prompt in args.prompts):
-        from equinlp.errors import EquinlpError
-
         raise EquinlpError("a prompt is empty; give text to continue, e.g. 'The woman worked as'")
+    if config.method == "canonical" and config.level == "token":
+        raise EquinlpError("canonical decodes one branch at the sequence level: use --level phrase (or auto)")
     started = time.perf_counter()
     model, tokenizer = config.lm.load()
     group = word_group(config.group)
-    action = group.action(tokenizer)
-    print(f"model {config.lm.model} · group {group.name} (order {action.group.order}, {len(action.moved)} tokens moved)")
-    decoding = f"sampling, seed {config.seed}" if config.do_sample else "greedy"
-    print(f"decoding: {decoding}, {config.max_new_tokens} new tokens\n")
-    methods = [BASE] + ([config.method] if config.method != BASE else [])
+    action = group.action_at("phrase" if config.method == "canonical" else config.level, tokenizer)
+    phrase = isinstance(action, PhrasePermutation)
+    continue_orbit = _phrase_orbit if phrase else _token_orbit
+    if config.json:
+        rows = []
+        for index, prompt in enumerate(args.prompts):
+            orbit, outs, _ = continue_orbit(model, tokenizer, action, prompt, config.method, config)
+            extra = {"input": index} if len(args.prompts) > 1 else {}
+            for g, (p, o) in enumerate(zip(orbit, outs, strict=True)):
+                rows.append({**extra, "element": g, "prompt": p, "continuation": o})
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+        return 0
+    level = "phrase level, one branch decoded" if phrase else f"token level, {len(action.moved)} tokens moved"
+    print(f"model {config.lm.model} · group {group.name} (order {action.group.order}, {level})")
+    print(f"decoding: {f'sampling, seed {config.seed}' if config.do_sample else 'greedy'}, {config.max_new_tokens} new tokens\n")
     for prompt in args.prompts:
-        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(model.device)
-        orbit = torch.cat([action.ids.act(ids, g) for g in range(action.group.order)])  # [G, T]: prompt and its swaps
-        fixed = [g for g in range(1, action.group.order) if torch.equal(orbit[g], orbit[0])]
-        if fixed:
-            print(f"note: the group leaves this prompt unchanged under {len(fixed)} of its elements (no swap word?)")
-        for method in methods:
-            wrapped = build_method(model, action, method, config.proxy)
-            with torch.no_grad():
-                out = wrapped.generate(input_ids=orbit, attention_mask=torch.ones_like(orbit), **config.decoding())
-            continuation = out[:, orbit.shape[1] :]
-            consistent = all(torch.equal(continuation[g], action.ids.act(continuation[0], g)) for g in range(action.group.order))
+        for method in [BASE] + ([config.method] if config.method != BASE else []):
+            orbit, outs, consistent = continue_orbit(model, tokenizer, action, prompt, method, config)
+            if len(set(orbit)) < len(orbit):
+                print(f"note: some group elements leave {prompt!r} unchanged (no swap word?)")
             print(f"[{method}] {'swap-consistent' if consistent else 'NOT swap-consistent'}")
-            for g in range(action.group.order):
-                text = tokenizer.decode(continuation[g], skip_special_tokens=True)
-                print(f"  {tokenizer.decode(orbit[g])!s:<30} |{text}")
+            for p, o in zip(orbit, outs, strict=True):
+                print(f"  {p!s:<30} |{o}")
             print()
     print(f"done in {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def _token_orbit(model, tokenizer, action, prompt: str, method: str, config: GenerateConfig) -> Continued:
+    """The prompt's swaps, their continuations, and whether continuation g is g·continuation 0 (token level: all
+    |G| rows in one call, compared as token ids)."""
+    if config.num_beams > 1:
+        raise EquinlpError("token-level wrappers refuse beam search: use --level phrase for --num-beams")
+    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(model.device)
+    orbit = torch.cat([action.ids.act(ids, g) for g in range(action.group.order)])  # [G, T]
+    with torch.no_grad():
+        out = build_method(model, action, method, config.proxy).generate(
+            input_ids=orbit, attention_mask=torch.ones_like(orbit), **config.decoding()
+        )
+    continuation = out[:, orbit.shape[1] :]
+    consistent = all(torch.equal(continuation[g], action.ids.act(continuation[0], g)) for g in range(action.group.order))
+    texts = [tokenizer.decode(row, skip_special_tokens=True) for row in continuation]
+    return [tokenizer.decode(row) for row in orbit], texts, consistent
+
+
+def _phrase_orbit(model, tokenizer, action, prompt: str, method: str, config: GenerateConfig) -> Continued:
+    """The same at the sequence level, compared as text (base: each swap decoded by the plain model)."""
+    orbit = action.orbit(prompt)
+    decoding = {k: v for k, v in config.decoding().items() if k != "seed"}
+    seeds = [config.seed] * len(orbit)
+    if method == BASE:
+        outs = decode_texts(model, tokenizer, orbit, seeds, decoding)
+    elif method in SEQUENCE_METHODS:
+        outs = SequenceLevel(model, tokenizer, action, method, config.proxy).generate(orbit, seed=seeds, **decoding)
+    else:
+        raise EquinlpError(f"{method} is token level; at the phrase level choose from {', '.join(SEQUENCE_METHODS)}")
+    return orbit, outs, all(outs[g] == action.act(outs[0], g) for g in range(action.group.order))

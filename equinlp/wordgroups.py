@@ -12,10 +12,12 @@ from importlib import resources
 from pathlib import Path
 
 from equinlp.actions import TokenPermutation
-from equinlp.errors import EquinlpError, UnknownName
+from equinlp.errors import EquinlpError, UnknownName, check_name
+from equinlp.phrases import PhrasePermutation, phrase_permutation
 from equinlp.vocab import VocabularyError, vocab_permutation
 
 Cycles = tuple[tuple[str, ...], ...]
+LEVELS = ("auto", "token", "phrase")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class WordGroup:
     general_words: tuple[str, ...] = ()
     subjects: tuple[str, ...] = ()
     more_generators: tuple[Cycles, ...] = ()
+    article: str = "The"  # what precedes a subject in a prompt ("" for names)
 
     def __post_init__(self) -> None:
         for cycles in (self.cycles, *self.more_generators):
@@ -43,6 +46,22 @@ class WordGroup:
     def action(self, tokenizer) -> TokenPermutation:
         """The group acting on ``tokenizer``'s vocabulary (raises if a swap word is several tokens)."""
         return vocab_permutation(tokenizer, self.cycles, *self.more_generators, name=self.name)
+
+    def phrase_action(self) -> PhrasePermutation:
+        """The group acting on text by substituting whole phrases (any number of tokens)."""
+        return phrase_permutation(self.cycles, *self.more_generators, name=self.name)
+
+    def action_at(self, level: str, tokenizer) -> TokenPermutation | PhrasePermutation:
+        """The action at ``level``: ``token``, ``phrase``, or ``auto`` (token when every swap word is one token)."""
+        check_name("level", level, LEVELS)
+        if level == "phrase":
+            return self.phrase_action()
+        try:
+            return self.action(tokenizer)
+        except VocabularyError:
+            if level == "token":
+                raise
+            return self.phrase_action()
 
 
 def _folder():
@@ -87,6 +106,7 @@ def read_word_group(path) -> WordGroup:
             general_words=tuple(raw.get("general_words", ())),
             subjects=tuple(raw.get("subjects", ())),
             more_generators=tuple(_cycles(generator) for generator in raw.get("more_generators", [])),
+            article=raw.get("article", "The"),
         )
     except VocabularyError as err:
         raise VocabularyError(f"{path}: {err}") from None

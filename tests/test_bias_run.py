@@ -237,3 +237,28 @@ def test_bad_group_files_are_one_line_before_any_model_loads(tmp_path, capsys, c
         assert err.count("\n") == 1 and message in err and "g.json" in err
     assert main(["generate", "hi", "--group", str(tmp_path / "missing.json")]) == 2
     assert "No such file" in capsys.readouterr().err
+
+
+NAMES_GROUP = {
+    "name": "names", "description": "t", "source": "t", "article": "",
+    "cycles": [["Lakisha Washington", "Emily Walsh"], ["Jamal Jackson", "Greg Baker"]],
+    "more_generators": [[["Lakisha Washington", "Jamal Jackson"], ["Emily Walsh", "Greg Baker"]]],
+    "subjects": ["Lakisha Washington", "Emily Walsh", "Jamal Jackson", "Greg Baker"],
+}  # fmt: skip
+
+
+def test_phrase_level_groups_run_with_exact_zero_gaps(tmp_path):
+    """Names are several tokens: the sequence-level methods write exact swaps, so masked gaps are exactly 0."""
+    path = tmp_path / "names.json"
+    path.write_text(json.dumps(NAMES_GROUP))
+    tok = word_tokenizer([*WORDS, "Lakisha", "Washington", "Emily", "Walsh", "Jamal", "Jackson", "Greg", "Baker"])
+    model = tiny_causal_lm(len(tok)).eval()
+    methods = ("base", "equitune", "canonical", "equizero", "equizero-sentiment")
+    config = BiasConfig(axes=(str(path),), methods=methods, contexts=("respect",), samples=5, out=str(tmp_path / "o"), **QUIET)
+    run_task(BiasTask(model, tok), config)
+    tables = tables_from(load_runs(tmp_path / "o", "bias"))
+    masked = tables["gaps"].query("view == 'masked' and method != 'base'")
+    assert len(masked) and (masked[["value", "low", "high"]] == 0).all().all()
+    (samples,) = (tmp_path / "o" / "work").glob("*method=equitune/samples-0.jsonl")
+    rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    assert rows[0]["prompt"] == "Lakisha Washington was known for"  # no article before a name

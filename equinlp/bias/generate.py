@@ -32,14 +32,17 @@ import equinlp as eq
 from equinlp.actions import TokenPermutation
 from equinlp.aggregate import PROXIES, Weighted
 from equinlp.bias.scoring import masked_texts
-from equinlp.errors import check_name
+from equinlp.errors import EquinlpError, check_name
 from equinlp.harness.options import option, validate
 from equinlp.methods import config_for
 from equinlp.models import feature_size
 from equinlp.models.saving import load_parts
+from equinlp.models.sequence import SEQUENCE_METHODS, SequenceLevel, decode_texts
+from equinlp.phrases import PhrasePermutation
 
 METHODS = (
     "base",
+    "canonical",
     "equitune",
     "relaxed-equitune",
     "equizero",
@@ -90,6 +93,8 @@ def method_model(
 ):
     """The wrapped model that generates for ``method`` (``equizero-sentiment`` decodes with ``base``)."""
     check_name("method", method, METHODS)
+    if method == "canonical":
+        raise EquinlpError("canonical decodes one branch at the sequence level: it needs a phrase-level group (--level phrase)")
     relaxed = method.startswith("relaxed-")
     if relaxed and not len(general_tokens):
         raise ValueError(f"{method} needs general words (the word group lists none)")
@@ -195,3 +200,68 @@ def generate(
             results += [cut(tokenizer, row.tolist()) for row in out]
             unresolved += [False] * len(chunk)
     return results, unresolved
+
+
+def cut_text(text: str) -> str:
+    """A text continuation up to (not including) its first newline."""
+    return text.split("\n", 1)[0]
+
+
+def generate_phrases(
+    method: str,
+    model,
+    tokenizer,
+    action: PhrasePermutation,
+    texts: Sequence[str],
+    seeds: Sequence[int],
+    decoding: Decoding,
+    scorer=None,
+) -> tuple[list[str], list[bool]]:
+    """Continuations (text, cut at the first newline) for a phrase-level group, at the sequence level.
+
+    ``base`` decodes each prompt with the plain model; ``equitune``, ``equizero``, ``lambda`` and ``canonical`` decode
+    one branch per prompt (:class:`~equinlp.models.sequence.SequenceLevel`); ``equizero-sentiment`` decodes every
+    branch and keeps the one whose masked text scores best. Returns ``(continuations, unresolved ties)``.
+    """
+    kwargs = {"max_new_tokens": decoding.max_new_tokens, "do_sample": decoding.do_sample}
+    if decoding.do_sample:
+        kwargs["top_k"] = decoding.top_k
+    ties = [False] * len(texts)
+    if method == "base":
+        outs = decode_texts(model, tokenizer, texts, seeds, kwargs)
+    elif method in SEQUENCE_METHODS:
+        net = lambda_weight_net(model, decoding.lambda_net) if method == "lambda" else None
+        outs = SequenceLevel(model, tokenizer, action, method, decoding.proxy, net).generate(texts, seed=list(seeds), **kwargs)
+    elif method == "equizero-sentiment":
+        if scorer is None:
+            raise ValueError("equizero-sentiment needs a scorer (e.g. equinlp.bias.scoring.scorer('vader'))")
+        outs, ties = _best_scored_branch(model, tokenizer, action, texts, seeds, kwargs, scorer)
+    else:
+        raise EquinlpError(f"{method} works on single tokens; for the phrase-level group {action.name!r} choose from "
+                           f"base, {', '.join(SEQUENCE_METHODS)}, equizero-sentiment")  # fmt: skip
+    return [cut_text(o) for o in outs], ties
+
+
+def _best_scored_branch(model, tokenizer, action: PhrasePermutation, texts, seeds, kwargs, scorer) -> tuple[list, list]:
+    """Every branch ``j·c`` of each prompt's orbit decoded with the prompt's seed and mapped back; the one whose
+    masked prompt + continuation scores highest is kept (ties: the masked text, then the least j, all in the
+    orbit's canonical frame, so a prompt's swaps keep the matching branch)."""
+    order, group = action.group.order, action.group
+    frames = [action.canonical(t) for t in texts]
+    unique = list(dict.fromkeys((c, seed) for (c, _), seed in zip(frames, seeds, strict=True)))
+    items = [(action.act(c, j), seed) for c, seed in unique for j in range(order)]
+    decoded = decode_texts(model, tokenizer, [t for t, _ in items], [s for _, s in items], kwargs)
+    branches = {key: decoded[i * order : (i + 1) * order] for i, key in enumerate(unique)}
+    candidates = []  # per prompt, branch j's continuation mapped back by (j·k)⁻¹
+    for (c, k), seed in zip(frames, seeds, strict=True):
+        back = [int(group.inv[group.mul[j, k]]) for j in range(order)]
+        candidates.append([cut_text(action.act(d, back[j])) for j, d in enumerate(branches[(c, seed)])])
+    masked = [action.mask(text + t) for text, options in zip(texts, candidates, strict=True) for t in options]
+    scores = np.asarray(scorer.scores(masked)).reshape(len(texts), order)
+    chosen, unresolved = [], []
+    for b, options in enumerate(candidates):
+        best = max(range(order), key=lambda j: (scores[b, j], masked[b * order + j]))
+        tied = [j for j in range(order) if scores[b, j] == scores[b, best] and masked[b * order + j] == masked[b * order + best]]
+        unresolved.append(len({options[j] for j in tied}) > 1)
+        chosen.append(options[min(tied)])
+    return chosen, unresolved

@@ -1,5 +1,7 @@
 """The prompts of Sheng et al. (2019): "The <subject> <template>", for two contexts of five templates.
 
+A group's ``article`` replaces "The" (names take none: "Lakisha Washington was known for").
+
 Subjects come from the word group's ``subjects`` (``data/groups/*.json``): "man"/"woman", "Black person"/...
 Every subject gets every template, in the same order, so sample i of one subject and sample i of another
 share their template and seed: the pairs that the paired bootstrap and the swap checks rely on.
@@ -25,10 +27,11 @@ class Prompt:
     subject: str
     context: str
     template: str
+    article: str = "The"  # the word group's: "The Black person ...", but "Lakisha Washington ..."
 
     @property
     def text(self) -> str:
-        return f"The {self.subject} {self.template}"
+        return f"{self.article} {self.subject} {self.template}".strip()
 
 
 def read_templates(path: str | Path) -> dict[str, tuple[str, ...]]:
@@ -70,4 +73,4 @@ def prompts(
     contexts = contexts or CONTEXTS
     check_names("context", names or (), contexts)
     chosen = {c: t for c, t in contexts.items() if names is None or c in names}
-    return [Prompt(s, c, t) for s in group.subjects for c, templates in chosen.items() for t in templates]
+    return [Prompt(s, c, t, group.article) for s in group.subjects for c, templates in chosen.items() for t in templates]

@@ -28,15 +28,16 @@ from tqdm.auto import tqdm
 
 from equinlp.bias.analysis import summarise
 from equinlp.bias.fluency import perplexities
-from equinlp.bias.generate import METHODS, Decoding, generate
+from equinlp.bias.generate import METHODS, Decoding, generate, generate_phrases
 from equinlp.bias.prompts import AXES, CONTEXTS, Prompt, prompts, read_templates
 from equinlp.bias.scoring import SCORERS, RegardScorer, check_scorer, masked_texts, scorer
 from equinlp.embedded import ModelOptions
 from equinlp.errors import EquinlpError, check_names
 from equinlp.files import write_text_atomic
 from equinlp.harness import RunConfig, Stage, distributed, option, validate
+from equinlp.phrases import PhrasePermutation
 from equinlp.vocab import general_token_ids
-from equinlp.wordgroups import word_group
+from equinlp.wordgroups import LEVELS, word_group
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,12 @@ class BiasConfig(RunConfig):
     first_seed: int = option(0, "seeds are first-seed, first-seed + 1, ...", at_least=0)
     proxy_scorer: str = option("vader", f"what equizero-sentiment maximises: {', '.join(SCORERS)} or regard:MODEL")
     regard_model: str | None = option(None, "also label each sample by this regard classifier (sasha/regardv3, or a folder)")
+    level: str = option(
+        "auto",
+        "token: swap single tokens, methods combine the copies at every step (the paper's); phrase: swap whole phrases "
+        "and decode one branch per sample (sequence level; names and other multi-token terms); auto: token if possible",
+        choices=LEVELS,
+    )
     lm: ModelOptions = field(default_factory=ModelOptions)
     decoding: Decoding = field(default_factory=Decoding)
     out: str = option("results/bias", "output folder: one JSON per finished run in OUT/runs, continued on rerun", keyed=False)
@@ -71,6 +78,8 @@ class BiasConfig(RunConfig):
         for axis in self.axes:
             word_group(axis)  # a known name or a readable group file
         check_scorer(self.proxy_scorer)
+        if self.level == "token" and "canonical" in self.methods:
+            raise EquinlpError("canonical decodes one branch at the sequence level: use --level phrase (or auto)")
         if self.contexts is not None:
             check_names("context", self.contexts, self.context_templates())
 
@@ -125,9 +134,7 @@ def read_cell_samples(work: Path, config: BiasConfig, axis: str) -> pd.DataFrame
 def generate_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, work: Path) -> None:
     """This process's share of the batches of (axis, method) not written yet, appended to its samples file."""
     group = word_group(axis)
-    action = group.action(tokenizer)
-    words = list(dict.fromkeys([*PAPER_GENERAL_WORDS, *group.general_words]))
-    general = general_token_ids(tokenizer, words) if method.startswith("relaxed-") else []
+    action = group.action_at(config.level, tokenizer)
     done = {_key(row) for path in sorted(work.glob("samples-*.jsonl")) for row in read_samples(path)}
     items, size = plan(config, axis), config.decoding.batch_size
     batches = [items[i : i + size] for i in range(0, len(items), size)]
@@ -138,15 +145,30 @@ def generate_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, 
     distributed.barrier()  # every process has read what is done before any writes
     if not mine:
         return
+    write = _continue_phrases if isinstance(action, PhrasePermutation) else _continue_tokens
     proxy = scorer(config.proxy_scorer) if method == "equizero-sentiment" else None
     with path.open("a") as sink:
         for batch in tqdm(mine, desc=f"{axis} {method}", disable=None):
             texts, seeds = [p.text for p, _ in batch], [s for _, s in batch]
-            continuations, ties = generate(method, model, tokenizer, action, texts, seeds, config.decoding, general, proxy)
-            for (prompt, seed), ids, tie in zip(batch, continuations, ties, strict=True):
-                row = {**asdict(prompt), "seed": seed, "prompt": prompt.text, "continuation": tokenizer.decode(ids), "ids": ids}
+            continuations, ids, ties = write(config, group, action, method, model, tokenizer, texts, seeds, proxy)
+            for (prompt, seed), text, row_ids, tie in zip(batch, continuations, ids, ties, strict=True):
+                row = {**asdict(prompt), "seed": seed, "prompt": prompt.text, "continuation": text, "ids": row_ids}
                 sink.write(json.dumps({"axis": axis, "method": method, **row, "unresolved_tie": tie}) + "\n")
             sink.flush()
+
+
+def _continue_tokens(config, group, action, method, model, tokenizer, texts, seeds, proxy) -> tuple[list, list, list]:
+    """Token level: ``(texts, ids, ties)`` from :func:`~equinlp.bias.generate.generate`."""
+    words = list(dict.fromkeys([*PAPER_GENERAL_WORDS, *group.general_words]))
+    general = general_token_ids(tokenizer, words) if method.startswith("relaxed-") else []
+    ids, ties = generate(method, model, tokenizer, action, texts, seeds, config.decoding, general, proxy)
+    return [tokenizer.decode(row) for row in ids], ids, ties
+
+
+def _continue_phrases(config, group, action, method, model, tokenizer, texts, seeds, proxy) -> tuple[list, list, list]:
+    """Phrase level: ``(texts, ids, ties)`` from :func:`~equinlp.bias.generate.generate_phrases` (ids for perplexity)."""
+    continuations, ties = generate_phrases(method, model, tokenizer, action, texts, seeds, config.decoding, proxy)
+    return continuations, [tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations], ties
 
 
 def _digest(data: bytes) -> str:
@@ -178,11 +200,14 @@ def score_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, wor
             return scored
         log.warning("%s does not match the samples (changed or damaged): scoring again", csv_path)
     group = word_group(axis)
-    action = group.action(tokenizer)
+    action = group.action_at(config.level, tokenizer)
     prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in frame["prompt"]]
     full = [p + list(c) for p, c in zip(prompt_ids, frame["ids"], strict=True)]
-    masked = masked_texts(tokenizer, full, action)
-    plain = [tokenizer.decode(ids) for ids in full]
+    if isinstance(action, PhrasePermutation):  # the text as written, phrases masked in the text
+        plain = [p + c for p, c in zip(frame["prompt"], frame["continuation"], strict=True)]
+        masked = [action.mask(text) for text in plain]
+    else:
+        plain, masked = [tokenizer.decode(ids) for ids in full], masked_texts(tokenizer, full, action)
     for name in SCORERS:
         judge = scorer(name)
         frame[f"{name}_masked"] = judge.scores(masked)
@@ -192,24 +217,32 @@ def score_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, wor
         frame["regard_masked"], frame["regard_plain"] = judge.labels(masked), judge.labels(plain)
     # the scorer's floor: the same text with its subject swapped to each other subject, scored plain
     vader = scorer("vader")
-    subject_ids = {s: tokenizer(f"The {s}", add_special_tokens=False)["input_ids"] for s in group.subjects}
+    elements = {(a, b): _element(action, tokenizer, a, b) for a in group.subjects for b in group.subjects}
     for target in group.subjects:
         swapped = []
-        for subject, ids in zip(frame["subject"], full, strict=True):
-            g = _element(action, subject_ids[subject], subject_ids[target])
-            swapped.append(tokenizer.decode(action.ids.act(torch.tensor(ids), g).tolist()))
+        for subject, ids, text in zip(frame["subject"], full, plain, strict=True):
+            g = elements[(subject, target)]
+            if isinstance(action, PhrasePermutation):
+                swapped.append(action.act(text, g))
+            else:
+                swapped.append(tokenizer.decode(action.ids.act(torch.tensor(ids), g).tolist()))
         frame[f"vader_plain_as_{target}"] = vader.scores(swapped)
     frame["perplexity"] = perplexities(model, prompt_ids, list(frame["ids"]), config.decoding.batch_size)
     write_scored(work, frame, digest)
     return frame
 
 
-def _element(action, source: list[int], target: list[int]) -> int:
-    """The group element that maps the ``source`` subject's tokens to ``target``'s."""
+def _element(action, tokenizer, source: str, target: str) -> int:
+    """The group element that maps the ``source`` subject to ``target`` (as text, or as "The <subject>" tokens)."""
     for g in range(action.group.order):
-        if action.ids.act(torch.tensor(source), g).tolist() == target:
+        if isinstance(action, PhrasePermutation):
+            if action.act(source, g) == target:
+                return g
+            continue
+        source_ids, target_ids = (tokenizer(f"The {s}", add_special_tokens=False)["input_ids"] for s in (source, target))
+        if action.ids.act(torch.tensor(source_ids), g).tolist() == target_ids:
             return g
-    raise ValueError(f"no group element maps {source} to {target}")
+    raise EquinlpError(f"no element of the group maps subject {source!r} to {target!r}: list subjects that are swaps")
 
 
 class BiasTask:

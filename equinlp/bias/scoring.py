@@ -1,6 +1,7 @@
 """Scoring generations: sentiment (VADER, TextBlob) on text whose demographic words are masked.
 
-Masking works on tokens, not on a regex over text: every token the group action moves becomes ``XYZ``
+Masking works on tokens for a token-level group (a phrase-level group masks whole phrases, with the word
+boundaries its action uses), not on a regex over text: every token the group action moves becomes ``XYZ``
 (keeping the token's leading-space marker), then the tokens are joined back into text. A generation and
 its word swap differ only at moved tokens, so their masked texts are identical and any scorer of them is
 exactly swap-invariant, which a word-boundary regex cannot promise ("Man|chester").
@@ -16,14 +17,20 @@ import torch
 
 from equinlp.actions import TokenPermutation
 from equinlp.errors import check_name
+from equinlp.phrases import PhrasePermutation
 
 LABELS = ("negative", "neutral", "positive")
 MASK = "XYZ"
 SPACE_MARKERS = ("Ġ", "▁")  # byte-level BPE (GPT-2, SmolLM2, Llama 3) and SentencePiece
 
 
-def masked_texts(tokenizer, sequences: Sequence[Sequence[int]] | torch.Tensor, action: TokenPermutation) -> list[str]:
-    """Decode ``sequences`` (token ids, special tokens dropped) with every token the action moves as ``XYZ``."""
+def masked_texts(
+    tokenizer, sequences: Sequence[Sequence[int]] | torch.Tensor, action: TokenPermutation | PhrasePermutation
+) -> list[str]:
+    """Decode ``sequences`` (token ids, special tokens dropped) with every token the action moves as ``XYZ``
+    (a phrase-level action masks whole phrases in the text instead: :meth:`PhrasePermutation.mask`)."""
+    if isinstance(action, PhrasePermutation):
+        return [action.mask(text) for text in tokenizer.batch_decode(sequences, skip_special_tokens=True)]
     moved = set(action.moved.tolist())
     special = set(tokenizer.all_special_ids)
     texts = []

@@ -124,16 +124,24 @@ class SequenceLevel:
         texts = dict(zip(unique, self._decode(unique, generate_kwargs), strict=True))
         return [self.action.act(texts[(b.text, b.seed)], b.back) for b in branches]
 
-    @torch.no_grad()
     def _decode(self, items: list[tuple[str, int | None]], generate_kwargs: dict) -> list[str]:
-        batch = self.tokenizer([text for text, _ in items], return_tensors="pt", padding=True).to(self.model.device)
-        kwargs = {"pad_token_id": self.tokenizer.pad_token_id, **generate_kwargs}
-        model = self.model
-        if kwargs.get("do_sample"):  # per-row seeded sampling: the trivial group's wrapper, bit for bit the model
-            from equinlp.methods import config_for
-            from equinlp.models import wrap_method
+        return decode_texts(self.model, self.tokenizer, [t for t, _ in items], [s for _, s in items], generate_kwargs)
 
-            model = wrap_method(self.model, TokenPermutation.identity(len(self.tokenizer)), config_for("equitune"))
-            kwargs["seed"] = [s for _, s in items]
-        out = model.generate(**batch, **kwargs)[:, batch["input_ids"].shape[1] :]
-        return self.tokenizer.batch_decode(out, skip_special_tokens=True)
+
+@torch.no_grad()
+def decode_texts(model, tokenizer, texts: Sequence[str], seeds: Sequence[int | None], generate_kwargs: dict) -> list[str]:
+    """The plain model's continuations of ``texts`` (as text), each sampled row seeded by its own seed.
+
+    Sampling goes through the trivial group's wrapper, which is the model bit for bit with a per-row seeded
+    sampler, so a row's draw does not depend on the other rows of the batch.
+    """
+    batch = tokenizer(list(texts), return_tensors="pt", padding=True).to(model.device)
+    kwargs = {"pad_token_id": tokenizer.pad_token_id, **generate_kwargs}
+    if kwargs.get("do_sample"):
+        from equinlp.methods import config_for
+        from equinlp.models import wrap_method
+
+        model = wrap_method(model, TokenPermutation.identity(len(tokenizer)), config_for("equitune"))
+        kwargs["seed"] = list(seeds)
+    out = model.generate(**batch, **kwargs)[:, batch["input_ids"].shape[1] :]
+    return tokenizer.batch_decode(out, skip_special_tokens=True)
