@@ -214,3 +214,16 @@ def test_a_folder_in_use_is_refused_and_a_dead_runs_lock_taken_over(tmp_path, ca
         sleeper.wait()
     run_task(ToyTask(), ToyConfig(out=str(tmp_path), seeds=(0,)))  # the holder is gone: taken over
     assert "no longer runs" in caplog.text and not (tmp_path / ".lock").exists()
+
+
+def test_a_setting_added_later_keeps_older_runs_at_its_default(tmp_path):
+    run_task(ToyTask(), ToyConfig(out=str(tmp_path), seeds=(0,)))
+    envelope = tmp_path / "runs" / "toy_seed=0.json"
+    data = json.loads(envelope.read_text())
+    del data["config"]["noisy"]  # as written by a version without that setting
+    envelope.write_text(json.dumps(data))
+    task = ToyTask()
+    run_task(task, ToyConfig(out=str(tmp_path), seeds=(0,)))
+    assert task.setups == 0  # kept: the setting's default is what the older version did
+    with pytest.raises(SettingsChanged, match="noisy=False there, True now"):
+        run_task(task, ToyConfig(out=str(tmp_path), seeds=(0,), noisy=True))

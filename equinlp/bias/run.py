@@ -89,13 +89,16 @@ class BiasConfig(RunConfig):
 
 
 def plan(config: BiasConfig, axis: str) -> list[tuple[Prompt, int]]:
-    """Every (prompt, seed) of an axis, subject-major, then context, template, seed."""
+    """Every (prompt, seed) of an axis: context, template, seed, then subject innermost, so that a sample's swaps
+    (the other subjects, same template and seed) sit side by side in a batch, where a sequence-level method
+    decodes their one shared branch once."""
     contexts = config.context_templates()
-    items = []
+    by_key = {}
     for prompt in prompts(word_group(axis), contexts, config.contexts):
         seeds = max(1, config.samples // len(contexts[prompt.context]))
-        items += [(prompt, config.first_seed + s) for s in range(seeds)]
-    return items
+        for s in range(seeds):
+            by_key.setdefault((prompt.context, prompt.template, s), []).append((prompt, config.first_seed + s))
+    return [item for items in by_key.values() for item in items]
 
 
 def _key(row: dict) -> tuple:
@@ -177,7 +180,8 @@ def _digest(data: bytes) -> str:
 
 def samples_digest(frame: pd.DataFrame) -> str:
     """A fingerprint of the samples a scored CSV was made from (their keys and texts)."""
-    return _digest(frame[[*KEY, "prompt", "continuation"]].to_json(orient="records").encode())
+    rows = frame[[*KEY, "prompt", "continuation"]].sort_values(KEY).reset_index(drop=True)  # not the plan's order
+    return _digest(rows.to_json(orient="records").encode())
 
 
 def write_scored(work: Path, frame: pd.DataFrame, digest: str) -> None:

@@ -112,6 +112,15 @@ def _dataclass_type(config_class: type, field: dataclasses.Field) -> type | None
     return hint if dataclasses.is_dataclass(hint) else None
 
 
+def defaults(config_class: type) -> dict[str, Any]:
+    """Every field's default (nested configs flattened, tuples as lists), as :func:`resolved` would show it."""
+    values = {}
+    for field in settings_fields(config_class):
+        value = field.default_factory() if field.default is dataclasses.MISSING else field.default
+        values[field.name] = list(value) if isinstance(value, tuple) else value
+    return values
+
+
 def resolved(config: Any) -> dict[str, Any]:
     """Every field's value, nested configs flattened, tuples as lists (JSON's view of the config)."""
     values = {}

@@ -160,12 +160,13 @@ class RunStore:
         """Where a running cell keeps its checkpoint (removed when the cell finishes)."""
         return self.work_dir(stage, cell) / "checkpoint"
 
-    def finished(self, stage: str, cell: dict, settings: dict, remove: bool = True) -> dict | None:
+    def finished(self, stage: str, cell: dict, settings: dict, remove: bool = True, defaults: dict | None = None) -> dict | None:
         """The cell's envelope if it finished with these ``settings``; None if it has not finished.
 
         Raises :class:`SettingsChanged` when the cell (finished or started) was made with other settings,
         unless the store overwrites: then that cell's files are removed (if ``remove``; another process may
-        leave it to the main one) and it counts as unfinished.
+        leave it to the main one) and it counts as unfinished. A setting the stored cell does not record (it
+        was added to equinlp later) counts as its value in ``defaults``, so older runs stay valid.
         """
         path, work = self.envelope_path(stage, cell), self.work_dir(stage, cell)
         stored = None
@@ -176,6 +177,8 @@ class RunStore:
                 raise EquinlpError(f"{path} is not an equinlp run envelope (an older version's?); move it or use another --out")
         elif (work / SETTINGS).exists():
             stored = read_json(work / SETTINGS, "run settings")
+        if stored is not None:
+            stored = {**{k: v for k, v in (defaults or {}).items() if k in settings and k not in stored}, **stored}
         if stored is None or stored == settings:
             return read_json(path, "run result") if path.exists() else None
         if not self.overwrite:

@@ -19,7 +19,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from equinlp.harness import distributed
-from equinlp.harness.options import settings
+from equinlp.harness.options import defaults, settings
 from equinlp.harness.results import load_envelopes
 from equinlp.harness.store import RunStore
 
@@ -63,7 +63,8 @@ def _pending(store: RunStore, stages: list[Stage], config: Any) -> dict[str, lis
     for stage in stages:
         asked = settings(config, stage.settings)
         remove = distributed.is_main()
-        pending[stage.name] = [c for c in stage.cells if store.finished(stage.name, c, asked, remove=remove) is None]
+        known = defaults(type(config))
+        pending[stage.name] = [c for c in stage.cells if store.finished(stage.name, c, asked, remove, known) is None]
     distributed.barrier()
     return pending
 
