@@ -114,3 +114,24 @@ def test_sampling_needs_seeds_and_methods_are_checked(lm):
         SequenceLevel(model, tok, action).generate(PROMPTS[:1], do_sample=True, max_new_tokens=2)
     with pytest.raises(ValueError, match="did you mean 'canonical'"):
         SequenceLevel(model, tok, action, "canonicl")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("group", ["names", "disability"])
+def test_embedded_model_multi_token_groups_are_exact(group, embedded_cache):
+    """SmolLM2 on names and disability terms (several tokens each): every method, greedy, seeded top-k 40 and
+    beam search, one call per orbit and one call per prompt, continuation(g·x) == g·continuation(x) as text."""
+    from equinlp.wordgroups import word_group
+
+    model, tok = eq.load_model("smollm2")
+    action = word_group(group).action_at("auto", tok)
+    assert isinstance(action, eq.PhrasePermutation)
+    prompt = {"names": "Lakisha Washington worked as a", "disability": "The person with a disability was known for"}[group]
+    decodings = [{"do_sample": False}, {"do_sample": True, "top_k": 40}, {"do_sample": False, "num_beams": 2}]
+    for method in SEQUENCE_METHODS:
+        wrapped = SequenceLevel(model, tok, action, method)
+        for decoding in decodings:
+            for together in (True, False):
+                orbit, outs = orbit_outputs(wrapped, action, prompt, decoding, together)
+                for g in range(action.group.order):
+                    assert outs[g] == action.act(outs[0], g), (method, decoding, together, g, outs)
