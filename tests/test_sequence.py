@@ -119,8 +119,8 @@ def test_sampling_needs_seeds_and_methods_are_checked(lm):
 @pytest.mark.slow
 @pytest.mark.parametrize("group", ["names", "disability"])
 def test_embedded_model_multi_token_groups_are_exact(group, embedded_cache):
-    """SmolLM2 on names and disability terms (several tokens each): every method, greedy, seeded top-k 40 and
-    beam search, one call per orbit and one call per prompt, continuation(g·x) == g·continuation(x) as text."""
+    """SmolLM2 on names and disability terms (several tokens each): every method with greedy, seeded top-k 40 and
+    beam search, continuation(g·x) == g·continuation(x) as text (one call per orbit; and once one call per prompt)."""
     from equinlp.wordgroups import word_group
 
     model, tok = eq.load_model("smollm2")
@@ -128,10 +128,8 @@ def test_embedded_model_multi_token_groups_are_exact(group, embedded_cache):
     assert isinstance(action, eq.PhrasePermutation)
     prompt = {"names": "Lakisha Washington worked as a", "disability": "The person with a disability was known for"}[group]
     decodings = [{"do_sample": False}, {"do_sample": True, "top_k": 40}, {"do_sample": False, "num_beams": 2}]
-    for method in SEQUENCE_METHODS:
-        wrapped = SequenceLevel(model, tok, action, method)
-        for decoding in decodings:
-            for together in (True, False):
-                orbit, outs = orbit_outputs(wrapped, action, prompt, decoding, together)
-                for g in range(action.group.order):
-                    assert outs[g] == action.act(outs[0], g), (method, decoding, together, g, outs)
+    cases = [(m, d, True) for m in SEQUENCE_METHODS for d in decodings] + [("equizero", decodings[1], False)]
+    for method, decoding, together in cases:  # one call per orbit; once, one call per prompt
+        orbit, outs = orbit_outputs(SequenceLevel(model, tok, action, method), action, prompt, decoding, together)
+        for g in range(action.group.order):
+            assert outs[g] == action.act(outs[0], g), (method, decoding, together, g, outs)
