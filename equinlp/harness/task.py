@@ -59,11 +59,9 @@ class Task(Protocol):
 
 def _pending(store: RunStore, stages: list[Stage], config: Any) -> dict[str, list[dict]]:
     """Each stage's unfinished cells. Every process checks (so all refuse alike); only the main one deletes."""
-    pending = {}
+    pending, remove, known = {}, distributed.is_main(), defaults(type(config))
     for stage in stages:
         asked = settings(config, stage.settings)
-        remove = distributed.is_main()
-        known = defaults(type(config))
         pending[stage.name] = [c for c in stage.cells if store.finished(stage.name, c, asked, remove, known) is None]
     distributed.barrier()
     return pending
