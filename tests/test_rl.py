@@ -3,7 +3,6 @@ exactly equivariant, a tiny DQN learns, and runs on the harness write, skip, ref
 resume bit for bit from checkpoints that carry no code, and report."""
 
 import json
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -210,7 +209,8 @@ class Planted:
 
 def test_a_pickle_planted_as_a_checkpoint_is_never_executed(tmp_path, capsys):
     out, marker = tmp_path / "rl", tmp_path / "pwned"
-    payload = pickle.dumps(Planted(marker))
+    torch.save(Planted(marker), tmp_path / "planted.pt")  # the crafted checkpoint of issue 15
+    payload = (tmp_path / "planted.pt").read_bytes()
     (out / "checkpoints").mkdir(parents=True)  # where the previous version looked, and where this one looks
     (out / "checkpoints" / "gridworld_pretrain_seed0.pt").write_bytes(payload)
     checkpoint = out / "work" / "rl_pretrain_env=gridworld_seed=0" / "checkpoint"

@@ -59,7 +59,7 @@ class RLConfig(RunConfig):
     dqn: DQNConfig = field(default_factory=DQNConfig)
     threads: int | None = option(
         1,
-        "torch CPU threads; 1 by default here: the Q-networks are tiny and more threads only add overhead",
+        "torch CPU threads (1 here, unlike the other apps: the Q-networks are tiny, more threads only add overhead)",
         at_least=1,
         keyed=False,
     )
