@@ -238,6 +238,8 @@ def test_every_field_has_a_flag_and_quick_does_not_override_explicit_flags():
     assert (config.dqn.gamma, config.dqn.buffer_size, config.dqn.target_every) == (0.9, 100, 7)
     assert (config.steps, config.pretrain_steps) == (50, 2_000)  # --quick fills only what was not given
     assert parse("--env", "gridworld", "acrobot").envs == ("gridworld", "acrobot")
+    stages = TASK.plan(parse("--env", "gridworld", "gridworld", "--seeds", "0,0", "--method", "base"))
+    assert [len(stage.cells) for stage in stages] == [1, 1]  # a name given twice is one cell
     assert parse().threads == 1 and parse("--threads", "2").threads == 2
 
 

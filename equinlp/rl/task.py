@@ -91,8 +91,9 @@ class RLTask:
     collective = False
 
     def plan(self, config: RLConfig) -> list[Stage]:
-        pretrain = [{"env": e, "seed": s} for e in config.envs for s in config.seeds]
-        runs = [{"env": e, "method": m, "seed": s} for e in config.envs for m in config.methods for s in config.seeds]
+        envs, methods, seeds = (list(dict.fromkeys(v)) for v in (config.envs, config.methods, config.seeds))
+        pretrain = [{"env": e, "seed": s} for e in envs for s in seeds]
+        runs = [{"env": e, "method": m, "seed": s} for e in envs for m in methods for s in seeds]
         return [Stage("pretrain", pretrain, settings=PRETRAIN_SETTINGS), Stage("run", runs)]
 
     def setup(self, config: RLConfig) -> None:
