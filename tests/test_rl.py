@@ -1,21 +1,28 @@
 """Equivariant deep Q-learning: declared symmetries commute with the dynamics, wrapped Q-networks are
-exactly equivariant, a tiny DQN learns, and runs write, skip, resume and report."""
+exactly equivariant, a tiny DQN learns, and runs on the harness write, skip, refuse changed settings,
+resume bit for bit from checkpoints that carry no code, and report."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from equinlp.actions import LinearAction
-from equinlp.cli import main
+from equinlp.cli import build_parser, main
+from equinlp.errors import EquinlpError
 from equinlp.groups import cyclic
+from equinlp.harness import load_runs, run_task
+from equinlp.harness.cli import config_from_args
+from equinlp.harness.options import settings_fields
+from equinlp.harness.state import load_state
 from equinlp.rl import dqn as dqn_module
 from equinlp.rl.dqn import DQNConfig, evaluate, train
 from equinlp.rl.envs import ENVS, GridWorld, env_spec
 from equinlp.rl.qnet import EquivariantQ, QNetwork, build_q
-from equinlp.rl.report import load_runs, table
-from equinlp.rl.run import RLConfig, run
+from equinlp.rl.report import table
+from equinlp.rl.task import TASK, RLConfig
 from equinlp.testing import TOLERANCE, equivariance_error
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -86,12 +93,14 @@ def test_bad_symmetries_and_names_are_refused():
         LinearAction(cyclic(2), torch.stack([torch.eye(2), 2 * torch.eye(2)]))
     with pytest.raises(ValueError, match="identity"):
         LinearAction(cyclic(2), torch.stack([-torch.eye(2), torch.eye(2)]))
-    with pytest.raises(ValueError, match="unknown environment"):
+    with pytest.raises(EquinlpError, match="unknown environment 'pong'"):
         env_spec("pong")
-    with pytest.raises(ValueError, match="unknown equivariant method"):
+    with pytest.raises(EquinlpError, match="unknown equivariant method 'fair'"):
         EquivariantQ(QNetwork(4, 2), env_spec("cartpole").symmetry, "fair")
-    with pytest.raises(ValueError, match="unknown methods"):
-        RLConfig("cartpole", methods=("base", "fair"))
+    with pytest.raises(EquinlpError, match=r"unknown methods 'equitun'; did you mean 'equitune'\?"):
+        RLConfig(methods=("base", "equitun"))
+    with pytest.raises(EquinlpError, match=r"unknown envs 'gridwrld'; did you mean 'gridworld'\?"):
+        RLConfig(envs=("gridwrld",))
 
 
 def random_policy_return(episodes: int = 5) -> float:
@@ -106,52 +115,9 @@ def random_policy_return(episodes: int = 5) -> float:
 def test_a_tiny_dqn_run_beats_a_random_policy():
     torch.manual_seed(0)
     q = build_q(QNetwork(2, 4, hidden=64), env_spec("gridworld").symmetry, "equitune")
-    config = DQNConfig(steps=2_500, learning_starts=200, eps_fraction=0.5, eval_every=2_500, lr=1e-3)
-    curve = train(q, env_spec("gridworld"), config, seed=0)
+    config = DQNConfig(learning_starts=200, eps_fraction=0.5, eval_every=2_500, lr=1e-3)
+    curve = train(q, env_spec("gridworld"), config, steps=2_500, seed=0)
     assert curve[-1]["return"] > random_policy_return() + 0.5, (curve, random_policy_return())
-
-
-def test_an_interrupted_training_resumes_from_its_checkpoint(tmp_path, monkeypatch):
-    spec, config = env_spec("gridworld"), DQNConfig(steps=600, learning_starts=100, eval_every=200, checkpoint_every=100)
-    checkpoint = tmp_path / "run.pt"
-    calls = {"n": 0}
-    update = dqn_module._update
-
-    def interrupt_at_350(*args):
-        calls["n"] += 1
-        if calls["n"] == 250:  # updates start at step 100: the 250th is step 349
-            raise KeyboardInterrupt
-        return update(*args)
-
-    monkeypatch.setattr(dqn_module, "_update", interrupt_at_350)
-    with pytest.raises(KeyboardInterrupt):
-        train(QNetwork(2, 4, hidden=16), spec, config, seed=0, checkpoint=checkpoint)
-    saved = torch.load(checkpoint, weights_only=False)
-    assert saved["step"] == 349 and [p["step"] for p in saved["curve"]] == [0, 200]
-    monkeypatch.setattr(dqn_module, "_update", update)
-    curve = train(QNetwork(2, 4, hidden=16), spec, config, seed=0, checkpoint=checkpoint)
-    assert [p["step"] for p in curve] == [0, 200, 400, 600]
-
-
-def test_the_protocol_writes_one_json_per_run_skips_finished_runs_and_reports(tmp_path, capsys):
-    out = tmp_path / "rl"
-    dqn = DQNConfig(learning_starts=100, eval_every=200, eval_episodes=2)
-    config = RLConfig("gridworld", seeds=(0, 1), pretrain_steps=300, steps=400, hidden=16, out=str(out), dqn=dqn)
-    results = run(config, log=lambda *_: None)
-    assert len(results) == 8 and len(list((out / "runs").glob("*.json"))) == 8
-    record = json.loads((out / "runs" / "gridworld_equizero_seed1.json").read_text())
-    assert {"env", "method", "seed", "zero_shot", "final", "curve", "proxy", "symmetry"} <= set(record)
-    assert [p["step"] for p in record["curve"]] == [0, 200, 400]
-    # every method starts from the same pre-trained network: the base run's zero-shot return is the pre-trained one
-    pretrained = json.loads((out / "pretrained" / "gridworld_seed1.json").read_text())
-    base_seed1 = next(r for r in results if r["method"] == "base" and r["seed"] == 1)
-    assert base_seed1["zero_shot"] == pretrained["curve"][-1]["return"]
-    assert not list((out / "checkpoints").glob("*.pt"))
-    again = run(config, log=lambda *_: None)
-    assert [r["final"] for r in again] == [r["final"] for r in results]
-    assert table(load_runs(out)).shape == (4, 6)
-    assert main(["rl", "report", str(out)]) == 0
-    assert "mean_over_curve" in capsys.readouterr().out and (out / "rl.png").stat().st_size > 10_000
 
 
 def test_the_grid_world_starts_anywhere_but_the_goal_and_walls():
@@ -160,10 +126,190 @@ def test_the_grid_world_starts_anywhere_but_the_goal_and_walls():
     assert (0, 0) not in starts and len(starts) == len(env.starts) == 7 * 7 - 8 - 1
 
 
-def test_the_cli_runs_and_reports(tmp_path, capsys):
-    out = tmp_path / "rl"
+# --- exact resume, checkpoints without pickle ------------------------------------------------------------
+
+
+def interrupt_update_at(monkeypatch, call: int) -> None:
+    """Raise KeyboardInterrupt from the ``call``-th DQN update (mid-step: the env has stepped, the buffer grown)."""
+    update, calls = dqn_module._update, {"n": 0}
+
+    def interrupting(*args):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise KeyboardInterrupt
+        return update(*args)
+
+    monkeypatch.setattr(dqn_module, "_update", interrupting)
+
+
+@pytest.mark.parametrize("name", ["gridworld", "cartpole"])
+def test_an_interrupted_training_resumes_bit_for_bit(tmp_path, monkeypatch, name):
+    spec, config = env_spec(name), DQNConfig(learning_starts=50, eval_every=100, eval_episodes=2, checkpoint_every=100)
+
+    def fresh():
+        torch.manual_seed(0)
+        return build_q(
+            QNetwork(spec.symmetry.state_matrices.shape[1], spec.symmetry.action_table.shape[1], 16), spec.symmetry, "lambda"
+        )
+
+    whole = fresh()
+    expected = train(whole, spec, config, steps=400, seed=3)
+    interrupt_update_at(monkeypatch, 300)  # updates start at step 50: the 300th is step 349, mid-episode
+    checkpoint = tmp_path / "checkpoint"
+    with pytest.raises(KeyboardInterrupt):
+        train(fresh(), spec, config, steps=400, seed=3, checkpoint=checkpoint)
+    saved = load_state(checkpoint)  # safetensors + JSON: the last step boundary before the interrupt
+    assert saved["step"] == 300 and [p["step"] for p in saved["curve"]] == [0, 100, 200, 300]
+    monkeypatch.undo()
+    resumed = fresh()
+    assert train(resumed, spec, config, steps=400, seed=3, checkpoint=checkpoint) == expected
+    for key, value in whole.state_dict().items():
+        assert torch.equal(resumed.state_dict()[key], value), key
+
+
+def tiny_run(out, *extra: str) -> list[str]:
     args = ["rl", "run", "--env", "gridworld", "--seeds", "0", "--method", "base", "equizero", "--pretrain-steps", "200"]
-    args += ["--steps", "200", "--eval-every", "100", "--eval-episodes", "1", "--out", str(out)]
-    assert main(args) == 0
-    assert sorted(p.name for p in (out / "runs").glob("*.json")) == ["gridworld_base_seed0.json", "gridworld_equizero_seed0.json"]
-    assert "equizero" in capsys.readouterr().out and (out / "rl.png").exists()
+    return [*args, "--steps", "200", "--eval-every", "100", "--eval-episodes", "1", "--out", str(out), *extra]
+
+
+def envelopes(out) -> dict[str, dict]:
+    return {p.name: json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))}
+
+
+def test_an_interrupted_cli_run_resumes_to_the_same_results(tmp_path, monkeypatch, caplog):
+    quick = ["--learning-starts", "50", "--checkpoint-every", "50"]
+    assert main(tiny_run(tmp_path / "whole", *quick)) == 0
+    interrupt_update_at(monkeypatch, 100)  # pre-training's 100th update: step 149, mid-episode
+    assert main(tiny_run(tmp_path / "cut", *quick)) == 130
+    assert "rerun the same command to continue" in caplog.text
+    assert not envelopes(tmp_path / "cut")
+    monkeypatch.undo()
+    assert main(tiny_run(tmp_path / "cut", *quick)) == 0
+    whole, cut = envelopes(tmp_path / "whole"), envelopes(tmp_path / "cut")
+    assert whole.keys() == cut.keys() and len(whole) == 3
+    for name in whole:
+        assert cut[name]["metrics"] == whole[name]["metrics"], name
+    weights = [
+        load_state(out / "work" / "rl_pretrain_env=gridworld_seed=0" / "weights")
+        for out in (tmp_path / "whole", tmp_path / "cut")
+    ]
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])  # the pre-trained network, bit for bit
+    assert not list((tmp_path / "cut").rglob("checkpoint"))  # removed with each finished run
+
+
+class Planted:
+    """A pickle that, when loaded, creates the file ``marker`` (any code could run instead)."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_pickle_planted_as_a_checkpoint_is_never_executed(tmp_path, capsys):
+    out, marker = tmp_path / "rl", tmp_path / "pwned"
+    torch.save(Planted(marker), tmp_path / "planted.pt")  # the crafted checkpoint of issue 15
+    payload = (tmp_path / "planted.pt").read_bytes()
+    (out / "checkpoints").mkdir(parents=True)  # where the previous version looked, and where this one looks
+    (out / "checkpoints" / "gridworld_pretrain_seed0.pt").write_bytes(payload)
+    checkpoint = out / "work" / "rl_pretrain_env=gridworld_seed=0" / "checkpoint"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "tensors.safetensors").write_bytes(payload)
+    (checkpoint / "state.json").write_text("{}")
+    assert main(tiny_run(out)) == 2
+    assert not marker.exists()
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("equinlp: error: checkpoint") and str(checkpoint) in error and "\n" not in error
+
+
+# --- settings: flags, ranges, changed settings ------------------------------------------------------------
+
+
+def parse(*argv: str) -> RLConfig:
+    args = build_parser(["rl", "run", *argv]).parse_args(["rl", "run", *argv])
+    return config_from_args(RLConfig, args)
+
+
+def test_every_field_has_a_flag_and_quick_does_not_override_explicit_flags():
+    names = [f.name for f in settings_fields(RLConfig)]
+    assert len(names) == len(set(names))  # nested DQN fields flattened without a clash
+    config = parse("--gamma", "0.9", "--buffer-size", "100", "--target-every", "7", "--quick", "--steps", "50")
+    assert (config.dqn.gamma, config.dqn.buffer_size, config.dqn.target_every) == (0.9, 100, 7)
+    assert (config.steps, config.pretrain_steps) == (50, 2_000)  # --quick fills only what was not given
+    assert parse("--env", "gridworld", "acrobot").envs == ("gridworld", "acrobot")
+    stages = TASK.plan(parse("--env", "gridworld", "gridworld", "--seeds", "0,0", "--method", "base"))
+    assert [len(stage.cells) for stage in stages] == [1, 1]  # a name given twice is one cell
+    assert parse().threads == 1 and parse("--threads", "2").threads == 2
+
+
+@pytest.mark.parametrize(
+    "flags, culprit",
+    [
+        (["--steps", "0"], "--steps"),
+        (["--pretrain-steps", "-5"], "--pretrain-steps"),
+        (["--eval-episodes", "0"], "--eval-episodes"),
+        (["--eps-end", "2"], "--eps-end"),
+        (["--gamma", "1.5"], "--gamma"),
+        (["--buffer-size", "0"], "--buffer-size"),
+        (["--eval-every", "0"], "--eval-every"),
+        (["--seeds", "-1"], "--seeds"),
+        (["--env", "gridwrld"], "did you mean 'gridworld'"),
+    ],
+)
+def test_out_of_range_numbers_are_one_line_before_any_run(tmp_path, capsys, flags, culprit):
+    out = tmp_path / "rl"
+    assert main(tiny_run(out, *flags)) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("equinlp: error:") and culprit in error and "\n" not in error
+    assert not out.exists()
+
+
+def test_a_rerun_with_a_setting_the_old_key_left_out_is_refused_or_recomputed(tmp_path, capsys):
+    out = tmp_path / "rl"
+    assert main(tiny_run(out)) == 0
+    before = envelopes(out)
+    for flags, difference in [
+        (["--proxy", "entropy"], "proxy='max_q' there, 'entropy' now"),
+        (["--steps", "300"], "steps=200 there, 300 now"),
+    ]:
+        capsys.readouterr()
+        assert main(tiny_run(out, *flags)) == 2
+        error = capsys.readouterr().err
+        assert difference in error and "rl_env=gridworld_method=base_seed=0" in error and "--overwrite" in error
+    assert envelopes(out) == before  # nothing was touched
+    assert main([*tiny_run(out, "--steps", "300"), "--overwrite"]) == 0
+    after = envelopes(out)
+    assert after["rl_pretrain_env=gridworld_seed=0.json"] == before["rl_pretrain_env=gridworld_seed=0.json"]  # kept
+    assert [p["step"] for p in after["rl_env=gridworld_method=base_seed=0.json"]["metrics"]["curve"]] == [0, 100, 200, 300]
+
+
+# --- the protocol end to end ------------------------------------------------------------------------------
+
+
+def test_the_protocol_writes_one_envelope_per_run_skips_finished_runs_and_reports(tmp_path, capsys):
+    out = tmp_path / "rl"
+    dqn = DQNConfig(learning_starts=100, eval_every=150, eval_episodes=2)
+    config = RLConfig(envs=("gridworld",), seeds=(0, 1), pretrain_steps=300, steps=300, hidden=16, out=str(out), dqn=dqn)
+    results = run_task(TASK, config)
+    assert len(results) == 8 and len(list((out / "runs").glob("rl_env=*.json"))) == 8
+    record = next(r for r in results if r["cell"] == {"env": "gridworld", "method": "equizero", "seed": 1})
+    assert {"zero_shot", "final", "mean_over_curve", "curve", "symmetry", "steps"} <= set(record["metrics"])
+    assert record["config"]["proxy"] == "max_q" and record["config"]["steps"] == 300
+    assert [p["step"] for p in record["metrics"]["curve"]] == [0, 150, 300]
+    # every method starts from the same pre-trained network: the base run's zero-shot return is the pre-trained one
+    pretrained = json.loads((out / "runs" / "rl_pretrain_env=gridworld_seed=1.json").read_text())
+    base_seed1 = next(r for r in results if r["cell"] == {"env": "gridworld", "method": "base", "seed": 1})
+    assert base_seed1["metrics"]["zero_shot"] == pretrained["metrics"]["final"]
+    assert not list(out.rglob("checkpoint"))
+    assert run_task(TASK, config) == results  # finished: nothing recomputed
+    assert table(load_runs(out, "rl")).shape == (4, 4)
+    assert main(["rl", "report", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "t-interval" in printed and "mean_over_curve" in printed and (out / "rl.png").stat().st_size > 10_000
+
+
+def test_the_committed_results_load_through_the_harness():
+    runs = load_runs(Path(__file__).parents[1] / "reports" / "rl", "rl")
+    assert len(runs) == 40 and set(runs.groupby(["env", "method"]).size()) == {5}
+    assert all(isinstance(path, str) for path in runs["config"].map(lambda c: c["proxy"]))

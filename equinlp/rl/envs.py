@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from equinlp.actions import LinearAction, TokenPermutation
+from equinlp.errors import check_name
 from equinlp.groups import Group, cyclic
 
 
@@ -152,6 +153,4 @@ ENVS: dict[str, EnvSpec] = {
 
 
 def env_spec(name: str) -> EnvSpec:
-    if name not in ENVS:
-        raise ValueError(f"unknown environment {name!r}; choose from {', '.join(ENVS)}")
-    return ENVS[name]
+    return ENVS[check_name("environment", name, ENVS)]

@@ -19,6 +19,7 @@ from torch import nn
 
 from equinlp.aggregate import PROXIES
 from equinlp.core import combine
+from equinlp.errors import check_name
 from equinlp.methods import BASE, make_aggregator, method_names
 from equinlp.rl.envs import Symmetry
 
@@ -53,10 +54,8 @@ class EquivariantQ(nn.Module):
 
     def __init__(self, net: QNetwork, symmetry: Symmetry, method: str, proxy: str = "max_q", lambda_hidden: int = 64):
         super().__init__()
-        if method not in method_names():
-            raise ValueError(f"unknown equivariant method {method!r}; choose from {', '.join(method_names())}")
-        if proxy not in RL_PROXIES:
-            raise ValueError(f"unknown proxy {proxy!r}; choose from {', '.join(RL_PROXIES)}")
+        check_name("equivariant method", method, method_names())
+        check_name("proxy", proxy, RL_PROXIES)
         self.net = net
         self.method = method
         self.state_action = symmetry.state_action()
