@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from equinlp.errors import EquinlpError, UnknownName
-from equinlp.harness import SettingsChanged, load_runs, run_task, t_interval
+from equinlp.harness import SettingsChanged, Stage, load_runs, run_task, t_interval
 from equinlp.harness.cli import add_config_arguments, config_from_args
 from equinlp.harness.state import load_state, save_state
 from tests.toy_task import ToyConfig, ToyTask
@@ -227,3 +227,29 @@ def test_a_setting_added_later_keeps_older_runs_at_its_default(tmp_path):
     assert task.setups == 0  # kept: the setting's default is what the older version did
     with pytest.raises(SettingsChanged, match="noisy=False there, True now"):
         run_task(task, ToyConfig(out=str(tmp_path), seeds=(0,), noisy=True))
+
+
+def test_a_setting_used_by_some_cells_refuses_only_those(tmp_path):
+    from dataclasses import dataclass
+
+    from equinlp.harness import option
+
+    @dataclass
+    class Config(ToyConfig):
+        methods: tuple[str, ...] = option(("base", "equizero"), "methods", plan=True)
+        proxy: str = option("entropy", "equizero's proxy", used_by={"method": ("equizero",)})
+
+    class Task(ToyTask):
+        config_class = Config
+
+        def plan(self, config):
+            return [Stage("run", [{"method": m} for m in config.methods])]
+
+        def run_cell(self, config, stage, cell, store):
+            return {"proxy": config.proxy if cell["method"] == "equizero" else None}
+
+    run_task(Task(), Config(out=str(tmp_path)))
+    with pytest.raises(SettingsChanged, match="method=equizero made with other settings .proxy='entropy' there"):
+        run_task(Task(), Config(out=str(tmp_path), proxy="max_prob"))
+    run_task(Task(), Config(out=str(tmp_path), proxy="max_prob", methods=("base",)))  # base never used it: kept
+    assert json.loads((tmp_path / "runs" / "toy_method=base.json").read_text())["config"].get("proxy") is None

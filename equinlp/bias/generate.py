@@ -61,11 +61,14 @@ class Decoding:
     top_k: int = option(40, "top-k sampling (the paper: 40)", at_least=1)
     do_sample: bool = option(True, "sample with --top-k (--no-do-sample: greedy decoding)")
     batch_size: int = option(32, "prompts per generate call; a setting, since batches are computed whole", at_least=1)
-    proxy: str = option("entropy", "equizero's per-step proxy loss", choices=tuple(PROXIES))
+    proxy: str = option(
+        "entropy", "equizero's per-step proxy loss", choices=tuple(PROXIES), used_by={"method": ("equizero", "relaxed-equizero")}
+    )
     lambda_net: str | None = option(
         None,
         "for lambda / relaxed-lambda: a folder written by EquiModel.save_pretrained of a λ-equitune model (e.g. "
         "fine-tuned); without it the λ-net is at initialisation (uniform weights: the same samples as equitune)",
+        used_by={"method": ("lambda", "relaxed-lambda")},
     )
 
     def __post_init__(self) -> None:

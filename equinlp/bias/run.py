@@ -61,7 +61,11 @@ class BiasConfig(RunConfig):
     samples: int = option(100, "samples per subject and context (100 = 20 seeds × 5 templates)", at_least=1)
     templates: str | None = option(None, "a file of templates: one per line, or context<TAB>template")
     first_seed: int = option(0, "seeds are first-seed, first-seed + 1, ...", at_least=0)
-    proxy_scorer: str = option("vader", f"what equizero-sentiment maximises: {', '.join(SCORERS)} or regard:MODEL")
+    proxy_scorer: str = option(
+        "vader",
+        f"what equizero-sentiment maximises: {', '.join(SCORERS)} or regard:MODEL",
+        used_by={"method": ("equizero-sentiment",)},
+    )
     regard_model: str | None = option(None, "also label each sample by this regard classifier (sasha/regardv3, or a folder)")
     level: str = option(
         "auto",

@@ -47,6 +47,12 @@ def _help(field: dataclasses.Field) -> str:
     known = choices_of(field)
     if known is not None:
         parts.append(f"choose from {', '.join(known)}")
+    signs = (("at_least", "≥"), ("above", ">"), ("at_most", "≤"))
+    bounds = [f"{sign} {meta[key]}" for key, sign in signs if meta.get(key) is not None]
+    if bounds:
+        parts.append(" and ".join(bounds))
+    if meta.get("used_by"):
+        parts.append("only for " + ", ".join(f"{k} {' / '.join(v)}" for k, v in meta["used_by"].items()))
     default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
     if default not in (None, (), [], "", False):
         parts.append(f"default {' '.join(map(str, default)) if isinstance(default, tuple | list) else default}")

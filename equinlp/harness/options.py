@@ -33,10 +33,13 @@ def option(
     plan: bool = False,
     keyed: bool = True,
     quick: Any = NO_QUICK,
+    used_by: dict[str, tuple[str, ...]] | None = None,
 ) -> Any:
     """A dataclass field with its help, allowed names (a tuple, or a function giving them), range and roles.
 
     ``quick`` is the value ``--quick`` uses (explicit flags still win); ``flags`` are extra spellings.
+    ``used_by`` limits the cells whose results depend on the setting, e.g. ``{"method": ("equizero",)}``: a
+    proxy changed between two runs then refuses (or recomputes) only the equizero cells.
     """
     metadata = {
         "help": help,
@@ -48,6 +51,7 @@ def option(
         "plan": plan,
         "keyed": keyed,
         "quick": quick,
+        "used_by": used_by,
     }
     if isinstance(default, list | dict | set):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
@@ -133,12 +137,19 @@ def resolved(config: Any) -> dict[str, Any]:
     return values
 
 
-def settings(config: Any, only: Iterable[str] | None = None) -> dict[str, Any]:
-    """The settings a result depends on: every keyed field that does not enumerate cells (or just ``only``)."""
+def settings(config: Any, only: Iterable[str] | None = None, cell: dict | None = None) -> dict[str, Any]:
+    """The settings a result depends on: every keyed field that does not enumerate cells (or just ``only``),
+    without those whose ``used_by`` excludes ``cell``."""
     values = resolved(config)
     roles = {f.name: f.metadata for f in settings_fields(type(config))}
     names = list(only) if only is not None else [n for n in values if roles[n].get("keyed", True) and not roles[n].get("plan")]
-    return {name: values[name] for name in names}
+    return {name: values[name] for name in names if _used(roles[name].get("used_by"), cell)}
+
+
+def _used(used_by: dict | None, cell: dict | None) -> bool:
+    if not used_by or cell is None:
+        return True
+    return all(key not in cell or cell[key] in allowed for key, allowed in used_by.items())
 
 
 @dataclasses.dataclass

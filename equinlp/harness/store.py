@@ -177,8 +177,9 @@ class RunStore:
                 raise EquinlpError(f"{path} is not an equinlp run envelope (an older version's?); move it or use another --out")
         elif (work / SETTINGS).exists():
             stored = read_json(work / SETTINGS, "run settings")
-        if stored is not None:
-            stored = {**{k: v for k, v in (defaults or {}).items() if k in settings and k not in stored}, **stored}
+        if stored is not None:  # compared on today's settings of this cell: added ones at their default
+            known = {**(defaults or {}), **stored}
+            stored = {k: known[k] for k in settings if k in known}
         if stored is None or stored == settings:
             return read_json(path, "run result") if path.exists() else None
         if not self.overwrite:

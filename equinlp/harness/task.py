@@ -61,8 +61,9 @@ def _pending(store: RunStore, stages: list[Stage], config: Any) -> dict[str, lis
     """Each stage's unfinished cells. Every process checks (so all refuse alike); only the main one deletes."""
     pending, remove, known = {}, distributed.is_main(), defaults(type(config))
     for stage in stages:
-        asked = settings(config, stage.settings)
-        pending[stage.name] = [c for c in stage.cells if store.finished(stage.name, c, asked, remove, known) is None]
+        pending[stage.name] = [
+            c for c in stage.cells if store.finished(stage.name, c, settings(config, stage.settings, c), remove, known) is None
+        ]
     distributed.barrier()
     return pending
 
@@ -92,9 +93,9 @@ def run_task(task: Task, config: Any, overwrite: bool = False) -> list[dict]:
 
 
 def _run_stage(task: Task, config: Any, stage: Stage, cells: list[dict], store: RunStore) -> None:
-    asked = settings(config, stage.settings)
     mine = cells if task.collective else distributed.my_share(cells)
     for cell in tqdm(mine, desc=f"{task.name} {stage.name}", disable=None if len(mine) > 1 else True):
+        asked = settings(config, stage.settings, cell)
         store.begin(stage.name, cell, asked)
         started = time.perf_counter()
         metrics = task.run_cell(config, stage.name, cell, store)

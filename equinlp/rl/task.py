@@ -54,7 +54,12 @@ class RLConfig(RunConfig):
     steps: int | None = option(
         None, f"steps of continued training (default: the environment's: {_DEFAULT_RUN_STEPS})", at_least=1, quick=3_000
     )
-    proxy: str = option("max_q", "equizero's proxy (max_q: the copy with the largest max Q)", choices=tuple(RL_PROXIES))
+    proxy: str = option(
+        "max_q",
+        "equizero's proxy (max_q: the copy with the largest max Q)",
+        choices=tuple(RL_PROXIES),
+        used_by={"method": ("equizero",)},
+    )
     hidden: int = option(128, "width of the Q-network's two hidden layers", at_least=1)
     dqn: DQNConfig = field(default_factory=DQNConfig)
     threads: int | None = option(
