@@ -235,6 +235,7 @@ def test_an_interrupted_clip_run_resumed_equals_an_uninterrupted_one_bit_for_bit
     optimizers and torch's RNG, which the λ-net's dropout draws from) and gives the same curve."""
     steps = ["--methods", "lambda", "--lambda-steps", "2", "--finetune-steps", "4", "--eval-every", "2", "--batch-size", "4"]
     assert main(clip_args(tmp_path, tmp_path / "whole", *steps)) == 0
+    generator = torch.get_rng_state()  # (the tiny CLIP's λ-net barely moves: its dropout shows in the generator)
 
     class Interrupting:  # torch.nn.functional, with Ctrl-C in the 4th training step (step 3 done, not yet saved)
         calls = 0
@@ -253,7 +254,7 @@ def test_an_interrupted_clip_run_resumed_equals_an_uninterrupted_one_bit_for_bit
     assert main(clip_args(tmp_path, tmp_path / "cut", *steps)) == 0
     whole, resumed = (load_runs(tmp_path / name, "clip")["curve"][0] for name in ("whole", "cut"))
     assert [p["step"] for p in whole] == [0, 2, 4, 6]
-    assert resumed == whole
+    assert resumed == whole and torch.equal(torch.get_rng_state(), generator)
 
 
 def test_clip_settings_are_checked_before_anything_loads(tmp_path, capsys):

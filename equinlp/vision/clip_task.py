@@ -166,8 +166,9 @@ class CLIPTask:
             curve = state["curve"]
             log.info("%s: resumed at step %d", method, curve[-1]["step"])
 
-        def record(step: int, stage: str) -> None:
-            curve.append({"step": step, "stage": stage, **evaluate(model, processor, self.test, config)})
+        def record(step: int, stage: str, train_loss: float | None = None) -> None:
+            point = {"step": step, "stage": stage, "train_loss": train_loss}
+            curve.append({**point, **evaluate(model, processor, self.test, config)})
             states = {name: optimizer.state_dict() for name, optimizer in optimizers.items()}
             save_state(checkpoint, {"model": model.state_dict(), "optimizers": states, "rng": rng_state(), "curve": curve})
             log.info("%s step %d (%s): top-1 %.2f", method, step, stage, curve[-1]["top1"])
@@ -187,6 +188,7 @@ class CLIPTask:
         epochs = -(-total * batch // len(train))
         order = torch.cat([torch.randperm(len(train), generator=generator) for _ in range(epochs)])  # each image once per epoch
         elements = random_elements(len(order), model.transform.group.order, config.seed + 1)
+        losses: list[float] = []  # since the last evaluation (a checkpoint is written at evaluations only)
         ready = None  # the stage the model is set up for; evaluation leaves eval mode, so it is reset there
         for step in tqdm(range(curve[-1]["step"], total), desc=f"train {model.method}", disable=None):
             stage = "lambda" if step < lambda_steps else "finetune"
@@ -201,8 +203,10 @@ class CLIPTask:
             optimizers[stage].zero_grad(set_to_none=True)
             loss.backward()
             optimizers[stage].step()
+            losses.append(loss.item())
             if evaluates_after(step + 1, lambda_steps, total, config.eval_every) and curve[-1]["step"] != step + 1:
-                record(step + 1, stage)
+                record(step + 1, stage, sum(losses) / len(losses))
+                losses.clear()
                 ready = None
 
     def report(self, runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
