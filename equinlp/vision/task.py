@@ -81,7 +81,7 @@ def pretrain_lr(config: VisionConfig, arch: str) -> float:
     return config.pretrain_lr or PRETRAIN_LR[arch]
 
 
-def _epochs_done(checkpoint: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
+def _resume(checkpoint: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
     """Load a checkpoint written by :func:`_save` into ``model`` and ``optimizer`` and restore torch's RNG."""
     if not checkpoint.exists():
         return None
@@ -137,13 +137,13 @@ class VisionTask:
         return net
 
     def pretrain(self, config: VisionConfig, arch: str, work: Path, checkpoint: Path) -> dict:
-        """Train ``arch`` on upright images; writes ``work/weights``; returns its upright test accuracy."""
+        """Train ``arch`` on upright images; writes ``work/weights``; returns the metrics (losses, upright test accuracy)."""
         train, test = self.data(config, arch)
         torch.manual_seed(0)
         net = build_cnn(arch, len(train.class_names), train.channels)
         data = train.subset(config.pretrain_images, seed=0)
         optimizer = torch.optim.AdamW(net.parameters(), lr=pretrain_lr(config, arch))
-        state = _epochs_done(checkpoint, net, optimizer)
+        state = _resume(checkpoint, net, optimizer)
         losses = state["losses"] if state else []
         for epoch in range(len(losses), config.pretrain_epochs):
             desc = f"pre-train {arch} epoch {epoch + 1}"
@@ -174,7 +174,7 @@ class VisionTask:
         torch.manual_seed(seed)
         model = InvariantClassifier(copy.deepcopy(base), transform, method, config.proxy)
         optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)  # the backbone and any λ-net
-        state = _epochs_done(checkpoint, model, optimizer)
+        state = _resume(checkpoint, model, optimizer)
         curve: list[dict] = state["curve"] if state else []
         if curve:
             log.info("%s: resumed after epoch %d", name, curve[-1]["epoch"])
