@@ -1,7 +1,9 @@
 """Vision: wrapped CNNs and CLIP are exactly invariant for every group element and method, the readers
-read their formats, and the CNN protocol runs, resumes and reports on scikit-learn's digits."""
+read their formats, and the CNN protocol and the CLIP task run, refuse changed settings, resume bit for bit
+and report, on scikit-learn's digits and a tiny saved CLIP."""
 
 import copy
+import dataclasses
 import gzip
 import json
 import pickle
@@ -14,13 +16,18 @@ from torch import nn
 
 from equinlp.actions import ImageTransform, Invariant
 from equinlp.cli import main
+from equinlp.harness import load_runs, run_task
+from equinlp.harness.options import flag
+from equinlp.harness.state import load_state
 from equinlp.testing import TOLERANCE, equivariance_error, save_tiny_clip, tiny_clip
-from equinlp.vision import run as run_module
+from equinlp.vision import clip_task
+from equinlp.vision import task as task_module
 from equinlp.vision import train as train_module
 from equinlp.vision.clip import CLIPClassifier, EquiCLIP, clip_prompts, templates_for, zero_shot_weights
+from equinlp.vision.clip_task import CLIPConfig
 from equinlp.vision.cnn import AlexNet, ResNet18, build_cnn
 from equinlp.vision.data import cifar, digits, fashion_mnist, find_fashion_mnist, image_folder
-from equinlp.vision.run import VisionConfig, run
+from equinlp.vision.task import VisionConfig, VisionTask
 from equinlp.vision.wrap import InvariantClassifier
 
 GROUPS = ["rot90", "rot180", "mirror", "d4"]
@@ -201,44 +208,61 @@ def write_cifar100(folder, n_train=16, n_test=8):
     return folder
 
 
+def clip_args(tmp_path, out, *more):
+    model_dir = tmp_path / "clip" if (tmp_path / "clip").exists() else save_tiny_clip(tmp_path / "clip")
+    data = tmp_path / "cifar-100-python"
+    data = data if data.exists() else write_cifar100(data)
+    return ["vision", "clip", "--model", str(model_dir), "--data-dir", str(data), "--out", str(out), "--device", "cpu", *more]
+
+
 def test_clip_command_runs_zero_shot_lambda_stage_and_finetuning_from_a_saved_model(tmp_path, capsys):
-    model_dir = save_tiny_clip(tmp_path / "clip")
-    data = write_cifar100(tmp_path / "cifar-100-python")
     out = tmp_path / "out"
-    args = [
-        "vision",
-        "clip",
-        "--model",
-        str(model_dir),
-        "--dataset",
-        "cifar100",
-        "--data-dir",
-        str(data),
-        "--methods",
-        "equitune",
-        "lambda",
-        "--lambda-steps",
-        "2",
-        "--finetune-steps",
-        "2",
-        "--eval-every",
-        "1",
-        "--batch-size",
-        "4",
-        "--out",
-        str(out),
-        "--device",
-        "cpu",
-    ]
-    assert main(args) == 0
-    runs = {json.loads(p.read_text())["method"]: json.loads(p.read_text()) for p in (out / "runs").glob("*.json")}
-    assert [p["step"] for p in runs["lambda"]["curve"]] == [0, 2, 3, 4]
-    assert [p["stage"] for p in runs["lambda"]["curve"]] == ["zero-shot", "lambda", "finetune", "finetune"]
-    assert [p["step"] for p in runs["equitune"]["curve"]] == [0, 1, 2]  # no λ-net, no λ stage
-    assert all(0 <= p["top1"] <= p["top5"] <= 100 for p in runs["lambda"]["curve"])
-    text = capsys.readouterr().out
-    assert "λ-equitune" in text or "lambda" in text
-    assert (out / "vision.png").exists()
+    steps = ["--lambda-steps", "2", "--finetune-steps", "2", "--eval-every", "1", "--batch-size", "4"]
+    assert main(clip_args(tmp_path, out, "--methods", "equitune", "lambda", *steps)) == 0
+    runs = load_runs(out, "clip").set_index("method")
+    assert [p["step"] for p in runs.loc["lambda", "curve"]] == [0, 2, 3, 4]
+    assert [p["stage"] for p in runs.loc["lambda", "curve"]] == ["zero-shot", "lambda", "finetune", "finetune"]
+    assert [p["step"] for p in runs.loc["equitune", "curve"]] == [0, 1, 2]  # no λ-net, no λ stage
+    assert all(0 <= p["top1"] <= p["top5"] <= 100 for p in runs.loc["lambda", "curve"])
+    assert runs.loc["lambda", "config"]["lambda_steps"] == 2 and "device" not in runs.loc["lambda", "config"]
+    assert "lambda" in capsys.readouterr().out  # the run prints its report
+    assert main(["vision", "report", str(out)]) == 0
+    assert "lambda" in capsys.readouterr().out
+    assert (out / "clip.png").exists()
+
+
+def test_an_interrupted_clip_run_resumed_equals_an_uninterrupted_one_bit_for_bit(tmp_path, monkeypatch):
+    """Ctrl-C in the step after an evaluation: the rerun starts from that evaluation's checkpoint (weights,
+    optimizers and torch's RNG, which the λ-net's dropout draws from) and gives the same curve."""
+    steps = ["--methods", "lambda", "--lambda-steps", "2", "--finetune-steps", "4", "--eval-every", "2", "--batch-size", "4"]
+    assert main(clip_args(tmp_path, tmp_path / "whole", *steps)) == 0
+    generator = torch.get_rng_state()  # (the tiny CLIP's λ-net barely moves: its dropout shows in the generator)
+
+    class Interrupting:  # torch.nn.functional, with Ctrl-C in the 4th training step (step 3 done, not yet saved)
+        calls = 0
+
+        def cross_entropy(self, *args, **kwargs):
+            self.calls += 1
+            if self.calls == 4:
+                raise KeyboardInterrupt
+            return torch.nn.functional.cross_entropy(*args, **kwargs)
+
+    monkeypatch.setattr(clip_task, "F", Interrupting())
+    assert main(clip_args(tmp_path, tmp_path / "cut", *steps)) == 130
+    checkpoint = tmp_path / "cut" / "work" / "clip_method=lambda" / "checkpoint"
+    assert [p["step"] for p in load_state(checkpoint)["curve"]] == [0, 2]
+    monkeypatch.setattr(clip_task, "F", torch.nn.functional)
+    assert main(clip_args(tmp_path, tmp_path / "cut", *steps)) == 0
+    whole, resumed = (load_runs(tmp_path / name, "clip")["curve"][0] for name in ("whole", "cut"))
+    assert [p["step"] for p in whole] == [0, 2, 4, 6]
+    assert resumed == whole and torch.equal(torch.get_rng_state(), generator)
+
+
+def test_clip_settings_are_checked_before_anything_loads(tmp_path, capsys):
+    assert main(["vision", "clip", "--out", str(tmp_path)]) == 2
+    assert "--data-dir" in capsys.readouterr().err
+    assert main(clip_args(tmp_path, tmp_path / "out", "--eval-every", "0")) == 2
+    assert "eval_every (--eval-every) must be at least 1" in capsys.readouterr().err
 
 
 # --- data ----------------------------------------------------------------------------------------------
@@ -294,76 +318,180 @@ def test_digits_split_is_fixed_and_disjoint():
 
 # --- the protocol, end to end on digits -----------------------------------------------------------------
 
+DIGITS = {
+    "dataset": "digits",
+    "archs": ("resnet18",),
+    "seeds": (0,),
+    "pretrain_epochs": 4,
+    "finetune_images": 96,
+    "epochs": 1,
+    "eval_images": 150,
+}
+
 
 def digits_config(out, **changes):
-    settings = dict(dataset="digits", archs=("resnet18",), seeds=(0,), pretrain_epochs=4, finetune_images=96, epochs=1)
-    return VisionConfig(**{**settings, "eval_images": 150, **changes, "out": str(out)})
+    return VisionConfig(**{**DIGITS, **changes, "out": str(out)})
+
+
+def digits_flags(out, **changes):
+    """``equinlp vision run`` with the digits settings (and ``changes``) as flags."""
+    flags = []
+    for name, value in {**DIGITS, **changes}.items():
+        flags += [flag(name), *map(str, value if isinstance(value, tuple) else (value,))]
+    return ["vision", "run", *flags, "--out", str(out)]
 
 
 @pytest.fixture(scope="module")
 def digits_pretrained(tmp_path_factory):
-    """The upright-pre-trained ResNet-18 on digits, trained once for the module (OUT/pretrained)."""
+    """A folder where the upright ResNet-18 on digits is pre-trained (its stage run once for the module)."""
     out = tmp_path_factory.mktemp("digits")
     torch.set_num_threads(1)
-    run_module.pretrained(digits_config(out), "resnet18", digits("train"), digits("test"), log=lambda *_: None)
-    return out / "pretrained"
+    run_task(VisionTask(), digits_config(out, methods=("base",), epochs=0))
+    return out
 
 
 @pytest.fixture
 def digits_out(tmp_path, digits_pretrained):
-    shutil.copytree(digits_pretrained, tmp_path / "pretrained")
-    return tmp_path
+    """``digits_out(name)``: a fresh folder holding only the pre-trained network (its weights and envelope)."""
+
+    def make(name: str = "out"):
+        out = tmp_path / name
+        for path in [*digits_pretrained.glob("runs/vision_pretrain_*"), *digits_pretrained.glob("work/vision_pretrain_*")]:
+            target = out / path.relative_to(digits_pretrained)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            (shutil.copytree if path.is_dir() else shutil.copy)(path, target)
+        return out
+
+    return make
 
 
 def test_cnn_protocol_runs_every_method_on_digits_then_skips_finished_runs(digits_out, monkeypatch, capsys):
-    tmp_path = digits_out
-    results = run(digits_config(tmp_path), log=lambda *_: None)
-    assert sorted(r["method"] for r in results) == ["base", "equitune", "equizero", "lambda"]
-    by_method = {r["method"]: r for r in results}
+    out = digits_out()
+    envelopes = run_task(VisionTask(), digits_config(out))
+    by_method = {e["cell"]["method"]: e["metrics"] for e in envelopes}
+    assert sorted(by_method) == ["base", "equitune", "equizero", "lambda"]
     assert by_method["base"]["zero_shot"] < 0.6  # upright pre-training does not transfer to rotated digits
-    for r in results:
-        assert [p["epoch"] for p in r["curve"]] == [0, 1]
+    assert by_method["base"]["upright"] > 0.5  # while the pre-trained network reads upright ones
+    for metrics in by_method.values():
+        assert [p["epoch"] for p in metrics["curve"]] == [0, 1]
     # equitune at epoch 0 averages four copies of the pre-trained net: it must differ from the base
     assert by_method["equitune"]["zero_shot"] != by_method["base"]["zero_shot"]
-    pretrained = json.loads(next((tmp_path / "pretrained").glob("*.json")).read_text())
-    assert pretrained["upright_test_accuracy"] > 0.5
 
     def no_training(*args, **kwargs):
         raise AssertionError("finished runs must not train again")
 
-    monkeypatch.setattr(run_module, "train_epoch", no_training)
-    again = run(digits_config(tmp_path), log=lambda *_: None)
-    assert {(r["method"], r["final"]) for r in again} == {(r["method"], r["final"]) for r in results}
-    assert main(["vision", "report", str(tmp_path)]) == 0
+    monkeypatch.setattr(task_module, "train_epoch", no_training)
+    assert run_task(VisionTask(), digits_config(out)) == envelopes
+    assert main(["vision", "report", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "lambda" in text and "resnet18" in text
-    assert (tmp_path / "vision.png").exists()
+    assert "lambda" in text and "resnet18" in text and "t-interval" in text
+    assert (out / "vision.png").exists()
 
 
-def test_an_interrupted_run_resumes_from_its_last_epoch(digits_out, monkeypatch):
-    tmp_path = digits_out
-    config = digits_config(tmp_path, methods=("equitune",), epochs=2)
-    real = train_module.train_epoch
-    calls = []
+@pytest.mark.parametrize("name, value", [("group", "mirror"), ("proxy", "entropy")])
+def test_a_rerun_with_another_group_or_proxy_is_refused_naming_it(digits_out, monkeypatch, capsys, name, value):
+    """The old run key (dataset, arch, method, seed) left out the group and proxy: a rerun reported the old runs."""
+    out = digits_out()
+    assert main(digits_flags(out, methods=("equizero",), epochs=0)) == 0
+    capsys.readouterr()
+    assert main(digits_flags(out, methods=("equizero",), epochs=0, **{name: value})) == 2
+    error = capsys.readouterr().err
+    assert f"{name}=" in error and f"{value!r} now" in error and "--overwrite" in error
 
-    def interrupt_in_epoch_two(*args, **kwargs):
-        calls.append(kwargs.get("desc", args[-1] if args else ""))
-        if len(calls) == 2:  # epoch 1, then Ctrl-C during epoch 2
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
+    def no_pretraining(*args, **kwargs):
+        raise AssertionError("pre-training does not depend on the group or proxy: it is kept")
 
-    monkeypatch.setattr(run_module, "train_epoch", interrupt_in_epoch_two)
+    monkeypatch.setattr(VisionTask, "pretrain", no_pretraining)
+    assert main([*digits_flags(out, methods=("equizero",), epochs=0, **{name: value}), "--overwrite"]) == 0
+    assert load_runs(out, "vision")["config"][0][name] == value
+
+
+def test_every_setting_has_a_flag_and_explicit_flags_beat_quick(tmp_path, capsys):
+    for command, config_class in (("run", VisionConfig), ("clip", CLIPConfig)):
+        with pytest.raises(SystemExit):
+            main(["vision", command, "--help"])
+        text = capsys.readouterr().out
+        assert [f.name for f in dataclasses.fields(config_class) if flag(f.name) not in text] == []
+    # --quick sets one epoch, but --epochs 0 was asked for (QUICK used to be merged over the flags)
+    assert main([*digits_flags(tmp_path, methods=("base",), pretrain_epochs=1, pretrain_lr=0.01, epochs=0), "--quick"]) == 0
+    (envelope,) = load_runs(tmp_path, "vision").to_dict("records")
+    assert [p["epoch"] for p in envelope["curve"]] == [0]
+    assert envelope["config"]["pretrain_lr"] == 0.01 and envelope["config"]["finetune_images"] == 96
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("eval_images", 0, "must be at least 1"),  # 0 meant "all" (null in --config now does)
+        ("pretrain_epochs", 0, "must be at least 1"),
+        ("epochs", -1, "must be at least 0"),
+        ("batch_size", 0, "must be at least 1"),
+        ("lr", 0, "must be greater than 0"),
+    ],
+)
+def test_numbers_out_of_range_are_one_line_before_anything_loads(tmp_path, capsys, name, value, message):
+    assert main(digits_flags(tmp_path, **{name: value})) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and flag(name) in error and message in error
+    assert not (tmp_path / "runs").exists()
+    assert VisionConfig(eval_images=None).eval_images is None  # all
+
+
+def interrupt_in(monkeypatch, call: int, batch: int) -> None:
+    """Ctrl-C before the ``batch``-th step of the ``call``-th ``train_epoch`` (earlier steps of that epoch done)."""
+    real, calls = train_module.train_epoch, []
+
+    def interrupted(model, *args, **kwargs):
+        calls.append(None)
+        if len(calls) != call:
+            return real(model, *args, **kwargs)
+        steps = []
+
+        def hook(*_):
+            steps.append(None)
+            if len(steps) == batch:
+                raise KeyboardInterrupt
+
+        handle = model.register_forward_pre_hook(hook)
+        try:
+            return real(model, *args, **kwargs)
+        finally:
+            handle.remove()
+
+    monkeypatch.setattr(task_module, "train_epoch", interrupted)
+
+
+def test_an_interrupted_run_resumed_equals_an_uninterrupted_one_bit_for_bit(digits_out, monkeypatch):
+    """λ-equitune: the λ pass, epoch 1, then Ctrl-C two steps into epoch 2. The rerun starts from the epoch-1
+    checkpoint (weights, optimizer and torch's RNG, which the λ-net's dropout draws from)."""
+    config = {"methods": ("lambda",), "epochs": 2}
+    (whole,) = run_task(VisionTask(), digits_config(digits_out("whole"), **config))
+    cut = digits_out("cut")
+    interrupt_in(monkeypatch, call=3, batch=3)
     with pytest.raises(KeyboardInterrupt):
-        run(config, log=lambda *_: None)
-    state = torch.load(next((tmp_path / "checkpoints").glob("*.pt")))
-    assert [p["epoch"] for p in state["curve"]] == [0, 1]
-    monkeypatch.setattr(run_module, "train_epoch", real)
-    logs = []
-    (result,) = run(config, log=logs.append)
-    assert any("resumed after epoch 1" in line for line in logs)
-    assert [p["epoch"] for p in result["curve"]] == [0, 1, 2]
-    assert result["curve"][:2] == state["curve"]
-    assert not list((tmp_path / "checkpoints").glob("*.pt"))  # a finished run keeps its JSON, not its weights
+        run_task(VisionTask(), digits_config(cut, **config))
+    checkpoint = cut / "work" / "vision_arch=resnet18_method=lambda_seed=0" / "checkpoint"
+    assert sorted(p.name for p in checkpoint.iterdir()) == ["state.json", "tensors.safetensors"]  # no pickle
+    assert [p["epoch"] for p in load_state(checkpoint)["curve"]] == [0, 1]
+    assert not [p for p in cut.rglob("*") if p.suffix in (".pt", ".pkl", ".bin")]
+    monkeypatch.setattr(task_module, "train_epoch", train_module.train_epoch)
+    (resumed,) = run_task(VisionTask(), digits_config(cut, **config))
+    assert resumed["metrics"] == whole["metrics"]  # every accuracy and training loss, bit for bit
+    assert not checkpoint.exists()
+
+
+def test_interrupted_pretraining_resumes_to_the_same_weights(tmp_path, digits_pretrained, monkeypatch):
+    interrupt_in(monkeypatch, call=3, batch=2)  # two epochs done, the third one step in
+    with pytest.raises(KeyboardInterrupt):
+        run_task(VisionTask(), digits_config(tmp_path, methods=("base",), epochs=0))
+    work = "work/vision_pretrain_arch=resnet18"
+    assert len(load_state(tmp_path / work / "checkpoint")["losses"]) == 2
+    monkeypatch.setattr(task_module, "train_epoch", train_module.train_epoch)
+    run_task(VisionTask(), digits_config(tmp_path, methods=("base",), epochs=0))
+    resumed, whole = load_state(tmp_path / work / "weights"), load_state(digits_pretrained / work / "weights")
+    assert resumed.keys() == whole.keys() and all(torch.equal(resumed[k], whole[k]) for k in whole)
+    pretrain = [load_runs(out, "vision", "pretrain")["losses"][0] for out in (tmp_path, digits_pretrained)]
+    assert pretrain[0] == pretrain[1]
 
 
 def test_clip_command_reads_an_imagenet_v2_folder_with_clips_1000_class_names(tmp_path, capsys):
@@ -377,11 +505,11 @@ def test_clip_command_reads_an_imagenet_v2_folder_with_clips_1000_class_names(tm
     out = tmp_path / "out"
     args = ["vision", "clip", "--model", str(model_dir), "--dataset", "imagenet-v2", "--data-dir", str(tmp_path / "v2")]
     assert main([*args, "--methods", "equizero", "--group", "d4", "--out", str(out), "--device", "cpu"]) == 0
-    (result,) = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
-    assert result["group"] == "d4" and result["curve"][0]["step"] == 0
+    (run,) = load_runs(out, "clip").to_dict("records")
+    assert run["config"]["group"] == "d4" and run["curve"][0]["step"] == 0
     assert "equizero" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="test set only"):
-        main([*args, "--finetune-steps", "1", "--out", str(out)])
+    assert main([*args, "--finetune-steps", "1", "--out", str(out)]) == 2
+    assert "test set only" in capsys.readouterr().err
 
 
 def test_the_lambda_only_stage_leaves_the_frozen_backbone_and_its_batch_norm_untouched():
@@ -395,3 +523,33 @@ def test_the_lambda_only_stage_leaves_the_frozen_backbone_and_its_batch_norm_unt
     after = model.backbone.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # weights and running statistics alike
     assert model.weight_net.net[-1].weight.abs().sum() > 0  # while the λ-net did learn
+
+
+def test_results_from_before_the_harness_are_migrated_and_found_done(tmp_path, monkeypatch, capsys):
+    """benchmarks/migrate_vision.py turns the old run and pre-training JSONs into envelopes that a rerun of
+    the command that made them finds done, and that the report reads."""
+    from benchmarks.migrate_vision import migrate
+
+    old = {**dataclasses.asdict(digits_config(tmp_path, methods=("base",))), "data_dir": None}
+    old = {k: list(v) if isinstance(v, tuple) else v for k, v in old.items() if k != "threads"}
+    curve = [{"epoch": 0, "accuracy": 0.25, "train_loss": None}, {"epoch": 1, "accuracy": 0.5, "train_loss": 1.5}]
+    run = {"dataset": "digits", "arch": "resnet18", "method": "base", "seed": 0, "group": "rot90", "proxy": None}
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "digits_resnet18_base_seed0.json").write_text(
+        json.dumps({**run, "zero_shot": 0.25, "final": 0.5, "curve": curve, "config": old})
+    )
+    pretrained = {"dataset": "digits", "arch": "resnet18", "image_size": None, "pretrain_epochs": 4, "pretrain_images": 1347}
+    pretrained |= {"optimizer": "AdamW lr 0.001, batch 128", "upright_test_accuracy": 0.9, "upright_test_images": 150}
+    (tmp_path / "pretrained").mkdir()
+    (tmp_path / "pretrained" / "digits_resnet18_e4_n1347.json").write_text(json.dumps(pretrained))
+    assert len(migrate(tmp_path)) == 2 and migrate(tmp_path) == []  # a second pass finds nothing to do
+
+    def no_setup(*args, **kwargs):
+        raise AssertionError("every run is done: nothing loads")
+
+    monkeypatch.setattr(VisionTask, "setup", no_setup)
+    (envelope,) = run_task(VisionTask(), digits_config(tmp_path, methods=("base",)))
+    assert envelope["metrics"] == {"zero_shot": 0.25, "final": 0.5, "curve": curve, "upright": 0.9}
+    assert envelope["migrated_from"].endswith("digits_resnet18_base_seed0.json") and envelope["commit"] is None
+    assert main(["vision", "report", str(tmp_path)]) == 0
+    assert "25.0" in capsys.readouterr().out

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from equinlp.errors import check_name
+
 
 class BasicBlock(nn.Module):
     """Two 3×3 convolutions with a residual connection (torchvision's ``BasicBlock``)."""
@@ -126,6 +128,5 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {"resnet18": ResNet18, "alexnet": Al
 
 def build_cnn(arch: str, num_classes: int, in_channels: int = 3) -> nn.Module:
     """A freshly initialised backbone by name (``resnet18`` or ``alexnet``)."""
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
+    check_name("architecture", arch, ARCHITECTURES)
     return ARCHITECTURES[arch](num_classes=num_classes, in_channels=in_channels)

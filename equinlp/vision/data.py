@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from equinlp.actions import ImageTransform
+from equinlp.errors import UnknownName
 
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
 FASHION_MNIST_CLASSES = (
@@ -173,7 +174,7 @@ def load(name: str, split: str, data_dir: str | Path | None = None, size: int | 
         if data_dir is None:
             raise ValueError(f"{name} is not shipped with any package here: pass --data-dir to its python release")
         return cifar(name, split, data_dir, size)
-    raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    raise UnknownName("dataset", name, DATASETS)
 
 
 def random_elements(n: int, order: int, seed: int) -> torch.Tensor:

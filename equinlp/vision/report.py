@@ -1,9 +1,9 @@
-"""``equinlp vision report``: accuracy tables (mean and bootstrap 95% interval over seeds) and curves.
+"""Vision's tables and figures, built from :func:`~equinlp.harness.results.load_runs`' frame.
 
 CNN runs (``equinlp vision run``) give one row per dataset × architecture × method, with the zero-shot
-(epoch 0) and final accuracy, and a figure in the style of the paper's: top-1 against fine-tuning epochs,
-one panel per architecture. CLIP runs (``equinlp vision clip``) give top-1 / top-5 per method and a curve
-against fine-tuning steps.
+(epoch 0) and final accuracy as the mean and 95% t-interval over seeds, and a figure in the style of the
+paper's: top-1 against fine-tuning epochs, one panel per architecture. CLIP runs (``equinlp vision clip``)
+give top-1 / top-5 per method and a curve against fine-tuning steps.
 """
 
 from __future__ import annotations
@@ -13,32 +13,46 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from equinlp.results import interval, load_runs
+from equinlp.harness import format_interval, t_interval
 from equinlp.vision.wrap import METHODS
 
 LABELS = {"base": "base", "equitune": "equitune", "equizero": "equizero", "lambda": "λ-equitune"}
 _ORDER = {m: i for i, m in enumerate(METHODS)}
+CNN_TITLE = (
+    "top-1 (%) on the rotated test set: mean [95% t-interval over seeds]; epoch 0 = before fine-tuning\n"
+    "(λ-equitune: after training its λ-net alone); final = after the last fine-tuning epoch"
+)
 
 
 def _by_method(column: pd.Series) -> pd.Series:
     return column.map(_ORDER) if column.name == "method" else column
 
 
-def cnn_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset × arch × method: seeds, zero-shot and final top-1 (%) as ``mean [low, high]``, and the gain."""
+def _with_settings(runs: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
+    """``runs`` with columns for the settings ``names`` (read from each run's ``config``)."""
+    return runs.assign(**{name: [config[name] for config in runs["config"]] for name in names})
+
+
+def cnn_tables(runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Per dataset × arch × method: seeds, zero-shot and final top-1 (%) as ``mean [low, high]``; the
+    pre-trained networks' upright accuracy."""
+    runs = _with_settings(runs, ("dataset", "group"))
     rows = []
-    for (dataset, arch, method), group in runs.groupby(["dataset", "arch", "method"], sort=False):
-        row = {"dataset": dataset, "arch": arch, "method": method, "seeds": len(group)}
+    for (dataset, group, arch, method), here in runs.groupby(["dataset", "group", "arch", "method"], sort=False):
+        row = {"dataset": dataset, "group": group, "arch": arch, "method": method, "seeds": len(here)}
         for column, name in (("zero_shot", "epoch 0"), ("final", "final")):
-            mean, low, high = interval(100 * group[column])
-            row[name] = f"{mean:.1f} [{low:.1f}, {high:.1f}]"
-        row["epochs"] = int(group["curve"].iloc[0][-1]["epoch"])
+            row[name] = format_interval(here[column], digits=1, scale=100)
+        row["epochs"] = int(here["curve"].iloc[0][-1]["epoch"])
         rows.append(row)
-    return pd.DataFrame(rows).sort_values(["dataset", "arch", "method"], key=_by_method)
+    keys = ["dataset", "group", "arch", "method"]
+    table = pd.DataFrame(rows).sort_values(keys, key=_by_method).set_index(keys)
+    upright = runs.groupby(["dataset", "arch"])["upright"].first().mul(100).round(1).to_frame("upright top-1 (%)")
+    return [(CNN_TITLE, table), ("the pre-trained networks on the upright test set", upright)]
 
 
-def clip_table(runs: pd.DataFrame) -> pd.DataFrame:
+def clip_tables(runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """Per model × dataset × group × method: zero-shot and final top-1 / top-5 (%)."""
+    runs = _with_settings(runs, ("model", "dataset", "group"))
     rows = []
     for _, run in runs.iterrows():
         first, last = run["curve"][0], run["curve"][-1]
@@ -55,25 +69,33 @@ def clip_table(runs: pd.DataFrame) -> pd.DataFrame:
                 "final top-5": round(last["top5"], 2),
             }
         )
-    return pd.DataFrame(rows).sort_values(["model", "dataset", "group", "method"], key=_by_method)
+    keys = ["model", "dataset", "group", "method"]
+    table = pd.DataFrame(rows).sort_values(keys, key=_by_method).set_index(keys)
+    return [("CLIP top-1 / top-5 (%) on randomly transformed test images", table)]
 
 
-def plot_cnn(runs: pd.DataFrame, path: str | Path) -> None:
-    """Top-1 against fine-tuning epochs, one panel per dataset × arch; bands = bootstrap 95% over seeds."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_cnn(runs: pd.DataFrame, path: str | Path) -> None:
+    """Top-1 against fine-tuning epochs, one panel per dataset × arch; bands = 95% t-intervals over seeds."""
+    plt = _pyplot()
+    runs = _with_settings(runs, ("dataset", "group"))
     panels = list(dict.fromkeys(zip(runs["dataset"], runs["arch"], runs["group"], strict=True)))
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     for ax, (dataset, arch, group_name) in zip(axes[0], panels, strict=True):
-        here = runs[(runs["dataset"] == dataset) & (runs["arch"] == arch)]
+        here = runs[(runs["dataset"] == dataset) & (runs["arch"] == arch) & (runs["group"] == group_name)]
         for method in [m for m in METHODS if m in set(here["method"])]:
             group = here[here["method"] == method]
             epochs = [point["epoch"] for point in group["curve"].iloc[0]]
             acc = 100 * np.array([[point["accuracy"] for point in curve] for curve in group["curve"]])  # [seeds, E+1]
-            bands = np.array([interval(acc[:, e]) for e in range(acc.shape[1])])
+            bands = np.array([t_interval(acc[:, e]) for e in range(acc.shape[1])])
             ax.plot(epochs, bands[:, 0], marker="o", label=LABELS[method])
             ax.fill_between(epochs, bands[:, 1], bands[:, 2], alpha=0.2)
         seeds = f"{len(group)} seed" + ("s" if len(group) > 1 else "")
@@ -87,11 +109,8 @@ def plot_cnn(runs: pd.DataFrame, path: str | Path) -> None:
 
 def plot_clip(runs: pd.DataFrame, path: str | Path) -> None:
     """Top-1 against training steps, one line per method (the paper's CLIP fine-tuning figure)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
+    runs = _with_settings(runs, ("model", "dataset", "group"))
     fig, ax = plt.subplots(figsize=(6, 4))
     for _, run in runs.iterrows():
         ax.plot(
@@ -105,23 +124,3 @@ def plot_clip(runs: pd.DataFrame, path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def print_report(results: str | Path, plot_path: str | Path | None = None) -> pd.DataFrame:
-    """Print the table for the runs under ``results`` and save the figure (default ``RESULTS/vision.png``)."""
-    runs = load_runs(results)
-    folder = Path(results)
-    plot_path = Path(plot_path) if plot_path else folder / "vision.png"
-    if "arch" in runs.columns:
-        summary = cnn_table(runs)
-        print("top-1 (%) on the rotated test set: mean [bootstrap 95% interval over seeds]; epoch 0 = before")
-        print("fine-tuning (λ-equitune: after training its λ-net alone); final = after the last fine-tuning epoch")
-        print(summary.to_string(index=False))
-        plot_cnn(runs, plot_path)
-    else:
-        summary = clip_table(runs)
-        print("CLIP top-1 / top-5 (%) on randomly transformed test images")
-        print(summary.to_string(index=False))
-        plot_clip(runs, plot_path)
-    print(f"plot: {plot_path}")
-    return summary

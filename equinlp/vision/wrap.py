@@ -23,6 +23,7 @@ from torch import nn
 from equinlp.actions import ImageTransform, Invariant
 from equinlp.aggregate import Aggregator, Argmin, Weighted
 from equinlp.core import combine
+from equinlp.errors import check_name
 from equinlp.methods import BASE, check_method, make_aggregator, method_names
 
 METHODS = method_names(with_base=True)
@@ -54,8 +55,7 @@ class InvariantClassifier(nn.Module):
     ) -> None:
         super().__init__()
         check_method(method, with_base=True)
-        if proxy not in VISION_PROXIES:
-            raise ValueError(f"unknown proxy {proxy!r}; choose from {', '.join(VISION_PROXIES)}")
+        check_name("proxy", proxy, VISION_PROXIES)
         self.backbone = backbone
         self.transform = transform
         self.method = method
