@@ -116,6 +116,11 @@ class ScanData:
         return scan_actions(group, self.in_tok, self.out_tok)
 
 
+def base_cell(config: ScanConfig, seed: int) -> dict:
+    """The ``pretrain`` cell of a seed: ``{"split", "cell", "seed"}``."""
+    return {"split": config.split, "cell": config.cell, "seed": seed}
+
+
 class ScanTask:
     """``equinlp scan run``: the harness task (see the module docstring)."""
 
@@ -124,8 +129,8 @@ class ScanTask:
     collective = False
 
     def plan(self, config: ScanConfig) -> list[Stage]:
+        bases = [base_cell(config, seed) for seed in config.seeds]
         where = {"split": config.split, "cell": config.cell}
-        bases = [{**where, "seed": seed} for seed in config.seeds]
         runs = [{**where, "method": method, "seed": seed} for seed in config.seeds for method in config.methods]
         return [Stage("pretrain", bases, settings=PRETRAIN_SETTINGS), Stage("run", runs)]
 
@@ -153,7 +158,7 @@ class ScanTask:
     def base_model(self, config: ScanConfig, seed: int, store: RunStore) -> torch.nn.Module:
         """The pre-trained base of ``seed`` (from the ``pretrain`` stage's folder), on this process's device."""
         model = new_model(config.cell, self.data.in_tok, self.data.out_tok)
-        folder = store.work_dir("pretrain", {"split": config.split, "cell": config.cell, "seed": seed}) / BASE_WEIGHTS
+        folder = store.work_dir("pretrain", base_cell(config, seed)) / BASE_WEIGHTS
         model.load_state_dict(load_state(folder))
         return model.to(device())
 

@@ -93,11 +93,10 @@ def train(
             bar.update()
             if checkpoint is not None and at.step % config.save_every == 0 and at.step < config.steps:
                 _save(checkpoint, module, optimizer, at)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the harness says what to do; here the state before the interrupted step is kept
         if checkpoint is not None and not at.updating:
             _save(checkpoint, module, optimizer, at)
-        if checkpoint is not None:
-            log.warning("\n%s: interrupted; its checkpoint in %s continues it on rerun", description, checkpoint)
+            log.debug("%s: checkpoint at step %d in %s", description, at.step, checkpoint)
         raise
     finally:
         bar.close()
