@@ -5,8 +5,8 @@ commands) is greedily decoded in batches of ``--batch-size``, as ``equinlp scan 
 floor is the plain model decoding the |G|·N transformed commands, |G|·batch at a time: the same
 arithmetic with no symmetrization around it. Medians of ``--repeats`` after a warm-up batch.
 
-Weights are random unless ``--checkpoint`` names a trained ``model.safetensors`` (``equinlp scan run``
-caches them under ``$EQUINLP_CACHE/scan``). Random weights rarely emit EOS, so every batch decodes to
+Weights are random unless ``--checkpoint`` names a trained base (``equinlp scan run`` writes them to
+``OUT/work/scan_pretrain_*/base``). Random weights rarely emit EOS, so every batch decodes to
 the maximum length: an upper bound on the time a trained model takes.
 
     python -m benchmarks.perf_scan                        # CPU, all cores
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["equitune", "equizero", "lambda"])
     parser.add_argument("--batch-size", type=int, default=1024, help="commands per batch (the floor decodes |G|× as many)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--checkpoint", default=None, help="a trained model.safetensors (default: random weights)")
+    parser.add_argument("--checkpoint", default=None, help="a trained base, OUT/work/scan_pretrain_*/base (default: random)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--limit", type=int, default=None, help="the first N test commands only (a smoke test)")
@@ -73,9 +73,9 @@ def main() -> None:
     test = encode(scan_split(args.split)["test"][: args.limit], in_tok, out_tok).to(args.device)
     model = AttnSeq2Seq(Seq2SeqConfig(len(in_tok), len(out_tok), cell=args.cell))
     if args.checkpoint:
-        from safetensors.torch import load_file
+        from equinlp.harness.state import load_state
 
-        model.load_state_dict(load_file(args.checkpoint))
+        model.load_state_dict(load_state(args.checkpoint))
     model = model.to(args.device).eval()
     in_action, out_action = actions = scan_actions(DEFAULT_GROUP.get(args.split, "verb"), in_tok, out_tok)
     order, n = in_action.group.order, len(test)

@@ -42,16 +42,20 @@ SCAN = [
         "(300 pre-training steps and 500 test commands, so that the notebook runs in about a minute.)"
     ),
     new_code_cell(
-        "from equinlp.scan.run import RunConfig, run\n\n"
-        "config = RunConfig(split='addprim_jump', cell='gru', methods=('base', 'equizero'), seeds=(0,),\n"
-        "                   pretrain_steps=300, finetune_steps=30, test_limit=500, out='results/scan_notebook')\n"
-        "records = run(config)"
+        "from equinlp.harness import run_task\n"
+        "from equinlp.scan.task import ScanConfig, ScanTask\n\n"
+        "config = ScanConfig(split='addprim_jump', cell='gru', methods=('base', 'equizero'), seeds=(0,),\n"
+        "                    pretrain_steps=300, finetune_steps=30, test_limit=500, out='results/scan_notebook')\n"
+        "envelopes = run_task(ScanTask(), config)  # one JSON per run in results/scan_notebook/runs"
     ),
-    new_markdown_cell("## 3. The report: a table (mean ± std over seeds) and a plot"),
+    new_markdown_cell("## 3. The report: a table (mean and t-interval over seeds) and a plot"),
     new_code_cell(
-        "from equinlp.scan.report import load_results, plot, table\n\nframe = load_results('results/scan_notebook')\ntable(frame)"
+        "from equinlp.harness import load_runs\n"
+        "from equinlp.scan.report import plot, table\n\n"
+        "runs = load_runs('results/scan_notebook', 'scan')\n"
+        "table(runs)"
     ),
-    new_code_cell("from IPython.display import Image\n\nImage(filename=str(plot(frame, 'results/scan_notebook/scan.png')))"),
+    new_code_cell("from IPython.display import Image\n\nImage(filename=str(plot(runs, 'results/scan_notebook/scan.png')))"),
     new_markdown_cell(
         "The real thing, three seeds on both of the paper's splits:\n\n"
         "```bash\n"

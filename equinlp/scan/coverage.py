@@ -9,6 +9,7 @@ the same orbits, so it is bounded the same way.)
 
 from __future__ import annotations
 
+from equinlp.errors import check_name
 from equinlp.scan.data import GROUPS
 from equinlp.scan.splits import scan_split
 
@@ -25,8 +26,7 @@ def _orbit(command: str, cycle: tuple[str, ...]) -> list[str]:
 
 def coverage(split: str, group: str) -> dict:
     """``{"reachable": share of test commands with a transformed copy in the training set, ...}``."""
-    if group not in GROUPS:
-        raise ValueError(f"unknown SCAN group {group!r}; choose from {sorted(GROUPS)}")
+    check_name("SCAN group", group, sorted(GROUPS))
     (cycle,), _ = GROUPS[group]
     data = scan_split(split)
     train = {command for command, _ in data["train"]}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from equinlp.actions import TokenPermutation
+from equinlp.errors import check_name
 from equinlp.scan.grammar import IN_WORDS, OUT_WORDS, Example
 from equinlp.vocab import vocab_permutation_pair
 from equinlp.wordlevel import BOS, EOS, PAD, word_tokenizer
@@ -33,8 +34,7 @@ def scan_actions(group: str, in_tok, out_tok) -> tuple[TokenPermutation, TokenPe
     """The input and output actions of a named SCAN group (``trivial`` for the base model)."""
     if group == "trivial":
         return tuple(TokenPermutation.identity(len(t)) for t in (in_tok, out_tok))
-    if group not in GROUPS:
-        raise ValueError(f"unknown SCAN group {group!r}; choose from {sorted(GROUPS)}")
+    check_name("SCAN group", group, ["trivial", *sorted(GROUPS)])
     in_cycles, out_cycles = GROUPS[group]
     return vocab_permutation_pair(in_tok, in_cycles, out_tok, out_cycles, name=group)
 

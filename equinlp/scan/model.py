@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from equinlp.errors import check_name
 from equinlp.wordlevel import PAD
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
@@ -32,8 +33,7 @@ class Seq2SeqConfig:
     dropout: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise ValueError(f"unknown cell {self.cell!r}; choose from {sorted(CELLS)}")
+        check_name("cell", self.cell, sorted(CELLS))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from equinlp.errors import UnknownName
 from equinlp.files import write_text_atomic
 from equinlp.scan.grammar import Example, all_commands
 
@@ -52,7 +53,7 @@ def scan_split(name: str) -> dict[str, list[Example]]:
             "train": [e for e in examples if not _has(e[0], "around right")],
             "test": [e for e in examples if _has(e[0], "around right") and not _has(e[0], "turn around right")],
         }
-    raise ValueError(f"unknown SCAN split {name!r}; choose from {SPLITS}")
+    raise UnknownName("SCAN split", name, SPLITS)
 
 
 def format_line(example: Example) -> str:

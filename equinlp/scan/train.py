@@ -1,23 +1,27 @@
-"""Training and evaluation loops for SCAN, on accelerate (one process here; ``accelerate launch`` for more).
+"""Training and evaluation loops for SCAN: one cell trains in one process (no gradient sync between processes).
 
 Batches are a function of the step (a seeded permutation per epoch), so a resumed run sees exactly the
-batches it would have seen. A checkpoint (accelerate state + ``progress.json``) is written under a
-temporary name and renamed, every ``save_every`` steps, at the end, and on Ctrl-C before re-raising.
+batches it would have seen. A checkpoint (:func:`~equinlp.harness.state.save_state`: safetensors + JSON, no
+pickle) holds the module, the optimizer, the losses so far and torch's RNG states *at a step boundary*; it is
+written every ``save_every`` steps, at the end, and on Ctrl-C. A Ctrl-C in the middle of a step saves the state
+from before that step (its dropout draws are replayed on resume), so a resumed run equals an uninterrupted one
+bit for bit; one inside the optimizer's update keeps the last periodic checkpoint instead.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
 from tqdm.auto import tqdm
 
+from equinlp.harness.state import load_state, rng_state, save_state, set_rng_state
 from equinlp.scan.data import Encoded
 from equinlp.scan.equi import EquiSCAN, exact_match
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -30,23 +34,25 @@ class TrainConfig:
     save_every: int = 500
 
 
+def device() -> torch.device:
+    """This process's device: its own GPU under ``accelerate launch``/``torchrun``, else cuda:0 or the CPU."""
+    from equinlp.harness import distributed
+
+    return distributed.processes().device
+
+
 def batch_indices(step: int, size: int, config: TrainConfig) -> torch.Tensor:
+    """The rows of ``step``'s batch ``[batch_size]``: epoch ``e`` visits the data in a permutation seeded by (seed, e)."""
     per_epoch = max(size // config.batch_size, 1)
     epoch, offset = divmod(step, per_epoch)
     order = torch.randperm(size, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
     return order[offset * config.batch_size : (offset + 1) * config.batch_size]
 
 
-def _save(accelerator: Accelerator, checkpoint: Path, step: int) -> None:
-    accelerator.wait_for_everyone()
-    tmp = checkpoint.with_name(f".{checkpoint.name}.tmp")
-    # pickled, not safetensors: on a GPU cuDNN flattens an RNN's weights into one buffer, and safetensors
-    # would drop all but one of the tensors that share it ("Removed shared tensor ..."), breaking --resume
-    accelerator.save_state(str(tmp), safe_serialization=False)
-    if accelerator.is_main_process:
-        (tmp / "progress.json").write_text(json.dumps({"step": step}))
-        shutil.rmtree(checkpoint, ignore_errors=True)
-        tmp.rename(checkpoint)
+def step_loss(module: EquiSCAN, batch: Encoded) -> torch.Tensor:
+    """Mean NLL of the targets under the symmetrized model (teacher forcing)."""
+    logp = module(batch.src, batch.mask, batch.tgt_in)
+    return torch.nn.functional.nll_loss(logp.reshape(-1, logp.shape[-1]), batch.tgt_out.reshape(-1), ignore_index=-100)
 
 
 def train(
@@ -57,56 +63,71 @@ def train(
     checkpoint: Path | None = None,
     description: str = "train",
 ) -> list[float]:
-    """Minimise the NLL of ``module`` (the symmetrized model) over ``parameters``; returns the losses.
+    """Minimise the NLL of ``module`` (the symmetrized model, on its device) over ``parameters``; returns the losses.
 
-    With ``checkpoint`` set, resumes from it if it exists and writes it as it goes.
+    With ``checkpoint`` set, resumes from it if it exists and writes it as it goes (see the module docstring).
     """
     torch.manual_seed(config.seed)
-    accelerator = Accelerator()
     optimizer = torch.optim.Adam(parameters, lr=config.lr)
-    module, optimizer = accelerator.prepare(module, optimizer)
-    start = 0
-    if checkpoint is not None and (checkpoint / "progress.json").exists():
-        accelerator.load_state(str(checkpoint))
-        start = json.loads((checkpoint / "progress.json").read_text())["step"]
-    losses = []
+    losses: list[float] = []
+    if checkpoint is not None and checkpoint.exists():
+        state = load_state(checkpoint)
+        module.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])
+        losses = state["losses"]
+    at = _Boundary(len(losses), rng_state(), losses)
+    place = next(module.parameters()).device
     module.train()
-    quiet = None if accelerator.is_local_main_process else True  # None: tqdm shows bars on terminals only
-    bar = tqdm(range(start, config.steps), desc=description, disable=quiet, leave=False)
-    step = start
+    bar = tqdm(total=config.steps, initial=at.step, desc=description, disable=None, leave=False)
     try:
-        for step in bar:
-            rows = batch_indices(step, len(data), config)[accelerator.process_index :: accelerator.num_processes]
-            batch = data[rows].to(accelerator.device)
-            logp = module(batch.src, batch.mask, batch.tgt_in)
-            loss = torch.nn.functional.nll_loss(logp.reshape(-1, logp.shape[-1]), batch.tgt_out.reshape(-1), ignore_index=-100)
+        while at.step < config.steps:
+            batch = data[batch_indices(at.step, len(data), config)].to(place)
+            loss = step_loss(module, batch)
             optimizer.zero_grad()
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(parameters, config.clip)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, config.clip)
+            at.updating = True  # from here to the next boundary the weights are neither before nor after
             optimizer.step()
-            losses.append(loss.item())
-            if step % 50 == 0:
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-            if checkpoint is not None and (step + 1) % config.save_every == 0:
-                _save(accelerator, checkpoint, step + 1)
-    except KeyboardInterrupt:
-        if checkpoint is not None:
-            _save(accelerator, checkpoint, step)
-            print(f"\ninterrupted: checkpoint at step {step} in {checkpoint}; rerun with --resume to continue")
+            at = _Boundary(at.step + 1, rng_state(), [*at.losses, loss.item()])
+            bar.update()
+            if checkpoint is not None and at.step % config.save_every == 0 and at.step < config.steps:
+                _save(checkpoint, module, optimizer, at)
+    except KeyboardInterrupt:  # the harness says what to do; here the state before the interrupted step is kept
+        if checkpoint is not None and not at.updating:
+            _save(checkpoint, module, optimizer, at)
+            log.debug("%s: checkpoint at step %d in %s", description, at.step, checkpoint)
         raise
+    finally:
+        bar.close()
     if checkpoint is not None:
-        _save(accelerator, checkpoint, config.steps)
+        _save(checkpoint, module, optimizer, at)  # a finished training resumes instantly
     module.eval()
-    return losses
+    return at.losses
+
+
+@dataclass
+class _Boundary:
+    """The state between two steps: steps done, torch's RNG then, the losses; ``updating`` while a step writes weights."""
+
+    step: int
+    rng: dict
+    losses: list[float]
+    updating: bool = False
+
+
+def _save(checkpoint: Path, module: torch.nn.Module, optimizer: torch.optim.Optimizer, at: _Boundary) -> None:
+    state = {"model": module.state_dict(), "optimizer": optimizer.state_dict(), "rng": at.rng, "losses": at.losses}
+    save_state(checkpoint, state)
 
 
 @torch.no_grad()
 def evaluate(module: EquiSCAN, data: Encoded, batch_size: int = 1024, description: str = "evaluate") -> float:
     """Exact-match accuracy of batched greedy decoding over ``data``."""
     module.eval()
-    device = next(module.parameters()).device
+    place = next(module.parameters()).device
     correct = 0
-    for start in tqdm(range(0, len(data), batch_size), desc=description, leave=False):
-        batch = data[start : start + batch_size].to(device)
+    for start in tqdm(range(0, len(data), batch_size), desc=description, leave=False, disable=None):
+        batch = data[start : start + batch_size].to(place)
         correct += int(exact_match(module.decode(batch.src, batch.mask), batch.tgt_out).sum())
     return correct / len(data)

@@ -1,0 +1,199 @@
+"""SCAN on the harness: pre-train the base seq2seq, then evaluate each method zero-shot and fine-tuned.
+
+Two stages (see :class:`~equinlp.harness.task.Stage`):
+
+1. ``pretrain``, one cell per (split, cell, seed): the base model trained from scratch on the split's
+   training set; its weights go to ``OUT/work/scan_pretrain_.../base`` (safetensors). The stage is keyed
+   only by what pre-training depends on (``pretrain_steps``, ``batch_size``, ``lr``), so a rerun with another
+   group, proxy or fine-tuning schedule reuses it, and a rerun with other pre-training settings is refused.
+2. ``run``, one cell per (split, cell, method, seed): zero-shot (λ-equitune first trains its λ-net alone,
+   the base frozen, as the paper does), then every parameter fine-tuned through the symmetrized model.
+   Metrics: ``zero_shot`` and ``fine_tuned`` exact-match accuracy, ``n_test``, the last fine-tuning loss.
+
+Each cell trains in one process; under ``torchrun``/``accelerate launch`` the cells are split between processes
+(no gradient sync between them). Every training step is checkpointed at step boundaries (:mod:`equinlp.scan.train`),
+so a rerun after Ctrl-C continues each cell where it stopped and gives the same numbers bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from equinlp.aggregate import PROXIES
+from equinlp.files import write_text_atomic
+from equinlp.harness import RunConfig, RunStore, Stage, option
+from equinlp.harness.state import load_state, save_state
+from equinlp.harness.store import read_json
+from equinlp.scan.data import DEFAULT_GROUP, GROUPS, Encoded, encode, scan_actions, tokenizers
+from equinlp.scan.equi import METHODS, build
+from equinlp.scan.hf import HFSeq2Seq, joint_tokenizer, tiny_t5
+from equinlp.scan.model import CELLS, AttnSeq2Seq, Seq2SeqConfig
+from equinlp.scan.splits import SPLITS, scan_split
+from equinlp.scan.train import TrainConfig, device, evaluate, train
+
+log = logging.getLogger(__name__)
+
+PRETRAIN_SETTINGS = ("pretrain_steps", "batch_size", "lr")
+BASE_WEIGHTS = "base"
+
+
+@dataclass
+class ScanConfig(RunConfig):
+    """One SCAN experiment: a split and a base architecture, methods × seeds, and the training schedule."""
+
+    split: str = option("addprim_jump", "SCAN split", choices=SPLITS, plan=True)
+    cell: str = option("gru", "base seq2seq: attention RNN/GRU/LSTM, or a small T5", choices=(*sorted(CELLS), "t5"), plan=True)
+    methods: tuple[str, ...] = option(METHODS, "methods to compare", choices=METHODS, plan=True, flags=("--method",))
+    seeds: tuple[int, ...] = option((0,), "one base model and one run per method for each seed", plan=True)
+    group: str | None = option(
+        None,
+        "the methods' group (base runs under the trivial one); default: verb for addprim_jump, direction for "
+        "template_around_right and addprim_turn_left, else verb",
+        choices=sorted(GROUPS),
+    )
+    pretrain_steps: int = option(3000, "base model training steps", at_least=1, quick=1000)
+    finetune_steps: int = option(500, "fine-tuning steps through the symmetrized model", at_least=1, quick=150)
+    lambda_steps: int = option(300, "λ-net-only steps (base frozen) before λ-equitune's zero-shot test", at_least=1, quick=80)
+    batch_size: int = option(128, "training batch size (pre-training, λ-net and fine-tuning)", at_least=1)
+    lr: float = option(3e-3, "learning rate (Adam) of pre-training and of the λ-net", above=0)
+    finetune_lr: float = option(3e-4, "learning rate (Adam) of fine-tuning", above=0)
+    proxy: str = option("max_prob", "equizero's proxy (the paper's 'top1' is max_prob)", choices=sorted(PROXIES))
+    test_limit: int | None = option(None, "evaluate on the first N test commands only (default: all)", at_least=1)
+    save_every: int = option(500, "checkpoint training every N steps (a rerun continues from there)", at_least=1, keyed=False)
+    out: str = option("results/scan", "output folder: one JSON per finished run in OUT/runs, continued on rerun", keyed=False)
+
+    def __post_init__(self) -> None:
+        if self.group is None:
+            self.group = DEFAULT_GROUP.get(self.split, "verb")
+        super().__post_init__()
+
+
+def scan_tokenizers(cell: str):
+    """``(in_tokenizer, out_tokenizer)``; T5 shares one joint vocabulary between its two sides."""
+    if cell == "t5":
+        joint = joint_tokenizer()
+        return joint, joint
+    return tokenizers()
+
+
+def new_model(cell: str, in_tok, out_tok) -> torch.nn.Module:
+    """A freshly initialised base seq2seq (from torch's current RNG)."""
+    if cell == "t5":
+        return tiny_t5(len(in_tok))
+    return AttnSeq2Seq(Seq2SeqConfig(len(in_tok), len(out_tok), cell=cell))
+
+
+def make_module(method: str, model: torch.nn.Module, actions, cell: str, proxy: str) -> torch.nn.Module:
+    """The symmetrized model with the SCAN loop interface (``forward`` log-probs, ``decode``)."""
+    if cell == "t5":
+        return HFSeq2Seq(model, actions, method, proxy)
+    return build(method, model, actions, proxy=proxy)
+
+
+@dataclass
+class ScanData:
+    """A split encoded for one architecture: tokenizers, training set and (possibly limited) test set."""
+
+    in_tok: object
+    out_tok: object
+    train: Encoded
+    test: Encoded
+
+    @classmethod
+    def load(cls, split: str, cell: str, test_limit: int | None = None) -> ScanData:
+        in_tok, out_tok = scan_tokenizers(cell)
+        examples = scan_split(split)
+        test = examples["test"][:test_limit] if test_limit else examples["test"]
+        return cls(in_tok, out_tok, encode(examples["train"], in_tok, out_tok), encode(test, in_tok, out_tok))
+
+    def actions(self, group: str):
+        return scan_actions(group, self.in_tok, self.out_tok)
+
+
+def base_cell(config: ScanConfig, seed: int) -> dict:
+    """The ``pretrain`` cell of a seed: ``{"split", "cell", "seed"}``."""
+    return {"split": config.split, "cell": config.cell, "seed": seed}
+
+
+class ScanTask:
+    """``equinlp scan run``: the harness task (see the module docstring)."""
+
+    name = "scan"
+    config_class = ScanConfig
+    collective = False
+
+    def plan(self, config: ScanConfig) -> list[Stage]:
+        bases = [base_cell(config, seed) for seed in config.seeds]
+        where = {"split": config.split, "cell": config.cell}
+        runs = [{**where, "method": method, "seed": seed} for seed in config.seeds for method in config.methods]
+        return [Stage("pretrain", bases, settings=PRETRAIN_SETTINGS), Stage("run", runs)]
+
+    def setup(self, config: ScanConfig) -> None:
+        self.data = ScanData.load(config.split, config.cell, config.test_limit)
+
+    def run_cell(self, config: ScanConfig, stage: str, cell: dict, store: RunStore) -> dict:
+        if stage == "pretrain":
+            return self._pretrain(config, cell, store)
+        return self._evaluate_and_fine_tune(config, cell, store)
+
+    def _schedule(self, config: ScanConfig, steps: int, lr: float, seed: int) -> TrainConfig:
+        return TrainConfig(steps, config.batch_size, lr, seed=seed, save_every=config.save_every)
+
+    def _pretrain(self, config: ScanConfig, cell: dict, store: RunStore) -> dict:
+        torch.manual_seed(cell["seed"])
+        model = new_model(config.cell, self.data.in_tok, self.data.out_tok).to(device())
+        base = make_module("base", model, self.data.actions("trivial"), config.cell, config.proxy)
+        schedule = self._schedule(config, config.pretrain_steps, config.lr, cell["seed"])
+        checkpoint = store.checkpoint_dir("pretrain", cell)
+        losses = train(base, list(model.parameters()), self.data.train, schedule, checkpoint, f"pre-train seed {cell['seed']}")
+        save_state(store.work_dir("pretrain", cell) / BASE_WEIGHTS, model.state_dict())
+        return {"loss": losses[-1], "steps": config.pretrain_steps}
+
+    def base_model(self, config: ScanConfig, seed: int, store: RunStore) -> torch.nn.Module:
+        """The pre-trained base of ``seed`` (from the ``pretrain`` stage's folder), on this process's device."""
+        model = new_model(config.cell, self.data.in_tok, self.data.out_tok)
+        folder = store.work_dir("pretrain", base_cell(config, seed)) / BASE_WEIGHTS
+        model.load_state_dict(load_state(folder))
+        return model.to(device())
+
+    def _evaluate_and_fine_tune(self, config: ScanConfig, cell: dict, store: RunStore) -> dict:
+        method, seed = cell["method"], cell["seed"]
+        model = self.base_model(config, seed, store)
+        torch.manual_seed(seed)  # the λ-net's initial weights
+        group = "trivial" if method == "base" else config.group
+        module = make_module(method, model, self.data.actions(group), config.cell, config.proxy).to(device())
+        checkpoint = store.checkpoint_dir("run", cell)
+        name = store.cell_id("run", cell)
+        if method == "lambda":  # the λ-net alone, base frozen
+            schedule = self._schedule(config, config.lambda_steps, config.lr, seed)
+            train(module, list(module.aggregator.parameters()), self.data.train, schedule, checkpoint / "lambda", f"λ-net {name}")
+        zero_shot = _once(checkpoint / "zero_shot.json", lambda: evaluate(module, self.data.test, description=name))
+        schedule = self._schedule(config, config.finetune_steps, config.finetune_lr, seed + 1)
+        losses = train(module, list(module.parameters()), self.data.train, schedule, checkpoint / "finetune", f"fine-tune {name}")
+        fine_tuned = evaluate(module, self.data.test, description=f"fine-tuned {name}")
+        return {"zero_shot": zero_shot, "fine_tuned": fine_tuned, "n_test": len(self.data.test), "finetune_loss": losses[-1]}
+
+    def report(self, runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+        from equinlp.scan.report import table
+
+        return [("exact-match accuracy (%), mean [95% t-interval] over seeds (number of seeds)", table(runs))]
+
+    def plot(self, runs: pd.DataFrame, path: Path) -> None:
+        from equinlp.scan.report import plot
+
+        plot(runs, path)
+
+
+def _once(path: Path, compute) -> float:
+    """``compute()``'s number, kept in ``path`` so that a resumed cell does not compute it again."""
+    if path.exists():
+        return read_json(path, "zero-shot result")["value"]
+    value = compute()
+    write_text_atomic(path, json.dumps({"value": value}) + "\n")
+    return value
