@@ -31,3 +31,17 @@ def test_a_crafted_pickle_runs_nothing(tmp_path, monkeypatch):
     with pytest.raises(EquinlpError, match=r"data_batch_1 is not a plain data pickle \(posix.system is not allowed"):
         load_data_pickle(path)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_crafted_cifar_folder_runs_nothing(tmp_path, monkeypatch):
+    """`vision clip --data-dir` reads CIFAR's pickled release through the restricted unpickler."""
+    from equinlp.vision.data import cifar_arrays
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    (folder / "meta").write_bytes(pickle.dumps({"fine_label_names": ["apple"]}))
+    (folder / "test").write_bytes(pickle.dumps({"data": Exploit(), "fine_labels": [0]}))
+    with pytest.raises(EquinlpError, match="test is not a plain data pickle"):
+        cifar_arrays("cifar100", "test", tmp_path)
+    assert not (tmp_path / "pwned").exists()

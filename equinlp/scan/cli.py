@@ -54,7 +54,3 @@ def coverage_command(args: argparse.Namespace) -> int:
         result = coverage(args.split, group)
         print(f"{args.split} · {group}: {100 * result['reachable']:.1f}% of {result['test']} test commands reachable")
     return 0
-
-
-def run_command(args: argparse.Namespace) -> int:
-    return args.handler(args)

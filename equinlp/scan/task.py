@@ -63,7 +63,12 @@ class ScanConfig(RunConfig):
     batch_size: int = option(128, "training batch size (pre-training, λ-net and fine-tuning)", at_least=1)
     lr: float = option(3e-3, "learning rate (Adam) of pre-training and of the λ-net", above=0)
     finetune_lr: float = option(3e-4, "learning rate (Adam) of fine-tuning", above=0)
-    proxy: str = option("max_prob", "equizero's proxy (the paper's 'top1' is max_prob)", choices=sorted(PROXIES))
+    proxy: str = option(
+        "max_prob",
+        "equizero's proxy (the paper's 'top1' is max_prob)",
+        choices=sorted(PROXIES),
+        used_by={"method": ("equizero",)},
+    )
     test_limit: int | None = option(None, "evaluate on the first N test commands only (default: all)", at_least=1)
     save_every: int = option(500, "checkpoint training every N steps (a rerun continues from there)", at_least=1, keyed=False)
     out: str = option("results/scan", "output folder: one JSON per finished run in OUT/runs, continued on rerun", keyed=False)

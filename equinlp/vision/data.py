@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 
 from equinlp.actions import ImageTransform
 from equinlp.errors import UnknownName
+from equinlp.safe_pickle import load_data_pickle
 
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
 FASHION_MNIST_CLASSES = (
@@ -135,10 +135,10 @@ def cifar_arrays(which: str, split: str, data_dir: str | Path) -> tuple[np.ndarr
         files, meta, names_key, labels_key = [split], "meta", "fine_label_names", "fine_labels"
     if not (folder / meta).exists():
         raise FileNotFoundError(f"no {which} python release under {data_dir} (expected {folder / meta})")
-    batches = [pickle.loads((folder / f).read_bytes(), encoding="latin1") for f in files]
+    batches = [load_data_pickle(folder / f) for f in files]  # numpy arrays only: a crafted file runs no code
     images = np.concatenate([b["data"] for b in batches]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     labels = np.concatenate([b[labels_key] for b in batches]).astype(np.int64)
-    names = pickle.loads((folder / meta).read_bytes(), encoding="latin1")[names_key]
+    names = load_data_pickle(folder / meta)[names_key]
     return np.ascontiguousarray(images), labels, tuple(n.replace("_", " ") for n in names)
 
 
