@@ -169,14 +169,22 @@ def add_run_command(sub, task, name: str = "run", help: str = "", description: s
     return parser
 
 
-def add_report_command(sub, task, name: str = "report") -> argparse.ArgumentParser:
-    """``equinlp TASK report OUT``: the tables of the runs in OUT, and the figure."""
+def add_report_command(sub, task, *more_tasks, name: str = "report") -> argparse.ArgumentParser:
+    """``equinlp APP report OUT``: the tables of the runs in OUT, and the figure. With several tasks (``vision``:
+    CNN runs and CLIP runs), the folder's runs say which one reports."""
+    tasks = (task, *more_tasks)
     parser = sub.add_parser(name, help="print the tables of a results folder and save its figure")
     parser.add_argument("results", help="a results folder (the --out of a run)")
     parser.add_argument("--plot", default=None, help=f"where to save the figure (default RESULTS/{task.name}.png)")
 
     def handler(args: argparse.Namespace) -> int:
-        print_report(task, args.results, args.plot)
+        chosen = task
+        if more_tasks:
+            from equinlp.harness.results import load_envelopes
+
+            found = {envelope["task"] for envelope in load_envelopes(args.results)}
+            chosen = next((t for t in tasks if t.name in found), task)
+        print_report(chosen, args.results, args.plot)
         return 0
 
     parser.set_defaults(handler=handler)

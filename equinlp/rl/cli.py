@@ -27,7 +27,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     help_text = "pre-train a plain DQN per env and seed, continue it as each method, write one JSON per run"
     add_run_command(sub, TASK, "run", help=help_text, description=DESCRIPTION)
     add_report_command(sub, TASK)
-
-
-def run_command(args: argparse.Namespace) -> int:
-    return args.handler(args)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from equinlp.harness.cli import add_run_command, print_report
+from equinlp.harness.cli import add_report_command, add_run_command
 from equinlp.vision.clip_task import CLIPTask
 from equinlp.vision.task import VisionTask
 
@@ -41,16 +41,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "and CLIP's templates (18 for CIFAR, 80 for ImageNet). Each test image is moved by a random group element. "
         "With --lambda-steps / --finetune-steps, trains the λ-net alone, then the image tower (λ-net frozen).",
     )
-    report = sub.add_parser("report", help="print the tables of a results folder (of `vision run` or `vision clip`)")
-    report.add_argument("results", help="a results folder (the --out of a run)")
-    report.add_argument("--plot", default=None, help="where to save the figure (default RESULTS/vision.png or RESULTS/clip.png)")
-    report.set_defaults(handler=run_command)
-
-
-def run_command(args: argparse.Namespace) -> int:
-    """``vision report``: the tables of the CNN runs in the folder, or else of its CLIP runs."""
-    from equinlp.harness.results import load_envelopes
-
-    tasks = {envelope["task"] for envelope in load_envelopes(args.results)}
-    print_report(TASKS["vision" if "vision" in tasks or "clip" not in tasks else "clip"], args.results, args.plot)
-    return 0
+    add_report_command(sub, TASKS["vision"], TASKS["clip"])
