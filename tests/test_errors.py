@@ -1,6 +1,7 @@
 """Bad input gets a clear error naming the culprit, never a silently non-equivariant model."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -131,6 +132,14 @@ BAD_INPUTS = [
     (["bias", "run", "--config", "{tmp}/bad.json"], "is not valid JSON"),
     (["bias", "run", "--top-k", "many"], "argument --top-k: invalid int value"),
     (["bias", "report", "{tmp}"], "no bias runs under"),
+    (["scan", "report", "{root}/reports/rl"], "it holds runs of: rl"),
+    (["scan", "run", "--test-limit", "0"], "test_limit (--test-limit) must be at least 1"),
+    (["rl", "run", "--eval-every", "0"], "eval_every (--eval-every) must be at least 1"),
+    (["rl", "run", "--eps-end", "2"], "eps_end (--eps-end) must be at most 1"),
+    (["rl", "run", "--env", "cartpol"], "did you mean 'cartpole'?"),
+    (["vision", "run", "--eval-images", "0"], "eval_images (--eval-images) must be at least 1"),
+    (["vision", "run", "--out", "{tmp}/file"], "is a file"),
+    (["vision", "clip", "--data-dir", "{tmp}", "--eval-every", "0"], "eval_every (--eval-every) must be at least 1"),
 ]
 
 
@@ -143,7 +152,8 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(tmp_path, capsys, argv, messag
     (tmp_path / "bad.json").write_text("{")
     group = {"name": "d", "description": "", "source": "", "cycles": [["man", "woman"], ["man", "boy"]]}
     (tmp_path / "dup.json").write_text(json.dumps(group))
-    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    root = str(Path(__file__).parents[1])
+    argv = [a.replace("{tmp}", str(tmp_path)).replace("{root}", root) for a in argv]
     try:
         code = main(argv)
     except SystemExit as exit:  # argparse's own usage errors
