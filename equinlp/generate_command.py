@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import time
 from dataclasses import dataclass, field
 
@@ -20,7 +19,6 @@ from equinlp.models.sequence import SEQUENCE_METHODS, SequenceLevel, decode_text
 from equinlp.phrases import PhrasePermutation
 from equinlp.wordgroups import LEVELS, word_group, word_group_names
 
-log = logging.getLogger(__name__)
 Continued = tuple[list[str], list[str], bool]  # the prompt's swaps, their continuations, swap-consistent?
 METHODS = (*method_names(with_base=True), "canonical")
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import types
 import typing
 from pathlib import Path
@@ -20,8 +19,6 @@ from typing import Any
 
 from equinlp.errors import EquinlpError, UnknownName
 from equinlp.harness.options import NO_QUICK, choices_of, flag, settings_fields
-
-log = logging.getLogger(__name__)
 
 
 def _element_type(hint: Any) -> tuple[type, bool]:
