@@ -34,7 +34,7 @@ from equinlp.harness.state import load_state, rng_state, save_state, set_rng_sta
 from equinlp.vision.clip import EquiCLIP, clip_prompts, templates_for
 from equinlp.vision.data import cifar_arrays, image_folder, random_elements, transform_each
 from equinlp.vision.train import train_only
-from equinlp.vision.wrap import METHODS, VISION_PROXIES
+from equinlp.vision.wrap import METHODS, proxy_option
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +48,7 @@ class CLIPConfig(RunConfig):
     data_dir: str | None = option(None, "CIFAR python release folder, or ImageNet-V2's folder of 0..999 class folders (required)")
     group: str = option("rot90", "image group: rot90 = C4; rot180 = the paper's 'flip'", choices=lambda: sorted(IMAGE_GROUPS))
     methods: tuple[str, ...] = option(METHODS, "methods", choices=METHODS, plan=True, flags=("--method",))
-    proxy: str = option(
-        "max_prob",
-        "equizero's proxy: most confident copy, or lowest entropy",
-        choices=VISION_PROXIES,
-        used_by={"method": ("equizero",)},
-    )
+    proxy: str = proxy_option()
     batch_size: int = option(32, "batch size of training and evaluation", at_least=1)
     eval_images: int | None = option(None, "test images (default: all)", at_least=1)
     lambda_steps: int = option(0, "λ-only training steps (the paper: 2000)", at_least=0)

@@ -39,7 +39,7 @@ from equinlp.harness.store import read_json
 from equinlp.vision.cnn import ARCHITECTURES, build_cnn
 from equinlp.vision.data import DATASETS, ImageSet, load
 from equinlp.vision.train import accuracy, rotated, train_epoch
-from equinlp.vision.wrap import METHODS, VISION_PROXIES, InvariantClassifier
+from equinlp.vision.wrap import METHODS, InvariantClassifier, proxy_option
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +58,7 @@ class VisionConfig(RunConfig):
     )
     methods: tuple[str, ...] = option(METHODS, "methods", choices=METHODS, plan=True, flags=("--method",))
     seeds: tuple[int, ...] = option((0, 1, 2), "fine-tuning seeds (the paper: 3)", at_least=0, plan=True, quick=(0,))
-    proxy: str = option(
-        "max_prob",
-        "equizero's proxy: most confident copy, or lowest entropy",
-        choices=VISION_PROXIES,
-        used_by={"method": ("equizero",)},
-    )
+    proxy: str = proxy_option()
     pretrain_epochs: int = option(1, "epochs of upright pre-training", at_least=1)
     pretrain_images: int | None = option(None, "upright training images (default: all)", at_least=1, quick=10_000)
     pretrain_lr: float | None = option(None, "AdamW lr of pre-training (default: 1e-3 ResNet-18, 1e-4 AlexNet)", above=0)

@@ -100,3 +100,15 @@ class InvariantClassifier(nn.Module):
     def copy_logits(self, images: torch.Tensor) -> torch.Tensor:
         """``[G, B, K]``: the backbone's logits on every copy ``g·x``."""
         return self._copies(images)[0].reshape(self.transform.group.order, len(images), -1)
+
+
+def proxy_option():
+    """The ``proxy`` setting of the vision configs (CNN and CLIP): used by the equizero runs only."""
+    from equinlp.harness.options import option
+
+    return option(
+        "max_prob",
+        "equizero's proxy: most confident copy, or lowest entropy",
+        choices=VISION_PROXIES,
+        used_by={"method": ("equizero",)},
+    )
