@@ -10,8 +10,9 @@ that are all in different orbits (so no prompt shares its branch with another, t
 - ``token-equitune``: the token-level ``eq.equitune`` over the single words (Black, White, Asian): |G|·B rows.
 
 Greedy decoding, ``--new-tokens`` tokens (``min_new_tokens`` too, so every variant decodes as many). Each cell:
-a warm-up, then the median of ``--repeats`` runs; peak memory above the loaded model (CUDA allocator peak, or
-on a CPU the process's peak RSS, reset through /proc/self/clear_refs). Writes JSON and prints the ratios.
+a warm-up, then the median of ``--repeats`` runs; peak memory above the loaded model: on a GPU the CUDA
+allocator's peak, reset before each cell; on a CPU the peak RSS of a fresh process per cell (an allocator that
+keeps freed memory would hide a later cell's peak in one process). Writes JSON and prints the ratios.
 Targets: equitune and canonical ≤ 1.15 × plain at B ≥ 8; equizero and λ ≤ 1.15 × (plain + prefill).
 
     python -m benchmarks.perf_sequence                         # the embedded model on the CPU
@@ -25,6 +26,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -87,6 +89,20 @@ def measure(model, tok, variant: str, order: int, batch: int, args: argparse.Nam
             "peak_mib": peak_memory(args.device) - base}  # fmt: skip
 
 
+def run_cell(args: argparse.Namespace, variant: str, order: int, batch: int) -> dict:
+    """One cell in a fresh process (on a CPU), so that its peak RSS is its own."""
+    command = [
+        sys.executable, "-m", "benchmarks.perf_sequence", "--worker", "--model", args.model, "--variant", variant,
+        "--order", str(order), "--batch", str(batch), "--new-tokens", str(args.new_tokens), "--repeats", str(args.repeats),
+        "--device", args.device, "--dtype", args.dtype,
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=Path(__file__).parents[1])
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def table(rows: list[dict]):
     import pandas as pd
 
@@ -98,7 +114,8 @@ def table(rows: list[dict]):
         result[f"{variant} / plain"] = seconds[variant] / seconds["plain"]
     for variant in ("equizero", "lambda"):
         result[f"{variant} / (plain+prefill)"] = seconds[variant] / (seconds["plain"] + seconds["prefill"])
-    result["memory equitune / plain"] = memory["equitune"] / memory["plain"].clip(lower=1)
+    for variant in ("equitune", "canonical", "token-equitune"):
+        result[f"memory {variant} / plain"] = memory[variant] / memory["plain"]
     return result.round(3)
 
 
@@ -112,17 +129,26 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
     parser.add_argument("--out", default="reports/perf_sequence.json")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--variant", default="plain", help=argparse.SUPPRESS)
+    parser.add_argument("--order", type=int, default=2, help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if max(args.batch_sizes) > len(TEMPLATES):
         parser.error(f"--batch-sizes: at most {len(TEMPLATES)} distinct prompts")
-    model, tok = load(args.model, args.device, DTYPES[args.dtype])
+    if args.worker:  # one cell, in a fresh process (CPU): its peak RSS is this cell's
+        model, tok = load(args.model, args.device, DTYPES[args.dtype])
+        print(json.dumps(measure(model, tok, args.variant, args.order, args.batch, args)))
+        return
+    cuda = args.device.startswith("cuda")
+    model, tok = load(args.model, args.device, DTYPES[args.dtype]) if cuda else (None, None)
     cpu = f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else cpu
     rows = []
     for order in args.orders:
         for batch in args.batch_sizes:
             for variant in VARIANTS:
-                rows.append(measure(model, tok, variant, order, batch, args))
+                rows.append(measure(model, tok, variant, order, batch, args) if cuda else run_cell(args, variant, order, batch))
                 print(f"|G|={order} B={batch} {variant}: {rows[-1]['seconds']:.3f} s", file=sys.stderr)
                 result = {"device": device, "model": args.model, "dtype": args.dtype, "new_tokens": args.new_tokens,
                           "torch": torch.__version__, "equinlp": eq.__version__, "argv": sys.argv[1:], "rows": rows}  # fmt: skip
