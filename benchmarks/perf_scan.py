@@ -6,7 +6,7 @@ floor is the plain model decoding the |G|·N transformed commands, |G|·batch at
 arithmetic with no symmetrization around it. Medians of ``--repeats`` after a warm-up batch.
 
 Weights are random unless ``--checkpoint`` names a trained base (``equinlp scan run`` writes them to
-``OUT/work/scan_pretrain_*/base``). Random weights rarely emit EOS, so every batch decodes to
+``work/scan_pretrain_*/base``). Random weights rarely emit EOS, so every batch decodes to
 the maximum length: an upper bound on the time a trained model takes.
 
     python -m benchmarks.perf_scan                        # CPU, all cores
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["equitune", "equizero", "lambda"])
     parser.add_argument("--batch-size", type=int, default=1024, help="commands per batch (the floor decodes |G|× as many)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--checkpoint", default=None, help="a trained base, OUT/work/scan_pretrain_*/base (default: random)")
+    parser.add_argument("--checkpoint", default=None, help="a trained base, work/scan_pretrain_*/base (default: random)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--limit", type=int, default=None, help="the first N test commands only (a smoke test)")

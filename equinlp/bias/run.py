@@ -1,6 +1,6 @@
 """``equinlp bias run``: the bias benchmark as a harness task, one run per (axis, method).
 
-A run's working folder (``OUT/work/bias_axis=…_method=…/``) holds:
+A run's working folder (``work/bias_axis=…_method=…/``) holds:
 
 - ``samples-{rank}.jsonl``: one generation per line, appended batch by batch by each process. The plan of
   (prompt, seed) samples is cut into fixed batches of ``batch_size``; the processes share the batches round

@@ -3,7 +3,7 @@
 Two stages (see :mod:`equinlp.harness.task`):
 
 - ``pretrain``, one cell per env × seed: a plain DQN trained with ε going ``eps_start`` → ``eps_end``; its
-  weights stay in ``OUT/work/rl_pretrain_env=E_seed=S/weights`` (safetensors). Its results depend only on
+  weights stay in ``work/rl_pretrain_env=E_seed=S/weights`` (safetensors). Its results depend only on
   :data:`PRETRAIN_SETTINGS`, so changing ``--steps`` or ``--proxy`` keeps the pre-trained networks.
 - ``run``, one cell per env × method × seed: the pre-trained network, wrapped by the method, continues
   with a fresh replay buffer and ε fixed at ``eps_end``, so the curves differ only by the wrapper. Step 0

@@ -3,7 +3,7 @@
 Two stages (see :class:`~equinlp.harness.task.Stage`):
 
 1. ``pretrain``, one cell per (split, cell, seed): the base model trained from scratch on the split's
-   training set; its weights go to ``OUT/work/scan_pretrain_.../base`` (safetensors). The stage is keyed
+   training set; its weights go to ``work/scan_pretrain_.../base`` (safetensors). The stage is keyed
    only by what pre-training depends on (``pretrain_steps``, ``batch_size``, ``lr``), so a rerun with another
    group, proxy or fine-tuning schedule reuses it, and a rerun with other pre-training settings is refused.
 2. ``run``, one cell per (split, cell, method, seed): zero-shot (λ-equitune first trains its λ-net alone,

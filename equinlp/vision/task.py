@@ -5,7 +5,7 @@ Two stages (see :mod:`equinlp.harness.task`):
 - ``pretrain``, one cell per architecture: a network trained on upright training images, as the paper
   starts every run from one ImageNet model. Keyed only by what pre-training depends on (dataset, data,
   epochs, images, lr), so every method × seed, and later runs with other fine-tuning settings, share it.
-  Its weights are ``OUT/work/vision_pretrain_arch=A/weights`` (safetensors); its envelope holds the
+  Its weights are ``work/vision_pretrain_arch=A/weights`` (safetensors); its envelope holds the
   upright test accuracy on the whole test split.
 - ``run``, one cell per architecture × method × seed, from that network:
 
