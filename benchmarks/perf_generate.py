@@ -202,17 +202,22 @@ def naive_loop(model, action, batch, new_tokens: int):
     return job
 
 
-def run_cell(args: argparse.Namespace, model: str, variant: str, order: int, batch: int) -> dict:
-    command = [
-        sys.executable, "-m", "benchmarks.perf_generate", "--worker", "--model", model, "--variant", variant,
-        "--order", str(order), "--batch", str(batch), "--new-tokens", str(args.new_tokens),
-        "--repeats", str(args.repeats), "--device", args.device, "--dtype", args.dtype,
-    ]  # fmt: skip
+def run_worker(module: str, argv: list[str]) -> dict:
+    """One benchmark cell in a fresh process (``python -m MODULE --worker ARGV``, offline), so that its peak RSS
+    is its own; the process prints the cell's row as its last line of JSON."""
+    command = [sys.executable, "-m", module, "--worker", *argv]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     out = subprocess.run(command, capture_output=True, text=True, env=env, cwd=Path(__file__).parents[1])
     if out.returncode:
         raise RuntimeError(f"{' '.join(command)} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_cell(args: argparse.Namespace, model: str, variant: str, order: int, batch: int) -> dict:
+    return run_worker("benchmarks.perf_generate", [
+        "--model", model, "--variant", variant, "--order", str(order), "--batch", str(batch),
+        "--new-tokens", str(args.new_tokens), "--repeats", str(args.repeats), "--device", args.device, "--dtype", args.dtype,
+    ])  # fmt: skip
 
 
 def table(rows: list[dict]):

@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ from pathlib import Path
 import torch
 
 import equinlp as eq
-from benchmarks.perf_generate import DTYPES, load, peak_memory, reset_peak_memory
+from benchmarks.perf_generate import DTYPES, load, peak_memory, reset_peak_memory, run_worker
 from equinlp.files import write_text_atomic
 from equinlp.models.sequence import decode_texts
 
@@ -91,16 +90,10 @@ def measure(model, tok, variant: str, order: int, batch: int, args: argparse.Nam
 
 def run_cell(args: argparse.Namespace, variant: str, order: int, batch: int) -> dict:
     """One cell in a fresh process (on a CPU), so that its peak RSS is its own."""
-    command = [
-        sys.executable, "-m", "benchmarks.perf_sequence", "--worker", "--model", args.model, "--variant", variant,
-        "--order", str(order), "--batch", str(batch), "--new-tokens", str(args.new_tokens), "--repeats", str(args.repeats),
-        "--device", args.device, "--dtype", args.dtype,
-    ]  # fmt: skip
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=Path(__file__).parents[1])
-    if done.returncode:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_worker("benchmarks.perf_sequence", [
+        "--model", args.model, "--variant", variant, "--order", str(order), "--batch", str(batch),
+        "--new-tokens", str(args.new_tokens), "--repeats", str(args.repeats), "--device", args.device, "--dtype", args.dtype,
+    ])  # fmt: skip
 
 
 def table(rows: list[dict]):
