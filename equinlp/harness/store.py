@@ -115,12 +115,12 @@ class RunStore:
         """Hold ``OUT/.lock`` while running; refuse if another live run holds it, take over a dead run's."""
         self.out.mkdir(parents=True, exist_ok=True)
         path, me = self.out / LOCK, _owner()
-        created = False
+        created = held = False
         for _ in range(100):
             try:
                 with os.fdopen(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY), "w") as file:
                     json.dump({**me, "since": provenance()["date"]}, file)
-                created = True
+                created = held = True
                 break
             except FileExistsError:
                 try:
@@ -129,6 +129,7 @@ class RunStore:
                     time.sleep(0.05)  # being written by a sibling process, or just removed
                     continue
                 if {k: holder.get(k) for k in me} == me:
+                    held = True  # a sibling process of this launch took it
                     break
                 if holder.get("host") == me["host"] and not _alive(int(holder.get("pid", 0))):
                     log.warning("%s: taking over the lock of process %s, which no longer runs", self.out, holder.get("pid"))
@@ -138,6 +139,8 @@ class RunStore:
                     f"{self.out} is in use by another run (process {holder.get('pid')} on {holder.get('host')} since "
                     f"{holder.get('since')}); wait for it or use another --out (if that run is gone, delete {path})"
                 ) from None
+        if not held:
+            raise EquinlpError(f"{path} could not be read or taken; delete it if no run uses {self.out}")
         try:
             yield
         finally:
