@@ -4,11 +4,14 @@ Two stages (see :class:`~equinlp.harness.task.Stage`):
 
 1. ``pretrain``, one cell per (split, cell, seed): the base model trained from scratch on the split's
    training set; its weights go to ``work/scan_pretrain_.../base`` (safetensors). The stage is keyed
-   only by what pre-training depends on (``pretrain_steps``, ``batch_size``, ``lr``), so a rerun with another
-   group, proxy or fine-tuning schedule reuses it, and a rerun with other pre-training settings is refused.
+   only by what pre-training depends on (``pretrain_steps``, ``batch_size``, ``lr``; and the group for the
+   G-equivariant cells, whose layers are built on it), so a rerun with another group, proxy or fine-tuning
+   schedule reuses it, and a rerun with other pre-training settings is refused.
 2. ``run``, one cell per (split, cell, method, seed): zero-shot (λ-equitune first trains its λ-net alone,
    the base frozen, as the paper does), then every parameter fine-tuned through the symmetrized model.
    Metrics: ``zero_shot`` and ``fine_tuned`` exact-match accuracy, ``n_test``, the last fine-tuning loss.
+   The G-equivariant cells (``grnn``, ``ggru``, ``glstm``: Gordon et al.'s seq2seq, equinlp/scan/gmodel.py)
+   run as ``base`` only, in canonical frames (equinlp/scan/canonical.py): they are equivariant by construction.
 
 Each cell trains in one process; under ``torchrun``/``accelerate launch`` the cells are split between processes
 (no gradient sync between them). Every training step is checkpointed at step boundaries (:mod:`equinlp.scan.train`),
@@ -26,12 +29,15 @@ import pandas as pd
 import torch
 
 from equinlp.aggregate import PROXIES
+from equinlp.errors import EquinlpError
 from equinlp.files import write_text_atomic
 from equinlp.harness import RunConfig, RunStore, Stage, option
 from equinlp.harness.state import load_state, save_state
 from equinlp.harness.store import read_json
+from equinlp.scan.canonical import CanonicalSCAN
 from equinlp.scan.data import DEFAULT_GROUP, GROUPS, Encoded, encode, scan_actions, tokenizers
 from equinlp.scan.equi import METHODS, build
+from equinlp.scan.gmodel import G_CELLS, GSeq2Seq, GSeq2SeqConfig
 from equinlp.scan.hf import HFSeq2Seq, joint_tokenizer, tiny_t5
 from equinlp.scan.model import CELLS, AttnSeq2Seq, Seq2SeqConfig
 from equinlp.scan.splits import SPLITS, scan_split
@@ -39,7 +45,8 @@ from equinlp.scan.train import TrainConfig, device, evaluate, train
 
 log = logging.getLogger(__name__)
 
-PRETRAIN_SETTINGS = ("pretrain_steps", "batch_size", "lr")
+PRETRAIN_SETTINGS = ("pretrain_steps", "batch_size", "lr", "g_hidden")
+CELL_CHOICES = (*sorted(CELLS), "t5", *G_CELLS)
 BASE_WEIGHTS = "base"
 
 
@@ -48,8 +55,20 @@ class ScanConfig(RunConfig):
     """One SCAN experiment: a split and a base architecture, methods × seeds, and the training schedule."""
 
     split: str = option("addprim_jump", "SCAN split", choices=SPLITS, plan=True)
-    cell: str = option("gru", "base seq2seq: attention RNN/GRU/LSTM, or a small T5", choices=(*sorted(CELLS), "t5"), plan=True)
-    methods: tuple[str, ...] = option(METHODS, "methods to compare", choices=METHODS, plan=True, flags=("--method",))
+    cell: str = option(
+        "gru",
+        "base seq2seq: attention RNN/GRU/LSTM, a small T5, or Gordon et al.'s G-equivariant seq2seq (grnn/ggru/glstm, "
+        "built on --group and trained from scratch)",
+        choices=CELL_CHOICES,
+        plan=True,
+    )
+    methods: tuple[str, ...] | None = option(
+        None,
+        "methods to compare (default: all; only base for the G-equivariant cells, which are equivariant already)",
+        choices=METHODS,
+        plan=True,
+        flags=("--method",),
+    )
     seeds: tuple[int, ...] = option((0,), "one base model and one run per method for each seed", plan=True)
     group: str | None = option(
         None,
@@ -57,8 +76,14 @@ class ScanConfig(RunConfig):
         "template_around_right and addprim_turn_left, else verb",
         choices=sorted(GROUPS),
     )
+    g_hidden: int = option(
+        64,
+        "G-equivariant cells: hidden units per direction and group element (Gordon et al.'s 64)",
+        at_least=1,
+        used_by={"cell": tuple(G_CELLS)},
+    )
     pretrain_steps: int = option(3000, "base model training steps", at_least=1, quick=1000)
-    finetune_steps: int = option(500, "fine-tuning steps through the symmetrized model", at_least=1, quick=150)
+    finetune_steps: int = option(500, "fine-tuning steps through the symmetrized model (0: none)", at_least=0, quick=150)
     lambda_steps: int = option(300, "λ-net-only steps (base frozen) before λ-equitune's zero-shot test", at_least=1, quick=80)
     batch_size: int = option(128, "training batch size (pre-training, λ-net and fine-tuning)", at_least=1)
     lr: float = option(3e-3, "learning rate (Adam) of pre-training and of the λ-net", above=0)
@@ -76,7 +101,13 @@ class ScanConfig(RunConfig):
     def __post_init__(self) -> None:
         if self.group is None:
             self.group = DEFAULT_GROUP.get(self.split, "verb")
+        if self.methods is None:
+            self.methods = ("base",) if self.cell in G_CELLS else METHODS
         super().__post_init__()
+        if self.cell in G_CELLS and set(self.methods) != {"base"}:
+            raise EquinlpError(
+                f"--cell {self.cell} is equivariant layer by layer; symmetrizing it changes nothing: use --method base"
+            )
 
 
 def scan_tokenizers(cell: str):
@@ -87,17 +118,22 @@ def scan_tokenizers(cell: str):
     return tokenizers()
 
 
-def new_model(cell: str, in_tok, out_tok) -> torch.nn.Module:
-    """A freshly initialised base seq2seq (from torch's current RNG)."""
+def new_model(cell: str, data: ScanData, group: str, g_hidden: int = 64) -> torch.nn.Module:
+    """A freshly initialised base seq2seq (from torch's current RNG); ``group`` and ``g_hidden`` build the G-equivariant cells."""
+    in_size, out_size = len(data.in_tok), len(data.out_tok)
     if cell == "t5":
-        return tiny_t5(len(in_tok))
-    return AttnSeq2Seq(Seq2SeqConfig(len(in_tok), len(out_tok), cell=cell))
+        return tiny_t5(in_size)
+    if cell in G_CELLS:
+        return GSeq2Seq(GSeq2SeqConfig(in_size, out_size, cell=cell, hidden=g_hidden), *data.actions(group))
+    return AttnSeq2Seq(Seq2SeqConfig(in_size, out_size, cell=cell))
 
 
 def make_module(method: str, model: torch.nn.Module, actions, cell: str, proxy: str) -> torch.nn.Module:
     """The symmetrized model with the SCAN loop interface (``forward`` log-probs, ``decode``)."""
     if cell == "t5":
         return HFSeq2Seq(model, actions, method, proxy)
+    if cell in G_CELLS:  # already equivariant under its own group: run in canonical frames, one copy
+        return CanonicalSCAN(model)
     return build(method, model, actions, proxy=proxy)
 
 
@@ -122,8 +158,9 @@ class ScanData:
 
 
 def base_cell(config: ScanConfig, seed: int) -> dict:
-    """The ``pretrain`` cell of a seed: ``{"split", "cell", "seed"}``."""
-    return {"split": config.split, "cell": config.cell, "seed": seed}
+    """The ``pretrain`` cell of a seed: ``{"split", "cell", "seed"}``, and ``"group"`` for the G-equivariant cells."""
+    group = {"group": config.group} if config.cell in G_CELLS else {}
+    return {"split": config.split, "cell": config.cell, **group, "seed": seed}
 
 
 class ScanTask:
@@ -152,7 +189,7 @@ class ScanTask:
 
     def _pretrain(self, config: ScanConfig, cell: dict, store: RunStore) -> dict:
         torch.manual_seed(cell["seed"])
-        model = new_model(config.cell, self.data.in_tok, self.data.out_tok).to(device())
+        model = new_model(config.cell, self.data, config.group, config.g_hidden).to(device())
         base = make_module("base", model, self.data.actions("trivial"), config.cell, config.proxy)
         schedule = self._schedule(config, config.pretrain_steps, config.lr, cell["seed"])
         checkpoint = store.checkpoint_dir("pretrain", cell)
@@ -162,7 +199,7 @@ class ScanTask:
 
     def base_model(self, config: ScanConfig, seed: int, store: RunStore) -> torch.nn.Module:
         """The pre-trained base of ``seed`` (from the ``pretrain`` stage's folder), on this process's device."""
-        model = new_model(config.cell, self.data.in_tok, self.data.out_tok)
+        model = new_model(config.cell, self.data, config.group, config.g_hidden)
         folder = store.work_dir("pretrain", base_cell(config, seed)) / BASE_WEIGHTS
         model.load_state_dict(load_state(folder))
         return model.to(device())
@@ -179,10 +216,13 @@ class ScanTask:
             schedule = self._schedule(config, config.lambda_steps, config.lr, seed)
             train(module, list(module.aggregator.parameters()), self.data.train, schedule, checkpoint / "lambda", f"λ-net {name}")
         zero_shot = _once(checkpoint / "zero_shot.json", lambda: evaluate(module, self.data.test, description=name))
+        metrics = {"zero_shot": zero_shot, "n_test": len(self.data.test)}
+        if config.finetune_steps == 0:
+            return {**metrics, "fine_tuned": zero_shot}
         schedule = self._schedule(config, config.finetune_steps, config.finetune_lr, seed + 1)
         losses = train(module, list(module.parameters()), self.data.train, schedule, checkpoint / "finetune", f"fine-tune {name}")
         fine_tuned = evaluate(module, self.data.test, description=f"fine-tuned {name}")
-        return {"zero_shot": zero_shot, "fine_tuned": fine_tuned, "n_test": len(self.data.test), "finetune_loss": losses[-1]}
+        return {**metrics, "fine_tuned": fine_tuned, "finetune_loss": losses[-1]}
 
     def report(self, runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
         from equinlp.scan.report import table
