@@ -72,8 +72,8 @@ class ScanConfig(RunConfig):
     seeds: tuple[int, ...] = option((0,), "one base model and one run per method for each seed", plan=True)
     group: str | None = option(
         None,
-        "the methods' group (base runs under the trivial one); default: verb for addprim_jump, direction for "
-        "template_around_right and addprim_turn_left, else verb",
+        "the methods' group (base runs under the trivial one) and the G-equivariant cells' group; default: verb for "
+        "addprim_jump, direction for template_around_right and addprim_turn_left, else verb",
         choices=sorted(GROUPS),
     )
     g_hidden: int = option(
