@@ -86,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except KeyboardInterrupt:
         return 130  # the run loop has said where the finished work is and how to continue
+    except BrokenPipeError:  # `equinlp scan report DIR | head`: the reader has what it wanted
+        sys.stderr.close()  # nothing more to say, and no second error when Python flushes at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # what a shell reports for a process ended by SIGPIPE
     except (EquinlpError, ModuleNotFoundError) as error:
         message = missing_extra_message(error) if isinstance(error, ModuleNotFoundError) else str(error)
         if debug or message is None:

@@ -106,6 +106,20 @@ def test_help_imports_no_application_and_python_m_works():
     assert "equivariant deep Q-learning" in help_text.stdout
 
 
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """`equinlp scan report DIR | head -2`: the pipe closes before the report is written; exit 141, stderr empty."""
+    import subprocess
+    import sys
+
+    folder = Path(__file__).parents[1] / "reports" / "scan_10k"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "equinlp", "scan", "report", str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    process.stdout.close()  # long before the child has imported anything, so its first write finds no reader
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 141 and stderr == b"", stderr.decode()
+
+
 def test_a_missing_extra_is_named_with_its_install_command():
     """Application dependencies are extras: without gymnasium, `equinlp rl` says what to install, in one line."""
     import subprocess
