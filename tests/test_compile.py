@@ -125,3 +125,17 @@ def test_sequence_level_runs_on_the_static_compiled_path(tok):
             assert eager[1] == action.act(eager[0], 1)
     finally:
         torch._dynamo.reset()
+
+
+def test_perf_generate_compile_table_reads_the_two_targets():
+    """``--compile`` rows become one line per cell: the four variants' ms per token, compiled / compiled floor
+    (the ≤ 1.10 target) and the speed-up over eager equinlp (the ≥ 3× target)."""
+    from benchmarks.perf_generate import table
+
+    ms = {"floor": 27.0, "floor-compiled": 5.0, "equinlp": 27.5, "equinlp-compiled": 5.5}
+    rows = [{"model": "m", "variant": v, "order": 2, "batch": 8, "ms_per_token": t, "peak_mib": 100.0 + t} for v, t in ms.items()]
+    line = table(rows).loc[("m", 2, 8)]
+    assert line["equinlp-compiled ms/tok"] == 5.5
+    assert line["compiled / compiled floor"] == 1.1
+    assert line["speed-up vs eager equinlp"] == 5.0
+    assert line["memory / compiled floor"] == round(105.5 / 105.0, 3)
