@@ -80,11 +80,13 @@ class OrbitFrames:
             self.reset(ranks.shape[1], ranks.device)
         self._update(ranks, same)
 
-    def _update(self, ranks: torch.Tensor, same: torch.Tensor) -> None:
-        """Write the new state into the state tensors, in place: a compiled decoding step (CUDA graphs) then
-        keeps reading the same memory, and no step's output feeds the next step."""
-        self.ranks.copy_(ranks)
-        self.same.copy_(same)
+    def _update(self, ranks: torch.Tensor | None = None, same: torch.Tensor | None = None) -> None:
+        """Write the new state (``None``: unchanged) into the state tensors, in place: a compiled decoding step
+        (CUDA graphs) then keeps reading the same memory, and no step's output feeds the next step."""
+        if ranks is not None:
+            self.ranks.copy_(ranks)
+        if same is not None:
+            self.same.copy_(same)
         self._sharing = None
 
     def extend(self, action: TokenPermutation, ids: torch.Tensor) -> None:
@@ -94,14 +96,14 @@ class OrbitFrames:
         if self.ranks.shape[1] != ids.shape[0]:
             raise ValueError(f"{ids.shape[0]} rows of token ids for frames of {self.ranks.shape[1]} rows")
         table = action.table.to(ids.device)
-        self._update(lexicographic_ranks(torch.cat([self.ranks[..., None], table[:, ids]], -1)), self.same)
+        self._update(ranks=lexicographic_ranks(torch.cat([self.ranks[..., None], table[:, ids]], -1)))
         canonical = table[self.k[:, None], ids]  # [B, L]: the new tokens in each row's canonical frame
         self.compare(canonical)
 
     def compare(self, rows: torch.Tensor) -> None:
         """Rows stay 'the same' only where ``rows [B, ...]`` (canonical tokens, a mask) agree too."""
         flat = rows.reshape(rows.shape[0], -1)
-        self._update(self.ranks, self.same & (flat[:, None] == flat[None]).all(-1))
+        self._update(same=self.same & (flat[:, None] == flat[None]).all(-1))
 
     @property
     def k(self) -> torch.Tensor:

@@ -241,7 +241,8 @@ def generate(
 
     Raises:
         ValueError: a setting the wrapper cannot make equivariant (beam search, assisted or contrastive
-            decoding, caches other than dynamic and static, watermarking, token sets the group does not map onto themselves, ...).
+            decoding, caches other than dynamic and static, watermarking, token sets the group does not map
+            onto themselves, ...).
     """
     if inputs is not None:
         kwargs[model.base.main_input_name] = inputs
