@@ -7,6 +7,11 @@ For each model, group order |G| and batch size B, three ways to produce the same
 - ``naive``: the reference code's loop: one prompt at a time, one forward per group element per step,
   the whole context recomputed each step (no KV cache).
 
+With ``--compile``, HF's fast path instead: ``floor`` and ``equinlp`` eager, and each again with
+``cache_implementation="static"`` and the decoding step compiled (``torch.compile``, ``mode="reduce-overhead"``:
+CUDA graphs on a GPU), named ``floor-compiled`` and ``equinlp-compiled``; orders 2, 3, 6 by default. The
+compiled cells warm up twice (compilation, then CUDA graph recording) and start from a reset dynamo cache.
+
 Each cell: a warm-up, then ``--repeats`` timed runs; the median is kept. Peak memory is measured above
 the loaded model: on a CPU the process's peak RSS, so every cell runs in a fresh subprocess; on a GPU
 the CUDA allocator's peak, reset before each cell, so cells share one process per model.
@@ -18,6 +23,8 @@ FLOPs and memory, for machines that cannot hold the weights; timing only).
 
     python -m benchmarks.perf_generate                       # tiny + embedded model, CPU
     python -m benchmarks.perf_generate --device cuda --batch-sizes 1 8 32 64
+    python -m benchmarks.perf_generate --compile --device cuda --dtype bfloat16 --models random:smollm2 \
+        --new-tokens 64 --repeats 5 --out reports/gpu/perf_generate_compile.json
 """
 
 from __future__ import annotations
@@ -61,6 +68,10 @@ def load(name: str, device: str, dtype: torch.dtype = torch.float32):
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
         folder = name.removeprefix("random:")
+        if folder == "smollm2":  # the embedded model's architecture and tokenizer
+            from equinlp.embedded import embedded_model_path
+
+            folder = str(embedded_model_path())
         model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder), dtype=dtype)
         tok = AutoTokenizer.from_pretrained(folder)
         tok.pad_token = tok.pad_token or tok.eos_token
@@ -132,12 +143,15 @@ def measure(model, tok, model_name: str, variant: str, order: int, batch_size: i
         "do_sample": False,
         "pad_token_id": tok.pad_token_id,
     }
-    if variant == "equinlp":
+    if variant.endswith("-compiled"):
+        torch._dynamo.reset()  # each compiled cell compiles for its own shapes, from a clean slate
+        kw.update(compile_keywords(args))
+    if variant.startswith("equinlp"):
         wrapped = eq.equitune(model, action)
 
         def job():
             return wrapped.generate(**batch, **kw)
-    elif variant == "floor":
+    elif variant.startswith("floor"):
         folded = {
             "input_ids": action.ids.act_all(batch["input_ids"]),
             "attention_mask": batch["attention_mask"].repeat(order, 1),
@@ -153,7 +167,8 @@ def measure(model, tok, model_name: str, variant: str, order: int, batch_size: i
     repeats = 1 if variant == "naive" else args.repeats
     with torch.no_grad():
         base_memory = reset_peak_memory(args.device)  # peak measured above the loaded model
-        warm_up()  # its peak counts too: the timed runs repeat the same work
+        for _ in range(2 if variant.endswith("-compiled") else 1):  # compile, then record the CUDA graphs
+            warm_up()  # its peak counts too: the timed runs repeat the same work
         if cuda:
             torch.cuda.synchronize()
         times = []
@@ -167,8 +182,18 @@ def measure(model, tok, model_name: str, variant: str, order: int, batch_size: i
     return {
         "model": model_name, "variant": variant, "order": order, "batch": batch_size, "new_tokens": args.new_tokens,
         "seconds": seconds, "tokens_per_second": batch_size * args.new_tokens / seconds,
+        "ms_per_token": 1000 * seconds / args.new_tokens,
         "peak_mib": peak_memory(args.device) - base_memory, "repeats": repeats, "dtype": args.dtype,
     }  # fmt: skip
+
+
+def compile_keywords(args: argparse.Namespace) -> dict:
+    """HF's fast path: a static cache and the decoding step compiled (on a CPU too, where HF would not)."""
+    from transformers import CompileConfig
+
+    config = CompileConfig(fullgraph=True, dynamic=False, backend=args.compile_backend, mode="reduce-overhead")
+    config._compile_all_devices = True
+    return {"cache_implementation": "static", "compile_config": config}
 
 
 def worker(args: argparse.Namespace) -> dict:
@@ -217,6 +242,7 @@ def run_cell(args: argparse.Namespace, model: str, variant: str, order: int, bat
     return run_worker("benchmarks.perf_generate", [
         "--model", model, "--variant", variant, "--order", str(order), "--batch", str(batch),
         "--new-tokens", str(args.new_tokens), "--repeats", str(args.repeats), "--device", args.device, "--dtype", args.dtype,
+        "--compile-backend", args.compile_backend,
     ])  # fmt: skip
 
 
@@ -224,6 +250,8 @@ def table(rows: list[dict]):
     import pandas as pd
 
     frame = pd.DataFrame(rows).drop_duplicates(["model", "variant", "order", "batch"], keep="last")  # a rerun's cell wins
+    if frame.variant.str.endswith("-compiled").any():
+        return compiled_table(frame)
     wide = frame.pivot_table(index=["model", "order", "batch"], columns="variant", values=["seconds", "peak_mib"])
     result = pd.DataFrame(index=wide.index)
     result["equinlp s"] = wide["seconds"]["equinlp"]
@@ -237,10 +265,27 @@ def table(rows: list[dict]):
     return result.round(3)
 
 
+def compiled_table(frame):
+    """``--compile``: ms per generated token (the whole batch's step) of the four variants, the two targets
+    (equinlp compiled ≤ 1.10× the compiled floor, ≥ 3× faster than equinlp eager) and the memory ratio."""
+    import pandas as pd
+
+    wide = frame.pivot_table(index=["model", "order", "batch"], columns="variant", values=["ms_per_token", "peak_mib"])
+    ms, mib = wide["ms_per_token"], wide["peak_mib"]
+    result = pd.DataFrame(index=wide.index)
+    for variant in ("floor", "floor-compiled", "equinlp", "equinlp-compiled"):
+        result[f"{variant} ms/tok"] = ms.get(variant)
+    result["compiled / compiled floor"] = ms["equinlp-compiled"] / ms["floor-compiled"]
+    result["speed-up vs eager equinlp"] = ms["equinlp"] / ms["equinlp-compiled"]
+    result["compiled MiB"] = mib["equinlp-compiled"]
+    result["memory / compiled floor"] = mib["equinlp-compiled"] / mib["floor-compiled"]
+    return result.round(3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["tiny", "smollm2"])
-    parser.add_argument("--orders", type=int, nargs="+", default=[1, 2, 3, 6], choices=sorted(GROUPS))
+    parser.add_argument("--orders", type=int, nargs="+", choices=sorted(GROUPS), help="default 1 2 3 6 (2 3 6 with --compile)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--naive-batch-sizes", type=int, nargs="+", default=[1, 8], help="the naive loop is slow: these B only")
     parser.add_argument("--new-tokens", type=int, default=15)
@@ -248,6 +293,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="model weights and activations")
     parser.add_argument("--out", default="reports/perf_generate.json")
+    parser.add_argument("--compile", action="store_true", help="eager vs static cache + compiled step (see above)")
+    parser.add_argument("--compile-backend", default="inductor", help="torch.compile backend ('eager': a quick check)")
     # one cell, in a subprocess
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", default="tiny", help=argparse.SUPPRESS)
@@ -256,6 +303,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--show", nargs="+", metavar="JSON", help="print the table of earlier results instead of measuring")
     args = parser.parse_args()
+    args.orders = args.orders or ([2, 3, 6] if args.compile else [1, 2, 3, 6])
     if args.worker:
         print(json.dumps(worker(args)))
         return
@@ -277,7 +325,10 @@ def main() -> None:
         loaded = load(model, args.device, DTYPES[args.dtype]) if cuda else None
         for order in args.orders:
             for batch in args.batch_sizes:
-                variants = ["equinlp", "floor"] + (["naive"] if batch in args.naive_batch_sizes else [])
+                if args.compile:
+                    variants = ["floor", "floor-compiled", "equinlp", "equinlp-compiled"]
+                else:
+                    variants = ["equinlp", "floor"] + (["naive"] if batch in args.naive_batch_sizes else [])
                 for variant in variants:
                     if loaded:
                         rows.append(measure(*loaded, model, variant, order, batch, args))
@@ -288,7 +339,8 @@ def main() -> None:
                     result = {"device": device, "torch": torch.__version__, "equinlp": eq.__version__, "rows": rows}
                     result["argv"] = sys.argv[1:]
                     write_text_atomic(out, json.dumps(result, indent=2) + "\n")
-    print(f"device: {device}, {args.dtype}, {args.new_tokens} new tokens, median of {args.repeats}\n")
+    compiled = f", compiled with {args.compile_backend}" if args.compile else ""
+    print(f"device: {device}, {args.dtype}, {args.new_tokens} new tokens, median of {args.repeats}{compiled}\n")
     print(table(rows).to_string())
     print(f"\nwritten: {out}")
 

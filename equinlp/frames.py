@@ -59,19 +59,34 @@ class OrbitFrames:
         self._sharing: tuple | None = None  # share()'s (index, nothing to share), until the state changes
 
     def reset(self, batch: int, device: torch.device | str) -> None:
+        """Start every row's sequence empty: fresh state tensors that later updates write in place."""
         self.mul, self.inverse = self.mul.to(device), self.inverse.to(device)
-        self.state = (
-            torch.zeros(len(self.inverse), batch, dtype=torch.long, device=device),
-            torch.ones(batch, batch, dtype=torch.bool, device=device),
-        )
+        self.ranks = torch.zeros(len(self.inverse), batch, dtype=torch.long, device=device)
+        self.same = torch.ones(batch, batch, dtype=torch.bool, device=device)
+        self._sharing = None
+        if not torch.compiler.is_compiling():  # fixed addresses: a CUDA graph reads and updates them in place
+            for tensor in (self.mul, self.inverse, self.ranks, self.same):
+                torch._dynamo.mark_static_address(tensor)
 
     @property
     def state(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.ranks, self.same
+        """A copy of ``(ranks, same)``, to come back to later (the live tensors change in place)."""
+        return self.ranks.clone(), self.same.clone()
 
     @state.setter
     def state(self, value: tuple[torch.Tensor, torch.Tensor]) -> None:
-        self.ranks, self.same = value
+        ranks, same = value
+        if self.ranks is None or self.ranks.shape != ranks.shape or self.same.shape != same.shape:
+            self.reset(ranks.shape[1], ranks.device)
+        self._update(ranks, same)
+
+    def _update(self, ranks: torch.Tensor | None = None, same: torch.Tensor | None = None) -> None:
+        """Write the new state (``None``: unchanged) into the state tensors, in place: a compiled decoding step
+        (CUDA graphs) then keeps reading the same memory, and no step's output feeds the next step."""
+        if ranks is not None:
+            self.ranks.copy_(ranks)
+        if same is not None:
+            self.same.copy_(same)
         self._sharing = None
 
     def extend(self, action: TokenPermutation, ids: torch.Tensor) -> None:
@@ -81,14 +96,14 @@ class OrbitFrames:
         if self.ranks.shape[1] != ids.shape[0]:
             raise ValueError(f"{ids.shape[0]} rows of token ids for frames of {self.ranks.shape[1]} rows")
         table = action.table.to(ids.device)
-        self.state = lexicographic_ranks(torch.cat([self.ranks[..., None], table[:, ids]], -1)), self.same
+        self._update(ranks=lexicographic_ranks(torch.cat([self.ranks[..., None], table[:, ids]], -1)))
         canonical = table[self.k[:, None], ids]  # [B, L]: the new tokens in each row's canonical frame
         self.compare(canonical)
 
     def compare(self, rows: torch.Tensor) -> None:
         """Rows stay 'the same' only where ``rows [B, ...]`` (canonical tokens, a mask) agree too."""
         flat = rows.reshape(rows.shape[0], -1)
-        self.state = self.ranks, self.same & (flat[:, None] == flat[None]).all(-1)
+        self._update(same=self.same & (flat[:, None] == flat[None]).all(-1))
 
     @property
     def k(self) -> torch.Tensor:
@@ -121,16 +136,22 @@ class OrbitFrames:
 
         Equal inputs then give equal outputs, bit for bit, whatever the kernels do with batch positions.
         """
+        if torch.compiler.is_compiling():  # no branch on values: always gather (an identity when nothing is shared)
+            return blocks[self._sharing_index()]
         if self._sharing is None:  # computed once per state: share() runs on logits, features, proxies, λ
-            rows = self.same.to(torch.uint8).argmax(1)  # [B]: the first row with the same canonical sequence
-            reps = self.representatives()[:, rows]  # [G, B]: that row's first block holding the same sequence
+            reps, rows = index = self._sharing_index()
             order, batch = reps.shape
             alone = torch.equal(rows, torch.arange(batch, device=rows.device)) and torch.equal(
                 reps, torch.arange(order, device=rows.device)[:, None].expand_as(reps)
             )
-            self._sharing = None if alone else (reps, rows), alone
+            self._sharing = None if alone else index, alone
         index, alone = self._sharing
         return blocks if alone else blocks[index]
+
+    def _sharing_index(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``([G, B], [B])``: the (block, row) whose values each copy takes in :meth:`share`."""
+        rows = self.same.to(torch.uint8).argmax(1)  # [B]: the first row with the same canonical sequence
+        return self.representatives()[:, rows], rows  # that row's first block holding the same sequence
 
     def share_representatives(self, folded: torch.Tensor) -> torch.Tensor:
         """``[G·B, ...]``: :meth:`share` on the folded batch."""

@@ -26,7 +26,7 @@ def x(tok):
     [
         ({"num_beams": 3}, "beam search"),
         ({"penalty_alpha": 0.6, "top_k": 4}, "contrastive"),
-        ({"cache_implementation": "static"}, "static"),
+        ({"cache_implementation": "offloaded"}, "cache"),
     ],
 )
 def test_decoding_that_cannot_be_equivariant_raises(model, x, kwargs, match):

@@ -39,7 +39,7 @@ def test_a_setting_equinlp_does_not_know_is_refused(model, x, monkeypatch):
         ({"num_beams": 2}, "beam search"),
         ({"guidance_scale": 1.5}, "classifier-free guidance"),
         ({"token_healing": True}, "token_healing"),
-        ({"cache_implementation": "static"}, "pre-sizes a cache"),
+        ({"cache_implementation": "quantized"}, "a cache equinlp has not checked"),
         ({"num_return_sequences": 2}, "num_return_sequences"),
     ],
 )

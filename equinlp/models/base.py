@@ -61,6 +61,7 @@ class EquiModel(PreTrainedModel):
     _inside_forward = False  # set while the base model's own forward runs (seq2seq's encoder hook reads it)
     _tuple_output = False  # the caller asked for return_dict=False
     _frames: OrbitFrames | None = None  # the rows' canonical frames, during a call
+    _decoding = False  # inside generate(): one run of sequences, from the prompt to the last step
 
     def __init__(
         self,
@@ -159,8 +160,14 @@ class EquiModel(PreTrainedModel):
     # --- hooks ----------------------------------------------------------------------------------
 
     @contextmanager
-    def _folding(self) -> Iterator[None]:
+    def _folding(self, decoding: bool = False) -> Iterator[None]:
+        """Install the hooks for one call. ``decoding``: the call is ``generate``, whose forwards continue one
+        run of sequences (the frames start at the first forward and are never restarted, so no step asks the
+        cache how long it is: a static cache answers with a tensor, a data-dependent branch under compile)."""
         self._frames = OrbitFrames(self.group)
+        self._decoding = decoding
+        actions = self.in_action, self.out_action
+        self.in_action, self.out_action = self._actions_on(_device_of(self.base))
         target = hook_target(self.base)  # the transformers model inside a PeftModel: generate bypasses the PeftModel
         handles = [
             target.register_forward_pre_hook(self._fold_inputs, with_kwargs=True),
@@ -175,7 +182,18 @@ class EquiModel(PreTrainedModel):
             for handle in handles:
                 handle.remove()
             self._features = self._frames = None
-            self._inside_forward = False
+            self._inside_forward = self._decoding = False
+            self.in_action, self.out_action = actions
+
+    def _actions_on(self, device: torch.device) -> tuple[TokenPermutation, TokenPermutation]:
+        """``(in_action, out_action)`` with their index tables on ``device``, made once per device: the hooks
+        then copy no table at any step, and a compiled step holds no CPU tensor (CUDA graphs would skip it)."""
+        cached = self.__dict__.setdefault("_device_actions", {})
+        key = (device, id(self.in_action), id(self.out_action))
+        if key not in cached:
+            cached.clear()
+            cached[key] = _table_on(self.in_action, device), _table_on(self.out_action, device)
+        return cached[key]
 
     def _extra_hooks(self) -> list:
         return []
@@ -184,8 +202,11 @@ class EquiModel(PreTrainedModel):
         return self.in_action if side == "in" else self.out_action
 
     def _start_frames(self, kwargs: dict, batch: int, device: torch.device) -> None:
-        """Start the rows' frames afresh, unless this call continues cached sequences."""
-        if not _continues_a_cache(kwargs):
+        """Start the rows' frames afresh, unless this call continues cached sequences (or generate's run)."""
+        if self._decoding:
+            if self._frames.ranks is None:
+                self._frames.reset(batch, device)
+        elif not _continues_a_cache(kwargs):
             self._frames.reset(batch, device)
 
     def _fold_inputs(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
@@ -314,6 +335,16 @@ def _base_kwargs(kwargs: dict) -> dict:
 
 def _device_of(module: nn.Module) -> torch.device:
     return next(iter(module.parameters()), torch.empty(0)).device
+
+
+def _table_on(action: TokenPermutation, device: torch.device) -> TokenPermutation:
+    """``action`` with its table on ``device`` (the same group and values; a copy only when it moves)."""
+    if action.table.device == device:
+        return action
+    moved = copy.copy(action)
+    object.__setattr__(moved, "table", action.table.to(device))  # a frozen dataclass: its checks ran already
+    torch._dynamo.mark_static_address(moved.table)  # a CUDA graph reads it where it is, no copy per step
+    return moved
 
 
 def _check_general_tokens(aggregator: Aggregator, action: TokenPermutation) -> None:

@@ -107,6 +107,10 @@ def _same_vocabulary(model: EquiModel, value: Any, model_kwargs: dict) -> str | 
 
 
 UNEQUIVARIANT = "cannot be made equivariant by a token-permuting wrapper"
+# Caches proven exact through the wrapper (tests/test_compile.py). A static cache sizes itself from the first
+# keys it stores, the folded |G|·B rows, and with it HF compiles the decoding step (models/base.py keeps the
+# hooks free of data-dependent branches).
+CACHES = ("dynamic", "static")
 
 # Every GenerationConfig field equinlp knows. Anything else set to a non-None value is refused.
 SETTINGS: dict[str, Check] = {
@@ -162,7 +166,7 @@ SETTINGS: dict[str, Check] = {
     "diversity_penalty": _only(lambda v: v == 0, "is for group beam search"),
     "penalty_alpha": _only(lambda v: v == 0, "is contrastive search"),
     "guidance_scale": _only(lambda v: v == 1, "is classifier-free guidance, which runs the model outside the wrapper"),
-    "cache_implementation": _only(lambda v: v == "dynamic", "pre-sizes a cache for batch B, not |G|·B"),
+    "cache_implementation": _only(lambda v: v in CACHES, f"is a cache equinlp has not checked (it checks {CACHES})"),
     "use_mtp": _only(lambda v: not v, "is multi-token prediction"),
     "token_healing": _only(lambda v: not v, "re-tokenizes the prompt outside the wrapper"),
     "watermarking_config": _refused("biases a green list drawn from hashed token ids, " + UNEQUIVARIANT),
@@ -237,7 +241,8 @@ def generate(
 
     Raises:
         ValueError: a setting the wrapper cannot make equivariant (beam search, assisted or contrastive
-            decoding, static caches, watermarking, token sets the group does not map onto themselves, ...).
+            decoding, caches other than dynamic and static, watermarking, token sets the group does not map
+            onto themselves, ...).
     """
     if inputs is not None:
         kwargs[model.base.main_input_name] = inputs
@@ -262,15 +267,16 @@ def generate(
         if len(rows) != batch:
             raise ValueError(f"{len(rows)} seeds for a batch of {batch} prompts; pass one int or one seed per prompt")
         seeds = [s + k for s in rows for k in range(copies)]
-    choice = None
-    if not (config.do_sample and model.equi_config.sampler == "hf"):
-        source = model_kwargs.get("input_ids") if model.family == "seq2seq" else None
-        warpers = take_sampling_warpers(config) if config.do_sample else None
-        choice = EquivariantChoice(model.out_action, source, model.in_action, warpers, seeds)
-        logits_processor = LogitsProcessorList([*(logits_processor or []), choice])
-    elif seeds is not None:
+    hf_sampler = config.do_sample and model.equi_config.sampler == "hf"
+    if hf_sampler and seeds is not None:
         raise ValueError("seed= needs the equivariant sampler; with sampler='hf' use torch.manual_seed")
-    with model._folding():
+    choice = None
+    with model._folding(decoding=True):  # model.in_action / out_action: their tables on the model's device
+        if not hf_sampler:
+            source = model_kwargs.get("input_ids") if model.family == "seq2seq" else None
+            warpers = take_sampling_warpers(config) if config.do_sample else None
+            choice = EquivariantChoice(model.out_action, source, model.in_action, warpers, seeds)
+            logits_processor = LogitsProcessorList([*(logits_processor or []), choice])
         out = model.base.generate(generation_config=config, logits_processor=logits_processor, **model_kwargs)
     if isinstance(out, ModelOutput):
         if choice is not None and out.get("scores") is not None:

@@ -51,12 +51,16 @@ class EquiSeq2SeqLM(EquiModel):
         self._inside_forward = False
         return super()._combine_outputs(module, args, kwargs, output)
 
+    _source_pending = False  # the encoder ran and no decoder step has started from its frames yet
+
     def _start_frames(self, kwargs: dict, batch: int, device) -> None:
         if kwargs.get("input_ids") is not None:  # the source is in this call: start from it
             self._frames.reset(batch, device)
-        else:
-            if not _continues_a_cache(kwargs):  # a new decoding run: back to the source's frames
-                self._frames.state = self._source_state
+        elif self._decoding:  # generate: its first decoder step starts from the source, the rest continue
+            if self._source_pending:
+                self._frames.state, self._source_pending = self._source_state, False
+        elif not _continues_a_cache(kwargs):  # a new decoding run: back to the source's frames
+            self._frames.state = self._source_state
 
     def _fold_encoder_inputs(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         if self._inside_forward:
@@ -71,7 +75,7 @@ class EquiSeq2SeqLM(EquiModel):
         self._frames.extend(self.in_action, ids)
         if isinstance(kwargs.get("attention_mask"), torch.Tensor):
             self._frames.compare(kwargs["attention_mask"])
-        self._source_state = self._frames.state
+        self._source_state, self._source_pending = self._frames.state, True
         kwargs["input_ids"] = self._frames.fold(self.in_action, ids)
         self._repeat(kwargs, ("attention_mask",), ids.shape[0])
         return args, kwargs
