@@ -31,7 +31,7 @@ from equinlp.harness import RunConfig, RunStore, Stage, option
 from equinlp.harness.state import load_state, save_state
 from equinlp.harness.store import read_json
 from equinlp.scan.data import DEFAULT_GROUP, GROUPS, Encoded, encode, scan_actions, tokenizers
-from equinlp.scan.equi import METHODS, build
+from equinlp.scan.equi import METHODS, SCORES, build
 from equinlp.scan.hf import HFSeq2Seq, joint_tokenizer, tiny_t5
 from equinlp.scan.model import CELLS, AttnSeq2Seq, Seq2SeqConfig
 from equinlp.scan.splits import SPLITS, scan_split
@@ -69,6 +69,20 @@ class ScanConfig(RunConfig):
         choices=sorted(PROXIES),
         used_by={"method": ("equizero",)},
     )
+    equizero_score: str = option(
+        "decoded",
+        "equizero's choice of copy: decoded (mean proxy over the steps each copy decoded) or paper (the reference "
+        "code's mean max-probability over all 50 rows, rows after EOS included)",
+        choices=SCORES,
+        used_by={"method": ("equizero",)},
+    )
+    equitune_decoding: str = option(
+        "joint",
+        "equitune's decoding: joint (combine every step, feed g·token back) or per-copy (each copy decodes alone, "
+        "log-probs averaged position by position, as the reference)",
+        choices=("joint", "per-copy"),
+        used_by={"method": ("equitune",)},
+    )
     test_limit: int | None = option(None, "evaluate on the first N test commands only (default: all)", at_least=1)
     save_every: int = option(500, "checkpoint training every N steps (a rerun continues from there)", at_least=1, keyed=False)
     out: str = option("results/scan", "output folder: one JSON per finished run in OUT/runs, continued on rerun", keyed=False)
@@ -76,6 +90,8 @@ class ScanConfig(RunConfig):
     def __post_init__(self) -> None:
         if self.group is None:
             self.group = DEFAULT_GROUP.get(self.split, "verb")
+        if self.equizero_score == "paper" and self.proxy != "max_prob":
+            raise ValueError("--equizero-score paper is the reference's top1 rule: use it with --proxy max_prob")
         super().__post_init__()
 
 
@@ -94,11 +110,16 @@ def new_model(cell: str, in_tok, out_tok) -> torch.nn.Module:
     return AttnSeq2Seq(Seq2SeqConfig(len(in_tok), len(out_tok), cell=cell))
 
 
-def make_module(method: str, model: torch.nn.Module, actions, cell: str, proxy: str) -> torch.nn.Module:
-    """The symmetrized model with the SCAN loop interface (``forward`` log-probs, ``decode``)."""
+def make_module(method: str, model: torch.nn.Module, actions, cell: str, proxy: str, **decoding) -> torch.nn.Module:
+    """The symmetrized model with the SCAN loop interface (``forward`` log-probs, ``decode``).
+
+    ``decoding``: ``equizero_score`` / ``equitune_decoding`` of :func:`equinlp.scan.equi.build` (RNN cells only).
+    """
     if cell == "t5":
+        if decoding.get("equizero_score", "decoded") != "decoded" or decoding.get("equitune_decoding", "joint") != "joint":
+            raise ValueError("--equizero-score and --equitune-decoding apply to the rnn/gru/lstm cells, not t5")
         return HFSeq2Seq(model, actions, method, proxy)
-    return build(method, model, actions, proxy=proxy)
+    return build(method, model, actions, proxy=proxy, **decoding)
 
 
 @dataclass
@@ -172,7 +193,8 @@ class ScanTask:
         model = self.base_model(config, seed, store)
         torch.manual_seed(seed)  # the λ-net's initial weights
         group = "trivial" if method == "base" else config.group
-        module = make_module(method, model, self.data.actions(group), config.cell, config.proxy).to(device())
+        decoding = {"equizero_score": config.equizero_score, "equitune_decoding": config.equitune_decoding}
+        module = make_module(method, model, self.data.actions(group), config.cell, config.proxy, **decoding).to(device())
         checkpoint = store.checkpoint_dir("run", cell)
         name = store.cell_id("run", cell)
         if method == "lambda":  # the λ-net alone, base frozen
