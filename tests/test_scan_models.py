@@ -17,8 +17,8 @@ VARIANTS = [
     ("equitune", {}),
     ("equitune", {"equitune_decoding": "per-copy"}),
     ("equizero", {"selection": "step"}),
+    ("equizero", {"equizero_score": "decoded"}),
     ("equizero", {}),
-    ("equizero", {"equizero_score": "paper"}),
     ("lambda", {}),
 ]
 
@@ -170,3 +170,11 @@ def test_decoding_options_are_checked(method, options, data):
     in_tok, out_tok, _ = data
     with pytest.raises(ValueError):
         module_for(method, options, "gru", "verb", in_tok, out_tok)
+
+
+def test_equizero_defaults_to_the_paper_rule_and_older_runs_read_as_decoded():
+    from equinlp.harness.options import defaults
+    from equinlp.scan.task import ScanConfig
+
+    assert ScanConfig().equizero_score == "paper"
+    assert defaults(ScanConfig)["equizero_score"] == "decoded"  # envelopes written before the option

@@ -231,7 +231,7 @@ def build(
     actions: tuple[TokenPermutation, TokenPermutation],
     proxy: str = "max_prob",
     selection: str | None = None,
-    equizero_score: str = "decoded",
+    equizero_score: str = "paper",
     equitune_decoding: str = "joint",
 ) -> EquiSCAN:
     """``base`` (pass trivial actions), ``equitune``, ``equizero`` or ``lambda``.
@@ -239,7 +239,8 @@ def build(
     Args:
         selection: how decoding combines the copies (see :class:`EquiSCAN`); default ``"sequence"`` for
             equizero, ``"position"`` for equitune with ``equitune_decoding="per-copy"``, else ``"step"``.
-        equizero_score: equizero's sequence score, ``"decoded"`` or ``"paper"`` (ignored by other methods).
+        equizero_score: equizero's sequence score, ``"paper"`` (the better of the two, README) or ``"decoded"``
+            (ignored by other methods).
         equitune_decoding: ``"joint"`` (combine every step, feed ``g·token`` back) or ``"per-copy"``
             (each copy decodes alone, averaged position by position, as the reference); equitune only.
     """

@@ -70,15 +70,16 @@ class ScanConfig(RunConfig):
         used_by={"method": ("equizero",)},
     )
     equizero_score: str = option(
-        "decoded",
-        "equizero's choice of copy: decoded (mean proxy over the steps each copy decoded) or paper (the reference "
-        "code's mean max-probability over all 50 rows, rows after EOS included)",
+        "paper",
+        "equizero's choice of copy (rnn/gru/lstm): paper (the reference code's mean max-probability over all 50 rows, "
+        "rows after EOS included) or decoded (mean proxy over the steps each copy decoded; runs before this option)",
         choices=SCORES,
         used_by={"method": ("equizero",)},
+        unrecorded="decoded",
     )
     equitune_decoding: str = option(
         "joint",
-        "equitune's decoding: joint (combine every step, feed g·token back) or per-copy (each copy decodes alone, "
+        "equitune's decoding (rnn/gru/lstm): joint (combine every step, feed g·token back) or per-copy (each copy decodes alone, "
         "log-probs averaged position by position, as the reference)",
         choices=("joint", "per-copy"),
         used_by={"method": ("equitune",)},
@@ -113,11 +114,9 @@ def new_model(cell: str, in_tok, out_tok) -> torch.nn.Module:
 def make_module(method: str, model: torch.nn.Module, actions, cell: str, proxy: str, **decoding) -> torch.nn.Module:
     """The symmetrized model with the SCAN loop interface (``forward`` log-probs, ``decode``).
 
-    ``decoding``: ``equizero_score`` / ``equitune_decoding`` of :func:`equinlp.scan.equi.build` (RNN cells only).
+    ``decoding``: ``equizero_score`` / ``equitune_decoding`` of :func:`equinlp.scan.equi.build` (RNN cells; T5 ignores them).
     """
-    if cell == "t5":
-        if decoding.get("equizero_score", "decoded") != "decoded" or decoding.get("equitune_decoding", "joint") != "joint":
-            raise ValueError("--equizero-score and --equitune-decoding apply to the rnn/gru/lstm cells, not t5")
+    if cell == "t5":  # HF generate: equizero chooses per step, equitune decodes jointly
         return HFSeq2Seq(model, actions, method, proxy)
     return build(method, model, actions, proxy=proxy, **decoding)
 
