@@ -1,11 +1,14 @@
 """The relaxed variant (R-EquiGPT2): general words from the identity copy, the rest as the inner method."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
 import equinlp as eq
-from equinlp.testing import tiny_causal_lm
+from equinlp.testing import tiny_causal_lm, word_tokenizer
 from equinlp.vocab import VocabularyError
+from equinlp.wordgroups import word_group, word_group_names
 
 PROMPTS = ["the man said that his", "the woman said that her"]
 
@@ -43,3 +46,36 @@ def test_relaxed_survives_save_and_load(tmp_path, tok, swap):
 def test_general_words_must_be_tokens(tok):
     with pytest.raises(VocabularyError, match="'theirs' is not a single token"):
         eq.general_token_ids(tok, ["his", "theirs"])
+
+
+@pytest.mark.parametrize("name", word_group_names())
+def test_general_words_are_never_swapped(name):
+    """A word is either moved by the group or general (from the identity copy), never both (he/she for gender)."""
+    group = word_group(name)
+    swapped = {w for cycles in (group.cycles, *group.more_generators) for cycle in cycles for w in cycle}
+    assert not swapped & set(group.general_words)
+
+
+@pytest.mark.parametrize("name", ["gender", "race", "race2", "orientation"])
+def test_relaxed_methods_run_on_every_paper_axis(name):
+    """The reference's R-EquiGPT2 runs took he, she, his, her, him as general words on every axis."""
+    from types import SimpleNamespace
+
+    from equinlp.bias.generate import Decoding
+    from equinlp.bias.run import _continue_tokens
+
+    group = word_group(name)
+    swapped = [w for cycle in group.cycles for w in cycle]
+    tok = word_tokenizer(["the", "person", "was", "known", "for", "said", "that", *swapped, *group.general_words])
+    torch.manual_seed(0)
+    base = tiny_causal_lm(len(tok)).eval()
+    config = SimpleNamespace(decoding=Decoding(max_new_tokens=4, top_k=5, batch_size=2))
+    prompts = [f"the {word} person said that" for word in swapped[:2]]
+    texts, ids, _ = _continue_tokens(config, group, group.action(tok), "relaxed-equitune", base, tok, prompts, [0, 0], None)
+    assert len(texts) == 2 and all(len(row) <= 4 for row in ids)  # cut at EOS or a newline
+
+
+def test_the_readme_names_each_groups_general_words():
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())  # line breaks as spaces
+    for name in ("gender", "race", "orientation"):
+        assert ", ".join(word_group(name).general_words) in readme, name

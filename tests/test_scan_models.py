@@ -1,8 +1,9 @@
 import pytest
 import torch
 
+from equinlp.errors import EquinlpError
 from equinlp.scan.data import encode, scan_actions, tokenizers
-from equinlp.scan.equi import build, exact_match
+from equinlp.scan.equi import MAX_LENGTH, build, exact_match
 from equinlp.scan.model import AttnSeq2Seq, Seq2SeqConfig
 from equinlp.testing import TOLERANCE, equivariance_error
 
@@ -13,7 +14,14 @@ COMMANDS = [
     ("jump around right", "I_TURN_RIGHT I_JUMP I_TURN_RIGHT I_JUMP I_TURN_RIGHT I_JUMP I_TURN_RIGHT I_JUMP"),
     ("look opposite left and run", "I_TURN_LEFT I_TURN_LEFT I_LOOK I_RUN"),
 ]
-VARIANTS = [("equitune", None), ("equizero", "step"), ("equizero", "sequence"), ("lambda", None)]
+VARIANTS = [
+    ("equitune", {}),
+    ("equitune", {"equitune_decoding": "per-copy"}),
+    ("equizero", {"selection": "step"}),
+    ("equizero", {"equizero_score": "decoded"}),
+    ("equizero", {}),
+    ("lambda", {}),
+]
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +30,12 @@ def data():
     return in_tok, out_tok, encode(COMMANDS, in_tok, out_tok)
 
 
-def module_for(method, selection, cell, group, in_tok, out_tok, dtype=torch.float64):
+def module_for(method, options, cell, group, in_tok, out_tok, dtype=torch.float64):
     torch.manual_seed(0)
     model = AttnSeq2Seq(Seq2SeqConfig(len(in_tok), len(out_tok), cell=cell, dropout=0.0))
     for p in model.parameters():  # larger weights: clear-cut greedy choices
         torch.nn.init.normal_(p, std=0.5)
-    module = build(method, model, scan_actions(group, in_tok, out_tok), selection=selection)
+    module = build(method, model, scan_actions(group, in_tok, out_tok), **options)
     if method == "lambda":
         torch.nn.init.normal_(module.aggregator.weight_net.net[-1].weight, std=2.0)
     return module.to(dtype).eval()
@@ -35,12 +43,12 @@ def module_for(method, selection, cell, group, in_tok, out_tok, dtype=torch.floa
 
 @pytest.mark.parametrize("group", ["verb", "direction", "verb4"])
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
-@pytest.mark.parametrize("method, selection", VARIANTS)
-def test_scan_models_are_exactly_equivariant(method, selection, cell, group, data, dtype):
+@pytest.mark.parametrize("method, options", VARIANTS)
+def test_scan_models_are_exactly_equivariant(method, options, cell, group, data, dtype):
     """Bit for bit in float32 and float64: commands fold in their canonical frames (equinlp/frames.py), so packed RNN
     batches are the same whichever image of a command comes in."""
     in_tok, out_tok, batch = data
-    module = module_for(method, selection, cell, group, in_tok, out_tok, dtype)
+    module = module_for(method, options, cell, group, in_tok, out_tok, dtype)
     assert_equivariant_scan(module, module.in_action, module.out_action, batch)
 
 
@@ -57,7 +65,7 @@ def assert_equivariant_scan(module, in_action, out_action, batch, atol=0.0, **de
 
 def test_the_base_model_is_not_equivariant(data):
     in_tok, out_tok, batch = data
-    module = module_for("base", None, "gru", "trivial", in_tok, out_tok)
+    module = module_for("base", {}, "gru", "trivial", in_tok, out_tok)
     in_action, out_action = scan_actions("verb", in_tok, out_tok)
     x = (batch.src, batch.mask, batch.tgt_in)
     errors = equivariance_error(module, (in_action.ids, None, out_action.ids), out_action.logits, x)
@@ -90,3 +98,87 @@ def test_t5_through_the_core_wrapper_is_equivariant(method):
     # HFSeq2Seq applies log_softmax to the wrapper's logits in each row's own vocabulary order: rounding
     batch = encode(COMMANDS, tok, tok)
     assert_equivariant_scan(module, *actions, batch, atol=TOLERANCE[torch.float64], max_length=12)
+
+
+def reference_rows(model, in_action, out_action, src, mask):
+    """The reference code's decoding of one command ``src [S]``, copy by copy (batch 1, a Python loop over g):
+    ``[G, 50, V]`` log-probs pulled back to the command's frame, zero rows after each copy's EOS."""
+    from equinlp.wordlevel import BOS, EOS
+
+    rows = torch.zeros(in_action.group.order, MAX_LENGTH, model.config.out_vocab, dtype=torch.float64)
+    for g in range(in_action.group.order):
+        memory, state = model.encode(in_action.table[g][src][None], mask[None])
+        token = torch.tensor([BOS])
+        for t in range(MAX_LENGTH):
+            logits, _, state = model.step(token, state, memory, mask[None])
+            logp = logits.log_softmax(-1)[0]
+            rows[g, t] = logp[out_action.table[g]]  # entry v: the copy's score for g·v
+            token = logp.argmax(-1, keepdim=True)
+            if token.item() == EOS:
+                break
+    return rows
+
+
+def up_to_eos(tokens):
+    from equinlp.wordlevel import EOS
+
+    tokens = tokens.tolist()
+    return tokens[: tokens.index(EOS) + 1] if EOS in tokens else tokens
+
+
+@pytest.mark.parametrize("group", ["verb", "verb4"])
+def test_paper_score_picks_the_copy_the_reference_picks(group, data):
+    """The reference's top1 rule: the highest mean max-probability over all 50 rows, zero rows (1/V) included."""
+    in_tok, out_tok, batch = data
+    module = module_for("equizero", {"equizero_score": "paper"}, "gru", group, in_tok, out_tok)
+    decoded = module.decode(batch.src, batch.mask)
+    for b in range(len(batch.src)):
+        rows = reference_rows(module.model, module.in_action, module.out_action, batch.src[b], batch.mask[b])
+        best = rows.softmax(-1).amax(-1).mean(-1).argmax()
+        assert up_to_eos(decoded[b]) == up_to_eos(rows[best].argmax(-1))
+
+
+@pytest.mark.parametrize("group", ["verb", "verb4"])
+def test_per_copy_equitune_averages_positions_as_the_reference(group, data):
+    in_tok, out_tok, batch = data
+    module = module_for("equitune", {"equitune_decoding": "per-copy"}, "gru", group, in_tok, out_tok)
+    decoded = module.decode(batch.src, batch.mask)
+    for b in range(len(batch.src)):
+        rows = reference_rows(module.model, module.in_action, module.out_action, batch.src[b], batch.mask[b])
+        assert up_to_eos(decoded[b]) == up_to_eos(rows.mean(0).argmax(-1))
+
+
+def test_the_selection_rules_differ_where_lengths_differ(data):
+    """On a random network the two scores do not always agree (the paper's favours the longer output)."""
+    in_tok, out_tok, batch = data
+    picks = {}
+    for score in ("decoded", "paper"):
+        module = module_for("equizero", {"equizero_score": score}, "gru", "verb4", in_tok, out_tok)
+        picks[score] = [up_to_eos(row) for row in module.decode(batch.src, batch.mask)]
+    assert picks["decoded"] != picks["paper"]
+
+
+@pytest.mark.parametrize(
+    "method, options",
+    [
+        ("equizero", {"equizero_score": "paper", "proxy": "entropy"}),
+        ("equizero", {"equizero_score": "best"}),
+        ("equitune", {"equitune_decoding": "alone"}),
+        ("lambda", {"selection": "position"}),
+    ],
+)
+def test_decoding_options_are_checked(method, options, data):
+    in_tok, out_tok, _ = data
+    with pytest.raises(ValueError):
+        module_for(method, options, "gru", "verb", in_tok, out_tok)
+
+
+def test_equizero_defaults_to_the_paper_rule_and_older_runs_read_as_decoded():
+    from equinlp.harness.options import defaults
+    from equinlp.scan.task import ScanConfig
+
+    assert ScanConfig().equizero_score == "paper"
+    assert ScanConfig(proxy="entropy").equizero_score == "decoded"  # the paper's rule is max-probability's
+    with pytest.raises(EquinlpError, match="--proxy max_prob"):
+        ScanConfig(proxy="entropy", equizero_score="paper")
+    assert defaults(ScanConfig)["equizero_score"] == "decoded"  # envelopes written before the option

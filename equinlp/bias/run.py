@@ -41,8 +41,6 @@ from equinlp.wordgroups import LEVELS, word_group
 
 log = logging.getLogger(__name__)
 
-# the relaxed variant's general words in the paper's code, for every axis; a group's own are added
-PAPER_GENERAL_WORDS = ("he", "she", "his", "her", "him")
 KEY = ["subject", "context", "template", "seed"]
 
 
@@ -166,8 +164,7 @@ def generate_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, 
 
 def _continue_tokens(config, group, action, method, model, tokenizer, texts, seeds, proxy) -> tuple[list, list, list]:
     """Token level: ``(texts, ids, ties)`` from :func:`~equinlp.bias.generate.generate`."""
-    words = list(dict.fromkeys([*PAPER_GENERAL_WORDS, *group.general_words]))
-    general = general_token_ids(tokenizer, words) if method.startswith("relaxed-") else []
+    general = general_token_ids(tokenizer, group.general_words) if method.startswith("relaxed-") else []
     ids, ties = generate(method, model, tokenizer, action, texts, seeds, config.decoding, general, proxy)
     return [tokenizer.decode(row) for row in ids], ids, ties
 

@@ -34,12 +34,14 @@ def option(
     keyed: bool = True,
     quick: Any = NO_QUICK,
     used_by: dict[str, tuple[str, ...]] | None = None,
+    unrecorded: Any = NO_QUICK,
 ) -> Any:
     """A dataclass field with its help, allowed names (a tuple, or a function giving them), range and roles.
 
     ``quick`` is the value ``--quick`` uses (explicit flags still win); ``flags`` are extra spellings.
     ``used_by`` limits the cells whose results depend on the setting, e.g. ``{"method": ("equizero",)}``: a
-    proxy changed between two runs then refuses (or recomputes) only the equizero cells.
+    proxy changed between two runs then refuses (or recomputes) only the equizero cells. ``unrecorded`` is
+    the value of runs made before the setting existed, when it differs from today's default.
     """
     metadata = {
         "help": help,
@@ -52,6 +54,7 @@ def option(
         "keyed": keyed,
         "quick": quick,
         "used_by": used_by,
+        "unrecorded": unrecorded,
     }
     if isinstance(default, list | dict | set):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
@@ -117,10 +120,13 @@ def _dataclass_type(config_class: type, field: dataclasses.Field) -> type | None
 
 
 def defaults(config_class: type) -> dict[str, Any]:
-    """Every field's default (nested configs flattened, tuples as lists), as :func:`resolved` would show it."""
+    """The value of each field in a run that does not record it: its ``unrecorded`` value, else its default
+    (nested configs flattened, tuples as lists), as :func:`resolved` would show it."""
     values = {}
     for field in settings_fields(config_class):
         value = field.default_factory() if field.default is dataclasses.MISSING else field.default
+        if field.metadata.get("unrecorded", NO_QUICK) is not NO_QUICK:
+            value = field.metadata["unrecorded"]
         values[field.name] = list(value) if isinstance(value, tuple) else value
     return values
 

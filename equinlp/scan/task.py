@@ -36,7 +36,7 @@ from equinlp.harness.state import load_state, save_state
 from equinlp.harness.store import read_json
 from equinlp.scan.canonical import CanonicalSCAN
 from equinlp.scan.data import DEFAULT_GROUP, GROUPS, Encoded, encode, scan_actions, tokenizers
-from equinlp.scan.equi import METHODS, build
+from equinlp.scan.equi import METHODS, SCORES, build
 from equinlp.scan.gmodel import G_CELLS, GSeq2Seq, GSeq2SeqConfig
 from equinlp.scan.hf import HFSeq2Seq, joint_tokenizer, tiny_t5
 from equinlp.scan.model import CELLS, AttnSeq2Seq, Seq2SeqConfig
@@ -94,6 +94,22 @@ class ScanConfig(RunConfig):
         choices=sorted(PROXIES),
         used_by={"method": ("equizero",)},
     )
+    equizero_score: str | None = option(
+        None,
+        "equizero's choice of copy (rnn/gru/lstm): paper (the reference code's mean max-probability over all 50 rows, "
+        "rows after EOS included; needs --proxy max_prob) or decoded (mean proxy over the steps each copy decoded; "
+        "runs before this option); default: paper with max_prob, else decoded",
+        choices=SCORES,
+        used_by={"method": ("equizero",)},
+        unrecorded="decoded",
+    )
+    equitune_decoding: str = option(
+        "joint",
+        "equitune's decoding (rnn/gru/lstm): joint (combine every step, feed g·token back) or per-copy (each copy decodes alone, "
+        "log-probs averaged position by position, as the reference)",
+        choices=("joint", "per-copy"),
+        used_by={"method": ("equitune",)},
+    )
     test_limit: int | None = option(None, "evaluate on the first N test commands only (default: all)", at_least=1)
     save_every: int = option(500, "checkpoint training every N steps (a rerun continues from there)", at_least=1, keyed=False)
     out: str = option("results/scan", "output folder: one JSON per finished run in OUT/runs, continued on rerun", keyed=False)
@@ -103,6 +119,10 @@ class ScanConfig(RunConfig):
             self.group = DEFAULT_GROUP.get(self.split, "verb")
         if self.methods is None:
             self.methods = ("base",) if self.cell in G_CELLS else METHODS
+        if self.equizero_score is None:
+            self.equizero_score = "paper" if self.proxy == "max_prob" else "decoded"
+        if self.equizero_score == "paper" and self.proxy != "max_prob":
+            raise EquinlpError("--equizero-score paper is the reference's top1 rule: use it with --proxy max_prob")
         super().__post_init__()
         if self.cell in G_CELLS and set(self.methods) != {"base"}:
             raise EquinlpError(
@@ -128,13 +148,16 @@ def new_model(cell: str, data: ScanData, group: str, g_hidden: int = 64) -> torc
     return AttnSeq2Seq(Seq2SeqConfig(in_size, out_size, cell=cell))
 
 
-def make_module(method: str, model: torch.nn.Module, actions, cell: str, proxy: str) -> torch.nn.Module:
-    """The symmetrized model with the SCAN loop interface (``forward`` log-probs, ``decode``)."""
-    if cell == "t5":
+def make_module(method: str, model: torch.nn.Module, actions, cell: str, proxy: str, **decoding) -> torch.nn.Module:
+    """The symmetrized model with the SCAN loop interface (``forward`` log-probs, ``decode``).
+
+    ``decoding``: ``equizero_score`` / ``equitune_decoding`` of :func:`equinlp.scan.equi.build` (RNN cells; T5 ignores them).
+    """
+    if cell == "t5":  # HF generate: equizero chooses per step, equitune decodes jointly
         return HFSeq2Seq(model, actions, method, proxy)
     if cell in G_CELLS:  # already equivariant under its own group: run in canonical frames, one copy
         return CanonicalSCAN(model)
-    return build(method, model, actions, proxy=proxy)
+    return build(method, model, actions, proxy=proxy, **decoding)
 
 
 @dataclass
@@ -209,7 +232,8 @@ class ScanTask:
         model = self.base_model(config, seed, store)
         torch.manual_seed(seed)  # the λ-net's initial weights
         group = "trivial" if method == "base" else config.group
-        module = make_module(method, model, self.data.actions(group), config.cell, config.proxy).to(device())
+        decoding = {"equizero_score": config.equizero_score, "equitune_decoding": config.equitune_decoding}
+        module = make_module(method, model, self.data.actions(group), config.cell, config.proxy, **decoding).to(device())
         checkpoint = store.checkpoint_dir("run", cell)
         name = store.cell_id("run", cell)
         if method == "lambda":  # the λ-net alone, base frozen
