@@ -60,6 +60,12 @@ def bases(folder: Path) -> list[tuple[dict, Path]]:
     return found
 
 
+def base_key(weights: Path) -> str:
+    """A base named by its pre-training cell and settings, not by where this machine keeps it."""
+    settings = json.loads((weights.parent / "settings.json").read_text())
+    return f"{weights.parent.name} {json.dumps(settings, sort_keys=True)}"
+
+
 def lengths(tokens: torch.Tensor) -> torch.Tensor:
     """``[B, L] -> [B]``: the number of tokens up to and including the first EOS (L when there is none)."""
     eos = tokens == EOS
@@ -97,7 +103,7 @@ def compare(cell: dict, weights: Path, batch_size: int, limit: int | None = None
     return {
         **cell,
         "group": group,
-        "weights": str(weights),
+        "base": base_key(weights),
         "n_test": len(test),
         "accuracy": accuracy,
         "different_copy": 100 * (copies["equizero decoded"] != copies["equizero paper"]).float().mean().item(),
@@ -117,9 +123,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     old = json.loads(Path(args.out).read_text()) if Path(args.out).exists() and not args.limit else {"rows": [], "argv": []}
-    done = {row["weights"]: row for row in old["rows"]}  # a rerun adds new bases and keeps the rows it has
+    done = {row.get("base"): row for row in old["rows"]}  # a rerun adds new bases and keeps the rows it has
     rows = [
-        done.get(str(weights)) or compare(cell, weights, args.batch_size, args.limit)
+        done.get(base_key(weights)) or compare(cell, weights, args.batch_size, args.limit)
         for folder in args.folders
         for cell, weights in bases(folder)
     ]
