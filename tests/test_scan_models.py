@@ -182,3 +182,11 @@ def test_equizero_defaults_to_the_paper_rule_and_older_runs_read_as_decoded():
     with pytest.raises(EquinlpError, match="--proxy max_prob"):
         ScanConfig(proxy="entropy", equizero_score="paper")
     assert defaults(ScanConfig)["equizero_score"] == "decoded"  # envelopes written before the option
+
+
+def test_build_picks_the_rule_its_proxy_defines():
+    in_tok, out_tok = tokenizers()
+    model = AttnSeq2Seq(Seq2SeqConfig(len(in_tok), len(out_tok)))
+    actions = scan_actions("verb", in_tok, out_tok)
+    assert build("equizero", model, actions).score == "paper"
+    assert build("equizero", model, actions, proxy="entropy").score == "decoded"

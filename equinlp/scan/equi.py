@@ -231,7 +231,7 @@ def build(
     actions: tuple[TokenPermutation, TokenPermutation],
     proxy: str = "max_prob",
     selection: str | None = None,
-    equizero_score: str = "paper",
+    equizero_score: str | None = None,
     equitune_decoding: str = "joint",
 ) -> EquiSCAN:
     """``base`` (pass trivial actions), ``equitune``, ``equizero`` or ``lambda``.
@@ -239,8 +239,8 @@ def build(
     Args:
         selection: how decoding combines the copies (see :class:`EquiSCAN`); default ``"sequence"`` for
             equizero, ``"position"`` for equitune with ``equitune_decoding="per-copy"``, else ``"step"``.
-        equizero_score: equizero's sequence score, ``"paper"`` (the better of the two, README) or ``"decoded"``
-            (ignored by other methods).
+        equizero_score: equizero's sequence score, ``"paper"`` (the better of the two, README) or ``"decoded"``;
+            default ``"paper"`` with the ``max_prob`` proxy (the rule is defined on it), else ``"decoded"``.
         equitune_decoding: ``"joint"`` (combine every step, feed ``g·token`` back) or ``"per-copy"``
             (each copy decodes alone, averaged position by position, as the reference); equitune only.
     """
@@ -251,6 +251,8 @@ def build(
     if selection is None:
         per_copy = method == "equitune" and equitune_decoding == "per-copy"
         selection = "sequence" if method == "equizero" else "position" if per_copy else "step"
+    if equizero_score is None:
+        equizero_score = "paper" if proxy == "max_prob" else "decoded"
     score = equizero_score if selection == "sequence" else "decoded"
     return EquiSCAN(model, *actions, aggregator, selection, score)
 
