@@ -64,7 +64,11 @@ class OrbitFrames:
         self.ranks = torch.zeros(len(self.inverse), batch, dtype=torch.long, device=device)
         self.same = torch.ones(batch, batch, dtype=torch.bool, device=device)
         self._sharing = None
-        if not torch.compiler.is_compiling():  # fixed addresses: a CUDA graph reads and updates them in place
+
+    def fix_addresses(self) -> None:
+        """Tell torch.compile the state lives at fixed addresses: a CUDA graph reads and updates it in place
+        (generate's decoding loop; elsewhere the frames are rebuilt per call and this is not needed)."""
+        if not torch.compiler.is_compiling():
             for tensor in (self.mul, self.inverse, self.ranks, self.same):
                 torch._dynamo.mark_static_address(tensor)
 

@@ -206,6 +206,7 @@ class EquiModel(PreTrainedModel):
         if self._decoding:
             if self._frames.ranks is None:
                 self._frames.reset(batch, device)
+                self._frames.fix_addresses()
         elif not _continues_a_cache(kwargs):
             self._frames.reset(batch, device)
 

@@ -72,6 +72,8 @@ class EquiSeq2SeqLM(EquiModel):
         if ids is None:
             raise ValueError("the encoder needs input_ids (inputs_embeds cannot be acted on)")
         self._frames.reset(ids.shape[0], ids.device)
+        if self._decoding:  # generate's decoder steps read and update these frames in place
+            self._frames.fix_addresses()
         self._frames.extend(self.in_action, ids)
         if isinstance(kwargs.get("attention_mask"), torch.Tensor):
             self._frames.compare(kwargs["attention_mask"])
