@@ -138,3 +138,15 @@ def test_a_g_cell_trains_and_evaluates_through_the_task(tmp_path):
     assert list(runs["cell"]) == ["grnn"] and list(runs["method"]) == ["base"]
     assert runs["zero_shot"].iloc[0] == runs["fine_tuned"].iloc[0]  # --finetune-steps 0: nothing more trained
     assert any(p.name.startswith("scan_pretrain_") and "group=direction" in p.name for p in (tmp_path / "runs").iterdir())
+
+
+def test_a_rerun_with_another_width_is_refused_naming_it(tmp_path):
+    from equinlp.harness import SettingsChanged, run_task
+
+    settings = {
+        "split": "template_around_right", "cell": "grnn", "pretrain_steps": 2, "finetune_steps": 0, "batch_size": 8,
+        "test_limit": 8, "out": str(tmp_path),
+    }  # fmt: skip
+    run_task(ScanTask(), ScanConfig(**settings, g_hidden=4))
+    with pytest.raises(SettingsChanged, match="g_hidden"):
+        run_task(ScanTask(), ScanConfig(**settings, g_hidden=6))
