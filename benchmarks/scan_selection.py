@@ -17,8 +17,8 @@ pick different copies (and different outputs), and the mean output length under 
 the same ``--out`` keeps the rows of bases it already holds and adds the new ones (``argv``: every run's).
 
     equinlp scan run --split addprim_jump --cell gru --seeds 0 --pretrain-steps 1000 --method equizero \\
-        --finetune-steps 1 --test-limit 50 --threads 1 --out /tmp/sel/addprim_jump
-    python -m benchmarks.scan_selection /tmp/sel/addprim_jump /tmp/sel/template_around_right \\
+        --finetune-steps 1 --test-limit 50 --threads 1 --out results/sel/addprim_jump
+    python -m benchmarks.scan_selection results/sel/addprim_jump results/sel/template_around_right \\
         --threads 1 --out reports/cpu/scan_selection.json
 """
 
