@@ -88,12 +88,17 @@ def load_model(
     auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
     dtype = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype
     model = auto.from_pretrained(path, dtype=dtype, **({"device_map": device_map} if device_map else {})).eval()
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    return model, load_tokenizer(name_or_path, seq2seq)
+
+
+def load_tokenizer(name_or_path: str = DEFAULT_MODEL, seq2seq: bool = False):
+    """The tokenizer :func:`load_model` returns, alone (to check word lists before a model loads)."""
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model_path() if name_or_path == DEFAULT_MODEL else name_or_path)
     if not seq2seq:
         tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return tokenizer
 
 
 @dataclass
@@ -103,7 +108,7 @@ class ModelOptions:
     ``--model meta-llama/Llama-2-7b-hf --dtype bfloat16 --device-map auto`` runs a 7B model over the GPUs.
     """
 
-    model: str = option(DEFAULT_MODEL, "'smollm2' (embedded, offline) or any hub id / local folder of a causal LM")
+    model: str = option(DEFAULT_MODEL, "'smollm2' (embedded, offline) or any hub id / local folder of a causal LM", reads=True)
     dtype: str = option("float32", "weights' dtype ('auto': the checkpoint's own)", choices=DTYPES)
     device_map: str | None = option(None, "weights' placement, e.g. 'auto' (over every GPU) or 'cuda:0' (default: CPU)")
 
@@ -117,8 +122,15 @@ class ModelOptions:
 
     def load(self, seq2seq: bool = False):
         """``(model, tokenizer)``: see :func:`load_model`; a model that cannot be loaded is an ``EquinlpError``."""
+        return self._loading(load_model, self.model, self.dtype, seq2seq, self.device_map)
+
+    def load_tokenizer(self, seq2seq: bool = False):
+        """The model's tokenizer alone (fast: to check the words of a group before the model loads)."""
+        return self._loading(load_tokenizer, self.model, seq2seq)
+
+    def _loading(self, load, *args):
         try:
-            return load_model(self.model, self.dtype, seq2seq, self.device_map)
+            return load(*args)
         except OSError as error:  # no such hub id, no network, a folder without weights or tokenizer
             reason = str(error).strip().splitlines()[0]
             raise EquinlpError(f"--model {self.model} could not be loaded: {reason}") from error

@@ -7,11 +7,15 @@ share a temporary file; the last rename wins whole.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+from equinlp.errors import EquinlpError
 
 
 def _temporary(path: Path) -> Path:
@@ -51,3 +55,48 @@ def write_folder_atomic(path: str | os.PathLike, write: Callable[[Path], object]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+WHOLE_FILE = 256 * 2**20  # files up to this size are hashed whole
+SAMPLED = 16 * 2**20  # of a larger file (model weights), the first and last this many bytes and its size
+
+
+def digest(path: str | os.PathLike) -> str:
+    """``sha256:…`` of a file's or a folder's content (a folder: every file's relative path and digest).
+
+    Files up to 256 MiB are hashed whole; of a larger one (a model's weights), its size and its first and
+    last 16 MiB, where any change of a checkpoint's values shows. Cached per (path, size, mtime).
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        lines = [f"{p.relative_to(path).as_posix()}\t{digest(p)}" for p in sorted(path.rglob("*")) if p.is_file()]
+        return "sha256:" + hashlib.sha256("\n".join(lines).encode()).hexdigest()
+    stat = path.stat()
+    return _file_digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    sha = hashlib.sha256(str(size).encode() + b"\0")
+    with open(path, "rb") as file:
+        if size <= WHOLE_FILE:
+            sha.update(file.read())
+        else:
+            sha.update(file.read(SAMPLED))
+            file.seek(size - SAMPLED)
+            sha.update(file.read(SAMPLED))
+    return "sha256:" + sha.hexdigest()
+
+
+def read_text_file(path: str | os.PathLike, what: str) -> str:
+    """A text file's content as UTF-8 (a byte-order mark dropped); anything else is one error naming the file."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise EquinlpError(f"{what} {path}: {error.strerror}") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise EquinlpError(f"{what} {path} is UTF-16; save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise EquinlpError(f"{what} {path} is not UTF-8 text (byte {error.start}); save it as UTF-8") from None

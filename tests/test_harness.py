@@ -109,7 +109,7 @@ def test_envelopes_record_provenance_and_the_settings(tmp_path):
     (envelope,) = run_task(ToyTask(), ToyConfig(out=str(tmp_path), seeds=(3,), scale=2.0))
     assert envelope["task"] == "toy" and envelope["cell"] == {"seed": 3}
     assert {"version", "commit", "date", "seconds"} <= set(envelope)
-    assert envelope["config"] == {"scale": 2.0, "steps": 10, "name": "alpha", "noisy": False}  # not out, threads, seeds
+    assert envelope["config"] == {"scale": 2.0, "steps": 10, "name": "alpha", "noisy": False, "table": None}  # not out, seeds
     runs = load_runs(tmp_path, "toy")
     assert list(runs["value"]) == [16.0] and runs["config"][0]["scale"] == 2.0
 
@@ -199,14 +199,17 @@ def test_t_interval():
 
 
 def test_a_folder_in_use_is_refused_and_a_dead_runs_lock_taken_over(tmp_path, caplog):
-    import socket
-
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    """A live run holds the lock (an flock, with its name in the file); once it is gone, the lock is free."""
+    holder = (
+        "import fcntl, json, os, socket, sys, time\n"
+        "f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX)\n"
+        "f.write(json.dumps({'host': socket.gethostname(), 'pid': os.getpid(), 'since': 'then'})); f.flush()\n"
+        "print('held', flush=True); time.sleep(60)\n"
+    )
+    sleeper = subprocess.Popen([sys.executable, "-c", holder, str(tmp_path / ".lock")], stdout=subprocess.PIPE, text=True)
     try:
-        tmp_path.mkdir(exist_ok=True)
-        lock = {"host": socket.gethostname(), "pid": sleeper.pid, "since": "2026-11-30T00:00:00+00:00"}
-        (tmp_path / ".lock").write_text(json.dumps(lock))
-        with pytest.raises(EquinlpError, match=rf"in use by another run \(process {sleeper.pid} .*delete .*\.lock"):
+        assert sleeper.stdout.readline().strip() == "held"
+        with pytest.raises(EquinlpError, match=rf"in use by another run \(process {sleeper.pid} .*use another --out"):
             run_task(ToyTask(), ToyConfig(out=str(tmp_path), seeds=(0,)))
         assert calls(tmp_path) == []
     finally:

@@ -16,6 +16,7 @@ class ToyConfig(RunConfig):
     steps: int = option(10, "steps", at_least=1, quick=3)
     name: str = option("alpha", "a name", choices=("alpha", "beta"))
     noisy: bool = option(False, "a switch")
+    table: str | None = option(None, "a file the values read", reads=True)
     out: str = option("results/toy", "output folder", keyed=False)
 
 
@@ -41,7 +42,8 @@ class ToyTask:
             (work / "artifact.txt").write_text(str(config.steps))
             return {"steps": config.steps}
         shared = int((store.work_dir("prepare", {"part": "shared"}) / "artifact.txt").read_text())
-        return {"value": cell["seed"] * config.scale + shared, "curve": [1, 2]}
+        table = open(config.table).read() if config.table else None
+        return {"value": cell["seed"] * config.scale + shared, "curve": [1, 2], "table": table}
 
     def report(self, runs):
         return [("values", runs[["seed", "value"]].sort_values("seed").reset_index(drop=True))]

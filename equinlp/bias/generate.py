@@ -69,6 +69,7 @@ class Decoding:
         "for lambda / relaxed-lambda: a folder written by EquiModel.save_pretrained of a λ-equitune model (e.g. "
         "fine-tuned); without it the λ-net is at initialisation (uniform weights: the same samples as equitune)",
         used_by={"method": ("lambda", "relaxed-lambda")},
+        reads=True,
     )
 
     def __post_init__(self) -> None:
@@ -129,7 +130,7 @@ def cut(tokenizer, ids: Sequence[int]) -> list[int]:
 
 def _sample(wrapped, tokenizer, texts: Sequence[str], seeds: Sequence[int], decoding: Decoding, action=None):
     """``(prompt ids [B, P], continuations [N, L])``; with ``action`` every row is run as all |G| copies."""
-    batch = tokenizer(list(texts), return_tensors="pt", padding=True).to(next(wrapped.parameters()).device)
+    batch = tokenizer(list(texts), return_tensors="pt", padding=True, padding_side="left").to(next(wrapped.parameters()).device)
     ids, mask, seeds = batch["input_ids"], batch["attention_mask"], list(seeds)
     if action is not None:
         order = action.group.order

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from equinlp.errors import EquinlpError, UnknownName
-from equinlp.harness.options import NO_QUICK, choices_of, flag, settings_fields
+from equinlp.files import read_text_file
+from equinlp.harness.options import NO_QUICK, cell_key, choices_of, flag, settings_fields
+from equinlp.harness.store import RUNS
 
 
 def _element_type(hint: Any) -> tuple[type, bool]:
@@ -105,13 +107,11 @@ def read_config_file(path: str | Path, config_class: type) -> dict[str, Any]:
     """The settings in a JSON file (flat names, or a run envelope's ``config``), checked against the fields."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
-    except OSError as error:
-        raise EquinlpError(f"--config {path}: {error.strerror}") from error
+        data = json.loads(read_text_file(path, "--config"))
     except json.JSONDecodeError as error:
         raise EquinlpError(f"--config {path} is not valid JSON ({error})") from error
     if isinstance(data, dict) and isinstance(data.get("config"), dict) and "metrics" in data:
-        data = data["config"]  # a run envelope: reuse its settings
+        data = _envelope_settings(path, data, config_class)
     if not isinstance(data, dict):
         raise EquinlpError(f"--config {path} must hold a JSON object of settings")
     known = [f.name for f in settings_fields(config_class)]
@@ -119,6 +119,20 @@ def read_config_file(path: str | Path, config_class: type) -> dict[str, Any]:
         if name not in known:
             raise UnknownName("setting", name, known, hint=f"in --config {path}")
     return {name: _coerce(config_class, name, value, f"--config {path}") for name, value in data.items()}
+
+
+def _envelope_settings(path: Path, envelope: dict, config_class: type) -> dict[str, Any]:
+    """A run envelope's settings, its cell (``{"axis": "race"}`` → ``axes: ["race"]``) and its folder as ``out``,
+    so ``--config OUT/runs/RUN.json`` asks for that one run, where it was made."""
+    data = {k: v for k, v in envelope["config"].items() if not k.endswith("_digest")}  # digests are of files, not flags
+    plan_fields = {cell_key(f.name, f.metadata): f for f in settings_fields(config_class) if f.metadata.get("plan")}
+    for key, value in envelope.get("cell", {}).items():
+        field = plan_fields.get(key)
+        if field is not None:
+            data[field.name] = [value] if _element_type(_hints(config_class)[field.name])[1] else value
+    if path.parent.name == RUNS and "out" in {f.name for f in settings_fields(config_class)}:
+        data["out"] = str(path.parent.parent)
+    return data
 
 
 def build_config(config_class: type, values: dict[str, Any]) -> Any:
@@ -190,10 +204,14 @@ def add_report_command(sub, task, *more_tasks, name: str = "report") -> argparse
 
 def print_report(task, out: str | Path, plot_path: str | Path | None = None) -> list:
     """Print the task's tables for the runs under ``out`` and save its figure; returns the tables."""
-    from equinlp.harness.results import load_runs
+    from equinlp.harness.results import load_runs, mark_mixed, mixed_settings
 
     runs = load_runs(out, task.name)
     tables = task.report(runs)
+    mixed = mixed_settings(runs)
+    if mixed is not None:  # said in the tables, and first
+        tables = [("Runs made with different settings (each table's 'settings' column says which)", mixed)]
+        tables += mark_mixed(task.report(runs), mixed)
     for title, table in tables:
         print(f"\n{title}")
         print(table.to_string())

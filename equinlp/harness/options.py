@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from equinlp.errors import EquinlpError, check_name
+from equinlp.files import digest
 
 NO_QUICK = object()
 
@@ -35,6 +37,8 @@ def option(
     quick: Any = NO_QUICK,
     used_by: dict[str, tuple[str, ...]] | None = None,
     unrecorded: Any = NO_QUICK,
+    reads: bool | Callable[[Any], bool] = False,
+    cell_key: str | None = None,
 ) -> Any:
     """A dataclass field with its help, allowed names (a tuple, or a function giving them), range and roles.
 
@@ -42,6 +46,10 @@ def option(
     ``used_by`` limits the cells whose results depend on the setting, e.g. ``{"method": ("equizero",)}``: a
     proxy changed between two runs then refuses (or recomputes) only the equizero cells. ``unrecorded`` is
     the value of runs made before the setting existed, when it differs from today's default.
+
+    ``reads``: the value may name a file or folder the results depend on (True: when such a path exists; or a
+    test of the value): its content's digest is a setting too (``NAME_digest``), so an edited file is a changed
+    setting. ``cell_key``: a ``plan`` field's key in the cells (default: the name less a final ``s``).
     """
     metadata = {
         "help": help,
@@ -55,6 +63,8 @@ def option(
         "quick": quick,
         "used_by": used_by,
         "unrecorded": unrecorded,
+        "reads": reads,
+        "cell_key": cell_key,
     }
     if isinstance(default, list | dict | set):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
@@ -149,7 +159,27 @@ def settings(config: Any, only: Iterable[str] | None = None, cell: dict | None =
     values = resolved(config)
     roles = {f.name: f.metadata for f in settings_fields(type(config))}
     names = list(only) if only is not None else [n for n in values if roles[n].get("keyed", True) and not roles[n].get("plan")]
-    return {name: values[name] for name in names if _used(roles[name].get("used_by"), cell)}
+    chosen = {name: values[name] for name in names if _used(roles[name].get("used_by"), cell)}
+    for name, role in roles.items():  # the content of the files they name
+        if role.get("plan"):
+            key = cell_key(name, role)
+            if cell and key in cell and _names_file(role, cell[key]):
+                chosen[f"{key}_digest"] = digest(cell[key])
+        elif name in chosen and _names_file(role, chosen[name]):
+            chosen[f"{name}_digest"] = digest(chosen[name])
+    return chosen
+
+
+def cell_key(name: str, role: Mapping[str, Any]) -> str:
+    """The key of a ``plan`` field's values in the cells (``methods`` → ``method``; ``axes``: its ``cell_key``)."""
+    return role.get("cell_key") or name.removesuffix("s")
+
+
+def _names_file(role: Mapping[str, Any], value: Any) -> bool:
+    reads = role.get("reads")
+    if not reads or not isinstance(value, str) or (callable(reads) and not reads(value)):
+        return False
+    return Path(value).expanduser().exists()
 
 
 def _used(used_by: dict | None, cell: dict | None) -> bool:

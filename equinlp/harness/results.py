@@ -7,6 +7,7 @@ tables from this frame, so a README table is re-reported from the folder by one 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -35,12 +36,73 @@ def load_envelopes(out: str | Path, task: str | None = None, stage: str = "run")
 
 
 def load_runs(out: str | Path, task: str | None = None, stage: str = "run") -> pd.DataFrame:
-    """One row per finished run: cell coordinates, metrics, seconds, provenance and ``config``."""
-    rows = []
+    """One row per finished run: cell coordinates, metrics, seconds, provenance and ``config``; ``attrs["cells"]``
+    holds each row's coordinates as a dict."""
+    rows, cells = [], []
     for envelope in load_envelopes(out, task, stage):
         provenance = {k: envelope.get(k) for k in ("task", "seconds", "version", "commit", "date")}
         rows.append({**envelope["cell"], **envelope["metrics"], **provenance, "config": envelope["config"]})
-    return pd.DataFrame(rows)
+        cells.append(envelope["cell"])
+    runs = pd.DataFrame(rows)
+    runs.attrs["cells"] = cells  # each row's coordinates, as a dict
+    return runs
+
+
+COMPARED = ("method", "seed")  # the coordinates a report sets side by side
+
+
+def mixed_settings(runs: pd.DataFrame) -> pd.DataFrame | None:
+    """The settings that differ between runs a report compares, one row per run with its cell and those settings;
+    None when there are none.
+
+    Runs are compared within their experiment: the runs that share every coordinate but ``method`` and ``seed``
+    (one axis, one split and cell, one architecture, one environment), among the runs that record the setting.
+    A setting that follows the experiment (SCAN's group, set by the split) is not mixed.
+    """
+    configs, coordinates = list(runs["config"]), runs.attrs["cells"]
+    cells = list(dict.fromkeys(key for cell in coordinates for key in cell))
+    names = sorted({name for config in configs for name in config} - {f"{key}_digest" for key in cells})
+    experiments: dict[str, list[dict]] = {}
+    for cell, config in zip(coordinates, configs, strict=True):
+        where = json.dumps({k: v for k, v in cell.items() if k not in COMPARED}, sort_keys=True)
+        experiments.setdefault(where, []).append(config)
+
+    def differs(name: str) -> bool:
+        return any(len({json.dumps(c[name], sort_keys=True) for c in group if name in c}) > 1 for group in experiments.values())
+
+    differing = [name for name in names if differs(name)]
+    if not differing:
+        return None
+    rows = [{**cell, **{n: config.get(n, "") for n in differing}} for cell, config in zip(coordinates, configs, strict=True)]
+    mixed = pd.DataFrame(rows)
+    mixed.attrs["cell_columns"] = cells
+    return mixed
+
+
+def mark_mixed(tables: list[tuple[str, pd.DataFrame]], mixed: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Every table whose rows name runs (by a cell column such as ``method``) gains a ``settings`` column: the
+    differing settings of the runs behind each row (``top_k=5``), so no row hides how it was made."""
+    settings = [c for c in mixed.columns if c not in _cell_columns(mixed)]
+    marked = []
+    for title, table in tables:
+        keys = [c for c in _cell_columns(mixed) if c in table.columns]
+        if not keys:
+            marked.append((title, table))
+            continue
+        notes = []
+        for _, row in table.iterrows():
+            behind = mixed[(mixed[keys] == row[keys].to_numpy()).all(axis=1)]
+            notes.append(" / ".join(sorted({_note(run, settings) for _, run in behind.iterrows()})))
+        marked.append((title, table.assign(settings=notes)))
+    return marked
+
+
+def _cell_columns(mixed: pd.DataFrame) -> list[str]:
+    return list(mixed.attrs["cell_columns"])
+
+
+def _note(run: pd.Series, settings: list[str]) -> str:
+    return ", ".join(f"{name}={run[name]}" for name in settings if run[name] != "")
 
 
 def t_interval(values, level: float = 0.95) -> tuple[float, float, float]:

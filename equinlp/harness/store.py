@@ -7,9 +7,9 @@ Layout of ``OUT``:
 - ``work/{id}/``: a cell's working files (its settings in ``settings.json``, samples, artifacts other
   cells read, and ``checkpoint/`` while it runs, removed when the envelope is written).
 
-While a run works in ``OUT`` it holds ``OUT/.lock`` (host and process id of the run; the processes of one
-``torchrun`` share it): a second run on the same folder is refused instead of duplicating the work. A lock
-left by a run that no longer exists (killed) is noticed and taken over.
+While a run works in ``OUT`` it holds ``OUT/.lock`` (an ``flock``; the file names the run's host and process,
+and the processes of one ``torchrun`` share it): a second run on the same folder is refused instead of
+duplicating the work. A lock left by a run that no longer exists (killed) is free, and taken over.
 
 A rerun keeps a cell only if it was made with exactly the settings asked for now. If a finished or
 started cell was made with other settings, the store refuses with a message naming them (``--overwrite``
@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -39,6 +41,7 @@ from equinlp.files import write_text_atomic
 log = logging.getLogger(__name__)
 SCHEMA = 1
 RUNS, WORK, SETTINGS, LOCK = "runs", "work", "settings.json", ".lock"
+MAX_ID = 200  # an id is a file name (with ".json") and a folder name: file systems allow 255 bytes
 
 
 class SettingsChanged(EquinlpError):
@@ -92,14 +95,38 @@ def _owner() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getppid() if launched else os.getpid()}
 
 
-def _alive(pid: int) -> bool:
+def _escape(value: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.+_-]", lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), value)
+
+
+def _read_holder(file) -> dict | None:
+    file.seek(0)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        holder = json.loads(file.read() or "null")
+    except json.JSONDecodeError:
+        return None
+    return holder if isinstance(holder, dict) else None
+
+
+def _try_lock(path: Path):
+    """``(open file, None)`` holding an exclusive ``flock`` on ``path``, or ``(None, holder)`` when another process
+    holds it (``holder``: what the file says, None while unwritten). A file removed or replaced between the open
+    and the lock is opened again, so the lock held is always on the file at ``path``."""
+    while True:
+        file = open(path, "a+")  # noqa: SIM115 -- held open for the whole run
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(file)
+            file.close()
+            return None, holder
+        try:
+            same = os.fstat(file.fileno()).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return file, None
+        file.close()  # its holder removed it as we opened it: take the one there now
 
 
 class RunStore:
@@ -112,45 +139,58 @@ class RunStore:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold ``OUT/.lock`` while running; refuse if another live run holds it, take over a dead run's."""
+        """Hold ``OUT/.lock`` while running; refuse if another live run holds it, take over a dead run's.
+
+        The lock is an ``flock`` on the file, so the kernel releases it when its process dies, however it dies:
+        any number of processes racing for a stale lock leave exactly one holder. The file's text names the
+        holder for the refusal message; processes of one ``torchrun`` launch share the holder's lock.
+        """
         self.out.mkdir(parents=True, exist_ok=True)
         path, me = self.out / LOCK, _owner()
-        created = held = False
-        for _ in range(100):
-            try:
-                with os.fdopen(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY), "w") as file:
-                    json.dump({**me, "since": provenance()["date"]}, file)
-                created = held = True
+        file = None
+        for _ in range(200):
+            file, holder = _try_lock(path)
+            if file is not None:
                 break
-            except FileExistsError:
-                try:
-                    holder = json.loads(path.read_text())
-                except (OSError, json.JSONDecodeError):
-                    time.sleep(0.05)  # being written by a sibling process, or just removed
-                    continue
-                if {k: holder.get(k) for k in me} == me:
-                    held = True  # a sibling process of this launch took it
-                    break
-                if holder.get("host") == me["host"] and not _alive(int(holder.get("pid", 0))):
-                    log.warning("%s: taking over the lock of process %s, which no longer runs", self.out, holder.get("pid"))
-                    path.unlink(missing_ok=True)
-                    continue
-                raise EquinlpError(
-                    f"{self.out} is in use by another run (process {holder.get('pid')} on {holder.get('host')} since "
-                    f"{holder.get('since')}); wait for it or use another --out (if that run is gone, delete {path})"
-                ) from None
-        if not held:
-            raise EquinlpError(f"{path} could not be read or taken; delete it if no run uses {self.out}")
+            if holder is None:
+                time.sleep(0.05)  # locked, but its holder has not written its name yet
+                continue
+            if {k: holder.get(k) for k in me} == me:
+                break  # a sibling process of this launch holds it
+            raise EquinlpError(
+                f"{self.out} is in use by another run (process {holder.get('pid')} on {holder.get('host')} since "
+                f"{holder.get('since')}); wait for it or use another --out"
+            )
+        else:
+            raise EquinlpError(f"{path} is locked by a process that does not say who it is; wait for it or use another --out")
+        if file is not None:
+            stale = _read_holder(file)
+            if stale and {k: stale.get(k) for k in me} != me:
+                log.warning("%s: taking over the lock of process %s, which no longer runs", self.out, stale.get("pid"))
+            file.seek(0)
+            file.truncate()
+            file.write(json.dumps({**me, "since": provenance()["date"]}))
+            file.flush()
         try:
             yield
         finally:
-            if created:
+            if file is not None:  # removed while still held, so no process can take the file being removed
                 path.unlink(missing_ok=True)
+                file.close()
 
     def cell_id(self, stage: str, cell: dict[str, Any]) -> str:
-        """``task[_stage]_key=value_...``, e.g. ``scan_seed=0_method=equitune`` (``/`` and the like become ``-``)."""
-        parts = [self.task, *([] if stage == "run" else [stage]), *(f"{k}={v}" for k, v in cell.items())]
-        return "_".join(re.sub(r"[^A-Za-z0-9.+=_-]+", "-", part) for part in parts)
+        """``task[_stage]_key=value_...``, e.g. ``scan_seed=0_method=equitune``.
+
+        One id per cell, never shared: any character of a value other than letters, digits and ``.+_-`` is
+        written as ``%XX`` (its UTF-8 bytes), ``=`` and ``%`` included, so ``d1/g.json`` is ``d1%2Fg.json`` and
+        ``d1-g.json`` stays itself; and since no value holds ``=``, ``_key=`` marks where each value starts.
+        An id longer than ``MAX_ID`` is cut and ends in a hash of the whole.
+        """
+        parts = [self.task, *([] if stage == "run" else [stage]), *(f"{k}={_escape(str(v))}" for k, v in cell.items())]
+        whole = "_".join(parts)
+        if len(whole) <= MAX_ID:
+            return whole
+        return f"{whole[: MAX_ID - 18]}~{hashlib.sha256(whole.encode()).hexdigest()[:16]}"  # a file name's limit
 
     def envelope_path(self, stage: str, cell: dict) -> Path:
         return self.out / RUNS / f"{self.cell_id(stage, cell)}.json"

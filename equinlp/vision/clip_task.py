@@ -43,9 +43,11 @@ CLIP_DATASETS = ("cifar10", "cifar100", "imagenet-v2")
 
 @dataclass
 class CLIPConfig(RunConfig):
-    model: str = option("openai/clip-vit-base-patch32", "hub id or local folder of a CLIPModel")
+    model: str = option("openai/clip-vit-base-patch32", "hub id or local folder of a CLIPModel", reads=True)
     dataset: str = option("cifar100", "test (and training) images", choices=CLIP_DATASETS)
-    data_dir: str | None = option(None, "CIFAR python release folder, or ImageNet-V2's folder of 0..999 class folders (required)")
+    data_dir: str | None = option(
+        None, "CIFAR python release folder, or ImageNet-V2's folder of 0..999 class folders (required)", reads=True
+    )
     group: str = option("rot90", "image group: rot90 = C4; rot180 = the paper's 'flip'", choices=lambda: sorted(IMAGE_GROUPS))
     methods: tuple[str, ...] = option(METHODS, "methods", choices=METHODS, plan=True, flags=("--method",))
     proxy: str = proxy_option()

@@ -51,7 +51,7 @@ PRETRAIN_SETTINGS = ("dataset", "data_dir", "pretrain_epochs", "pretrain_images"
 @dataclass
 class VisionConfig(RunConfig):
     dataset: str = option("fashion-mnist", "image data (cifar* need --data-dir)", choices=DATASETS)
-    data_dir: str | None = option(None, "folder of the dataset's files (default: where its package installs them)")
+    data_dir: str | None = option(None, "folder of the dataset's files (default: where its package installs them)", reads=True)
     group: str = option("rot90", "image group: rot90 = C4; rot180 = the paper's 'flip'", choices=lambda: sorted(IMAGE_GROUPS))
     archs: tuple[str, ...] = option(
         ("resnet18", "alexnet"), "architectures", choices=tuple(ARCHITECTURES), plan=True, flags=("--arch",), quick=("resnet18",)
