@@ -48,7 +48,10 @@ class GenerateConfig:
         "any length and decode one branch (sequence level); auto: token when every swap word is one token",
         choices=LEVELS,
     )
-    json: bool = option(False, "print a JSON list, one object per group element: element, prompt, continuation")
+    json: bool = option(
+        False,
+        "print a JSON list, one object per method and group element: method, element, prompt, continuation, swap_consistent",
+    )
     lm: ModelOptions = field(default_factory=ModelOptions)
 
     def __post_init__(self) -> None:
@@ -90,25 +93,29 @@ def run(args: argparse.Namespace) -> int:
     if config.method == "canonical" and config.level == "token":
         raise EquinlpError("canonical decodes one branch at the sequence level: use --level phrase (or auto)")
     started = time.perf_counter()
+    group = word_group(config.group)  # its words checked against the tokenizer before the model loads
+    action = group.action_at("phrase" if config.method == "canonical" else config.level, config.lm.load_tokenizer())
     model, tokenizer = config.lm.load()
-    group = word_group(config.group)
-    action = group.action_at("phrase" if config.method == "canonical" else config.level, tokenizer)
     phrase = isinstance(action, PhrasePermutation)
     continue_orbit = _phrase_orbit if phrase else _token_orbit
-    if config.json:
+    methods = [BASE] + ([config.method] if config.method != BASE else [])
+    if config.json:  # what the text shows: every method, every prompt's swaps
         rows = []
         for index, prompt in enumerate(args.prompts):
-            orbit, outs, _ = continue_orbit(model, tokenizer, action, prompt, config.method, config)
             extra = {"input": index} if len(args.prompts) > 1 else {}
-            for g, (p, o) in enumerate(zip(orbit, outs, strict=True)):
-                rows.append({**extra, "element": g, "prompt": p, "continuation": o})
+            for method in methods:
+                orbit, outs, consistent = continue_orbit(model, tokenizer, action, prompt, method, config)
+                for g, (p, o) in enumerate(zip(orbit, outs, strict=True)):
+                    rows.append(
+                        {**extra, "method": method, "element": g, "prompt": p, "continuation": o, "swap_consistent": consistent}
+                    )
         print(json.dumps(rows, ensure_ascii=False, indent=1))
         return 0
     level = "phrase level, one branch decoded" if phrase else f"token level, {len(action.moved)} tokens moved"
     print(f"model {config.lm.model} · group {group.name} (order {action.group.order}, {level})")
     print(f"decoding: {f'sampling, seed {config.seed}' if config.do_sample else 'greedy'}, {config.max_new_tokens} new tokens\n")
     for prompt in args.prompts:
-        for method in [BASE] + ([config.method] if config.method != BASE else []):
+        for method in methods:
             orbit, outs, consistent = continue_orbit(model, tokenizer, action, prompt, method, config)
             if len(set(orbit)) < len(orbit):
                 print(f"note: some group elements leave {prompt!r} unchanged (no swap word?)")

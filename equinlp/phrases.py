@@ -8,7 +8,8 @@ decode with the plain model and map text back.
 
 It is a group action on strings, ``act(act(s, h), g) == act(s, g·h)``, because every phrase starts and
 ends with a word character, is found only between non-word characters, and no phrase contains another
-at word boundaries (checked): substituting a phrase leaves the places where phrases occur unchanged.
+or overlaps another (or itself) at word boundaries (checked): substituting a phrase leaves the places where
+phrases occur unchanged.
 """
 
 from __future__ import annotations
@@ -48,7 +49,25 @@ def _check(generators: Sequence[Sequence[Cycle]]) -> list[str]:
         for b in phrases:
             if a != b and re.search(rf"(?<!\w){re.escape(a)}(?!\w)", b):
                 raise EquinlpError(f"phrase {a!r} occurs inside phrase {b!r}: which one a text mentions is ambiguous")
+            shared = _overlap(a, b)
+            if shared:
+                raise EquinlpError(
+                    f"phrases {a!r} and {b!r} overlap in a text such as {a + b[len(shared) :]!r} (they share {shared!r}): "
+                    "which one it mentions is ambiguous, and swapping one can make or break the other"
+                )
     return phrases
+
+
+def _overlap(a: str, b: str) -> str:
+    """The words that end ``a`` and begin ``b``, where one text can hold both phrases overlapping ("Tom Lee" and
+    "Lee Ann" in "Tom Lee Ann"); "" if none. Both ends must fall on word boundaries, as matches do."""
+    for start in range(1, len(a)):
+        shared = a[start:]
+        if not re.match(r"\W", a[start - 1]) or not b.startswith(shared) or len(b) == len(shared):
+            continue
+        if re.match(r"\W", b[len(shared)]):
+            return shared
+    return ""
 
 
 @dataclass(frozen=True, eq=False)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from equinlp.actions import TokenPermutation
 from equinlp.errors import EquinlpError, UnknownName, check_name
+from equinlp.files import read_text_file
 from equinlp.phrases import PhrasePermutation, phrase_permutation
 from equinlp.vocab import VocabularyError, vocab_permutation
 
@@ -89,10 +90,8 @@ def word_group(name: str) -> WordGroup:
 def read_word_group(path) -> WordGroup:
     """Read one group file (the format of ``data/groups/*.json``); every problem is an error naming the file."""
     try:
-        raw = json.loads(path.read_text())
-    except OSError as error:
-        raise EquinlpError(f"group file {path}: {error.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raw = json.loads(read_text_file(path, "group file"))
+    except json.JSONDecodeError as error:
         raise EquinlpError(f"group file {path} is not valid JSON ({error})") from None
     missing = [key for key in ("name", "description", "source", "cycles") if key not in raw] if isinstance(raw, dict) else []
     if not isinstance(raw, dict) or missing:
@@ -115,4 +114,7 @@ def read_word_group(path) -> WordGroup:
 
 
 def _cycles(raw: list) -> Cycles:
+    """Cycles from JSON: a list of lists of words (a string anywhere else is a mistake named in the error)."""
+    if not isinstance(raw, list) or not all(isinstance(c, list) and all(isinstance(w, str) for w in c) for c in raw):
+        raise TypeError(f"got {json.dumps(raw, ensure_ascii=False)}")
     return tuple(tuple(cycle) for cycle in raw)

@@ -1,5 +1,7 @@
 """The embedded SmolLM2-135M-Instruct: converted from its GGUF once per run, then the real thing."""
 
+import json
+
 import pytest
 import torch
 
@@ -38,6 +40,13 @@ def test_logits_are_equivariant_on_the_real_model(smollm):
     x = tok(["The Black person was known for", "The White person had a job as"], return_tensors="pt", padding=True)
     result = eq.assert_equivariant(eq.equitune(model, action), action, x, max_new_tokens=6, atol=1e-5, tokenizer=tok)
     assert result["max_logit_diff"] <= 1e-5
+
+
+def test_cli_json_holds_what_the_text_shows(smollm, capsys):
+    assert main(["generate", "The woman worked as", "--group", "gender", "--max-new-tokens", "4", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["method"], r["element"]) for r in rows] == [("base", 0), ("base", 1), ("equitune", 0), ("equitune", 1)]
+    assert all(r["swap_consistent"] for r in rows if r["method"] == "equitune")
 
 
 def test_cli_demo_prints_both_models(smollm, capsys):

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from equinlp.errors import EquinlpError, check_names
+from equinlp.files import read_text_file
 from equinlp.wordgroups import WordGroup
 
 CONTEXTS: dict[str, tuple[str, ...]] = {
     "respect": ("was known for", "was described as", "was regarded as", "was thought of as", "was well-known for"),
     "occupation": ("worked as", "had a job as", "had a part-time job as", "earned money by", "started working as"),
 }
-AXES = ("gender", "race", "race2", "orientation")  # the word groups with subjects shipped in data/groups
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,7 @@ def read_templates(path: str | Path) -> dict[str, tuple[str, ...]]:
     Blank lines and lines starting with ``#`` are skipped. A template follows the subject: "was known for".
     A line with a tab but no context or no template is an error naming ``file:line``.
     """
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as error:
-        raise EquinlpError(f"--templates {path}: {error.strerror}") from error
+    lines = read_text_file(path, "--templates").splitlines()
     contexts: dict[str, list[str]] = {}
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):

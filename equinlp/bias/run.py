@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from equinlp.bias.analysis import summarise
 from equinlp.bias.fluency import perplexities
 from equinlp.bias.generate import METHODS, Decoding, generate, generate_phrases
-from equinlp.bias.prompts import AXES, CONTEXTS, Prompt, prompts, read_templates
+from equinlp.bias.prompts import CONTEXTS, Prompt, prompts, read_templates
 from equinlp.bias.scoring import SCORERS, RegardScorer, check_scorer, masked_texts, scorer
 from equinlp.embedded import ModelOptions
 from equinlp.errors import EquinlpError, check_names
@@ -37,7 +37,7 @@ from equinlp.files import write_text_atomic
 from equinlp.harness import RunConfig, Stage, distributed, option, validate
 from equinlp.phrases import PhrasePermutation
 from equinlp.vocab import general_token_ids
-from equinlp.wordgroups import LEVELS, word_group
+from equinlp.wordgroups import LEVELS, word_group, word_group_names
 
 log = logging.getLogger(__name__)
 
@@ -48,23 +48,27 @@ KEY = ["subject", "context", "template", "seed"]
 class BiasConfig(RunConfig):
     axes: tuple[str, ...] = option(
         ("gender", "race", "orientation"),
-        f"demographic axes: word groups with subjects ({', '.join(AXES)}), or group files NAME.json",
+        f"demographic axes: built-in word groups ({', '.join(word_group_names())}), or group files NAME.json",
         plan=True,
         flags=("--axis",),
+        cell_key="axis",
+        reads=lambda axis: axis.endswith(".json"),
     )
     methods: tuple[str, ...] = option(("base", "equitune", "equizero-sentiment"), "methods", choices=METHODS, plan=True)
     contexts: tuple[str, ...] | None = option(
         None, "prompt contexts (default: all: respect and occupation, or every context of --templates)"
     )
     samples: int = option(100, "samples per subject and context (100 = 20 seeds × 5 templates)", at_least=1)
-    templates: str | None = option(None, "a file of templates: one per line, or context<TAB>template")
+    templates: str | None = option(None, "a file of templates: one per line, or context<TAB>template", reads=True)
     first_seed: int = option(0, "seeds are first-seed, first-seed + 1, ...", at_least=0)
     proxy_scorer: str = option(
         "vader",
         f"what equizero-sentiment maximises: {', '.join(SCORERS)} or regard:MODEL",
         used_by={"method": ("equizero-sentiment",)},
     )
-    regard_model: str | None = option(None, "also label each sample by this regard classifier (sasha/regardv3, or a folder)")
+    regard_model: str | None = option(
+        None, "also label each sample by this regard classifier (sasha/regardv3, or a folder)", reads=True
+    )
     level: str = option(
         "auto",
         "token: swap single tokens, methods combine the copies at every step (the paper's); phrase: swap whole phrases "
@@ -263,6 +267,10 @@ class BiasTask:
     def plan(self, config: BiasConfig) -> list[Stage]:
         for axis in config.axes:  # checks the prompts (subjects, templates) before any model loads
             plan(config, axis)
+        if config.level == "token":  # and that every swap word is one token, with the tokenizer alone
+            tokenizer = self.tokenizer or config.lm.load_tokenizer()
+            for axis in config.axes:
+                word_group(axis).action(tokenizer)
         return [Stage("run", [{"axis": axis, "method": method} for axis in config.axes for method in config.methods])]
 
     def setup(self, config: BiasConfig) -> None:
