@@ -239,11 +239,21 @@ def generate(
     ``output_scores`` returns the processed scores each token was chosen from (for
     ``compute_transition_scores``); hidden states and attentions are the identity copy's.
 
+    What is exact: within one call, always (every row against every other, in every dtype). Across calls, when
+    the prompt's orbit is computed with the same shapes (the same padding and batch mates): in float32 that
+    holds in practice, but in bfloat16/float16 another padding or batch composition rounds differently, so
+    ``x`` decoded alone and ``g·x`` decoded beside a longer prompt may differ. ``batch_independent=True``
+    removes that: each prompt's orbit is decoded in a sub-batch of its own, without padding, so a row's
+    tokens depend on its prompt and seed only, in any dtype (a prompt and its swap fold into the same
+    canonical rows). It costs one ``generate`` per prompt (``python -m benchmarks.batch_independent``).
+
     Raises:
         ValueError: a setting the wrapper cannot make equivariant (beam search, assisted or contrastive
             decoding, caches other than dynamic and static, watermarking, token sets the group does not map
             onto themselves, ...).
     """
+    if kwargs.pop("batch_independent", False):
+        return _generate_apart(model, inputs, generation_config, logits_processor, seed, kwargs)
     if inputs is not None:
         kwargs[model.base.main_input_name] = inputs
     config = copy.deepcopy(generation_config or model.base.generation_config)
@@ -285,3 +295,46 @@ def generate(
             if out.get(key) is not None:
                 out[key] = tuple(x[: batch * copies] for x in out[key])
     return out
+
+
+def _generate_apart(model: EquiModel, inputs, generation_config, logits_processor, seed, kwargs: dict) -> torch.Tensor:
+    """``generate`` one prompt at a time, each without padding, stacked as one call would return them.
+
+    Returns ``LongTensor[B·n, T + L]`` for a causal LM (the prompts as given, padding included, then each
+    continuation padded at its end to the longest) or ``[B·n, L]`` for seq2seq; ``n = num_return_sequences``.
+    """
+    ids = inputs if inputs is not None else kwargs.pop(model.base.main_input_name, None)
+    mask = kwargs.pop("attention_mask", None)
+    config = generation_config or model.base.generation_config
+    if not isinstance(ids, torch.Tensor):
+        raise ValueError("batch_independent=True needs the prompts' token ids (input_ids)")
+    batched = sorted(k for k, v in kwargs.items() if isinstance(v, torch.Tensor) and v.ndim and v.shape[0] == len(ids))
+    if batched:
+        raise ValueError(f"batch_independent=True takes input_ids and attention_mask only, not {', '.join(batched)}")
+    if kwargs.get("return_dict_in_generate", config.return_dict_in_generate):
+        raise ValueError("batch_independent=True returns token ids only; leave return_dict_in_generate unset")
+    mask = torch.ones_like(ids) if mask is None else mask
+    seeds = list(seed) if isinstance(seed, list | tuple) else [seed] * len(ids)
+    if len(seeds) != len(ids):
+        raise ValueError(f"{len(seeds)} seeds for a batch of {len(ids)} prompts; pass one int or one seed per prompt")
+    continuations = []
+    for row, row_mask, row_seed in zip(ids, mask, seeds, strict=True):
+        prompt = row[row_mask.bool()][None]  # [1, T_b], no padding
+        out = generate(
+            model, prompt, generation_config, logits_processor, row_seed, attention_mask=torch.ones_like(prompt), **kwargs
+        )
+        continuations.append(out if model.family == "seq2seq" else out[:, prompt.shape[1] :])
+    width = max(c.shape[1] for c in continuations)
+    pad = _pad_id(kwargs.get("pad_token_id", config.pad_token_id), kwargs.get("eos_token_id", config.eos_token_id))
+    out = torch.cat([torch.nn.functional.pad(c, (0, width - c.shape[1]), value=pad) for c in continuations])
+    if model.family == "seq2seq":
+        return out
+    return torch.cat([ids.repeat_interleave(len(out) // len(ids), 0), out], dim=1)
+
+
+def _pad_id(pad: int | None, eos: int | list[int] | None) -> int:
+    if pad is not None:
+        return int(pad)
+    if eos is not None:
+        return int(eos[0] if isinstance(eos, list) else eos)
+    return 0

@@ -52,7 +52,7 @@ class SequenceLevel:
 
     Args:
         model: any causal LM (``generate`` and ``output_hidden_states``).
-        tokenizer: its tokenizer (padding on the left for batched decoding).
+        tokenizer: its tokenizer (batches are padded on the left, whatever its ``padding_side``).
         action: the group acting on text.
         method: ``equitune``, ``equizero``, ``lambda`` or ``canonical``.
         proxy: equizero's proxy of a branch's next-token scores (``entropy``, ``max_prob``, ``max_logit``).
@@ -73,16 +73,19 @@ class SequenceLevel:
     @torch.no_grad()
     def _prompt_end(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits [N, V], features [N, D])`` at the last prompt token of each text, one batched forward."""
-        batch = self.tokenizer(texts, return_tensors="pt", padding=True).to(self.model.device)
+        batch = self.tokenizer(texts, return_tensors="pt", padding=True, padding_side="left").to(self.model.device)
         out = self.model(**batch, output_hidden_states=True)
         return out.logits[:, -1].float(), out.hidden_states[-1][:, -1].float()
 
-    def _weights(self, canonicals: list[str]) -> dict[str, list[float]]:
-        """Branch weights per canonical text (a list over j), from one forward of every branch prompt."""
+    def _weights(self, canonicals: list[str], batch_independent: bool = False) -> dict[str, list[float]]:
+        """Branch weights per canonical text (a list over j), from one forward of every branch prompt (with
+        ``batch_independent``, one forward per orbit: its |G| branches alone)."""
         order = self.action.group.order
         if self.method in ("equitune", "canonical"):
             uniform = [1.0 / order] * order if self.method == "equitune" else [1.0] + [0.0] * (order - 1)
             return {c: uniform for c in canonicals}
+        if batch_independent and len(canonicals) > 1:
+            return {c: w for one in canonicals for c, w in self._weights([one]).items()}
         branches = [self.action.act(c, j) for c in canonicals for j in range(order)]
         logits, features = self._prompt_end(branches)
         weights = {}
@@ -96,10 +99,10 @@ class SequenceLevel:
                 weights[c] = self.weighted.weights(features[rows][:, None])[:, 0].tolist()
         return weights
 
-    def branches(self, prompts: Sequence[str], seeds: Sequence[int | None]) -> list[Branch]:
+    def branches(self, prompts: Sequence[str], seeds: Sequence[int | None], batch_independent: bool = False) -> list[Branch]:
         """The branch each prompt decodes (deterministic given the prompt's orbit and its seed)."""
         frames = [self.action.canonical(p) for p in prompts]
-        weights = self._weights(list(dict.fromkeys(c for c, _ in frames)))
+        weights = self._weights(list(dict.fromkeys(c for c, _ in frames)), batch_independent)
         chosen = []
         for (c, k), seed in zip(frames, seeds, strict=True):
             u = random.Random(f"{seed}\x1f{c}").random()  # the same for every text of the orbit
@@ -113,15 +116,24 @@ class SequenceLevel:
             chosen.append(Branch(self.action.act(c, j), int(group.inv[group.mul[j, k]]), seed))
         return chosen
 
-    def generate(self, prompts: Sequence[str], seed: int | Sequence[int] | None = None, **generate_kwargs) -> list[str]:
+    def generate(
+        self, prompts: Sequence[str], seed: int | Sequence[int] | None = None, batch_independent: bool = False, **generate_kwargs
+    ) -> list[str]:
         """The continuation of each prompt, as text. Any ``generate`` keyword works (``num_beams``, ``top_k``...);
-        with ``do_sample=True`` each prompt's draw is seeded by ``seed`` (an int for all, or one per prompt)."""
+        with ``do_sample=True`` each prompt's draw is seeded by ``seed`` (an int for all, or one per prompt).
+
+        Prompts of one call are exact swaps of each other's continuations in every dtype. ``batch_independent``
+        makes calls agree too in half precision: each orbit's weights and each branch are computed alone,
+        without padding or batch mates (one forward and one decode per prompt instead of one per call).
+        """
         seeds = list(seed) if isinstance(seed, Sequence) else [seed] * len(prompts)
         if generate_kwargs.get("do_sample") and None in seeds:
             raise ValueError("sampling needs a seed per prompt (seed=...) for swapped prompts to draw alike")
-        branches = self.branches(prompts, seeds)
+        branches = self.branches(prompts, seeds, batch_independent)
         unique = list(dict.fromkeys((b.text, b.seed) for b in branches))  # a prompt and its swaps decode once
-        texts = dict(zip(unique, self._decode(unique, generate_kwargs), strict=True))
+        groups = [[item] for item in unique] if batch_independent else [unique]
+        decoded = [text for items in groups for text in self._decode(items, generate_kwargs)]
+        texts = dict(zip(unique, decoded, strict=True))
         return [self.action.act(texts[(b.text, b.seed)], b.back) for b in branches]
 
     def _decode(self, items: list[tuple[str, int | None]], generate_kwargs: dict) -> list[str]:
@@ -135,7 +147,7 @@ def decode_texts(model, tokenizer, texts: Sequence[str], seeds: Sequence[int | N
     Sampling goes through the trivial group's wrapper, which is the model bit for bit with a per-row seeded
     sampler, so a row's draw does not depend on the other rows of the batch.
     """
-    batch = tokenizer(list(texts), return_tensors="pt", padding=True).to(model.device)
+    batch = tokenizer(list(texts), return_tensors="pt", padding=True, padding_side="left").to(model.device)
     kwargs = {"pad_token_id": tokenizer.pad_token_id, **generate_kwargs}
     if kwargs.get("do_sample"):
         from equinlp.methods import config_for
