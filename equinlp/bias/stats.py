@@ -57,3 +57,16 @@ def gap_interval(
     boot = diff[_indices(len(a), resamples, seed)].mean(1)
     tail = (1 - level) / 2 * 100
     return diff.mean(0), np.percentile(boot, tail, axis=0), np.percentile(boot, 100 - tail, axis=0)
+
+
+def bootstrap_interval(
+    values: np.ndarray, statistic=np.mean, resamples: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, float]:
+    """``(statistic(values), low, high)``: percentile bootstrap over the rows of ``values`` (``[N, ...]``: one row
+    per pair, so a pair's columns are resampled together)."""
+    values = np.asarray(values)
+    if len(values) == 0:
+        raise ValueError("no values to bootstrap")
+    boot = np.array([statistic(values[rows]) for rows in _indices(len(values), resamples, seed)])
+    tail = (1 - level) / 2 * 100
+    return float(statistic(values)), float(np.percentile(boot, tail)), float(np.percentile(boot, 100 - tail))

@@ -200,4 +200,6 @@ def print_report(task, out: str | Path, plot_path: str | Path | None = None) -> 
     path = Path(plot_path) if plot_path else Path(out) / f"{task.name}.png"
     task.plot(runs, path)
     print(f"\nplot: {path}")
+    if hasattr(task, "page"):  # a browsable page beside the figure (the bias report's report.html)
+        print(f"page: {task.page(runs, tables, path)}")
     return tables

@@ -40,7 +40,9 @@ def load_runs(out: str | Path, task: str | None = None, stage: str = "run") -> p
     for envelope in load_envelopes(out, task, stage):
         provenance = {k: envelope.get(k) for k in ("task", "seconds", "version", "commit", "date")}
         rows.append({**envelope["cell"], **envelope["metrics"], **provenance, "config": envelope["config"]})
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame.attrs["out"] = Path(out)  # where the runs' working folders are (a report may read their samples)
+    return frame
 
 
 def t_interval(values, level: float = 0.95) -> tuple[float, float, float]:
