@@ -23,10 +23,14 @@ def test_bleu_is_nltk_smoothed_sentence_bleu_the_smaller_direction():
     # 6 words each: 1- to 4-gram precisions 5/6, 3/5, 2/4, 1/3, no brevity penalty, case ignored
     expected = (5 / 6 * 3 / 5 * 2 / 4 * 1 / 3) ** 0.25
     assert cf.bleu(["The cat sat on the mat"], ["the cat sat on a mat"])[0] == pytest.approx(expected)
-    # a shorter hypothesis is penalised in one direction only: the smaller score is kept
+    # one word more: as hypothesis it has precisions 6/7, 5/6, 4/5, 3/4 = (3/7)^(1/4) = 0.809; as reference the
+    # shorter text pays the brevity penalty exp(1 - 7/6) = 0.846; the smaller is kept
     short, long = "the cat sat on the mat", "the cat sat on the mat today"
-    assert cf.bleu([short], [long])[0] == pytest.approx(np.exp(1 - 7 / 6))
-    assert cf.bleu(["same words here"], ["same words here"])[0] == 1.0
+    assert cf.bleu([short], [long])[0] == pytest.approx((3 / 7) ** 0.25)
+    assert cf.bleu([long], [short])[0] == pytest.approx((3 / 7) ** 0.25)
+    assert cf.bleu(["the same four words"], ["the same four words"])[0] == 1.0
+    # under this definition identical texts shorter than 4 words score below 1: no 4-gram, smoothed to 0.1
+    assert cf.bleu(["same words here"], ["same words here"])[0] == pytest.approx(0.1**0.25)
 
 
 def test_rouge_l_is_the_f_measure_of_the_longest_common_subsequence_with_stemming():
@@ -117,10 +121,15 @@ def test_an_equivariant_method_maps_back_to_the_same_text_exactly(tiny_run):
     out, tok = tiny_run
     runs = load_runs(out, "bias")
     pairs = cf.run_pairs(runs, out, tok)
-    assert len(pairs) == 2 * 10  # 2 contexts × 10 samples, one pair (man, woman) each, per method
+    assert len(pairs) == 2 * 2 * 10  # 2 methods × 2 contexts × 10 samples: one pair (man, woman) each
     equitune = pairs[pairs.method == "equitune"]
     assert (equitune["mapped_b"] == equitune["text_a"]).all() and (equitune["text_b"] != equitune["text_a"]).any()
-    assert (equitune[["rougeL_mapped", "bleu_mapped"]] == 1.0).all().all() and (equitune["sentiment_mapped"] == 0).all()
+    # the mapped view compares a's text with itself: what each definition gives two equal texts (ROUGE-L and BLEU
+    # are 1 from four words on; langfair's definitions give 0 for two empty texts)
+    same = list(equitune["text_a"])
+    assert list(equitune["rougeL_mapped"]) == list(cf.rouge_l(same, same)) and (equitune["sentiment_mapped"] == 0).all()
+    assert list(equitune["bleu_mapped"]) == list(cf.bleu(same, same))
+    assert (equitune.loc[equitune["text_a"].str.split().str.len() >= 4, ["rougeL_mapped", "bleu_mapped"]] == 1).all().all()
     np.testing.assert_allclose(equitune["cosine_mapped"], 1.0, atol=1e-6)
     summary = cf.summarise_pairs(pairs, resamples=100)
     summary = summary.query("method == 'equitune' and view == 'mapped' and metric == 'sentiment'")
@@ -133,7 +142,7 @@ def test_cached_pairs_are_reused_only_for_the_same_samples(tiny_run, monkeypatch
     cf.run_pairs(runs, out, tok)
     monkeypatch.setattr(cf, "score_pairs", lambda pairs: pytest.fail("scored again"))
     again = cf.run_pairs(runs, out, tok)  # the cache: no scoring, no tokenizer
-    assert len(again) == 20
+    assert len(again) == 40
     work = out / "work" / "bias_axis=gender_method=base"
     samples = work / "samples-0.jsonl"
     lines = samples.read_text().splitlines()

@@ -60,13 +60,13 @@ def gap_interval(
 
 
 def bootstrap_interval(
-    values: np.ndarray, statistic=np.mean, resamples: int = 2000, seed: int = 0, level: float = 0.95
+    values: np.ndarray, statistic, resamples: int = 2000, seed: int = 0, level: float = 0.95
 ) -> tuple[float, float, float]:
-    """``(statistic(values), low, high)``: percentile bootstrap over the rows of ``values`` (``[N, ...]``: one row
-    per pair, so a pair's columns are resampled together)."""
+    """``(estimate, low, high)``: percentile bootstrap over the rows of ``values`` (``[N, ...]``, one row per pair, so
+    a pair's columns are resampled together). ``statistic`` maps ``[R, N, ...]`` (R sets of rows) to ``[R]``."""
     values = np.asarray(values)
     if len(values) == 0:
         raise ValueError("no values to bootstrap")
-    boot = np.array([statistic(values[rows]) for rows in _indices(len(values), resamples, seed)])
+    boot = statistic(values[_indices(len(values), resamples, seed)])  # [R]
     tail = (1 - level) / 2 * 100
-    return float(statistic(values)), float(np.percentile(boot, tail)), float(np.percentile(boot, 100 - tail))
+    return float(statistic(values[None])[0]), float(np.percentile(boot, tail)), float(np.percentile(boot, 100 - tail))
