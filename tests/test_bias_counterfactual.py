@@ -1,6 +1,8 @@
 """Counterfactual metrics with langfair's definitions: values on hand-made pairs, the map back by g⁻¹ (token and
 phrase level), and the bias report printing them beside the gaps for a tiny run."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -151,6 +153,18 @@ def test_cached_pairs_are_reused_only_for_the_same_samples(tiny_run, monkeypatch
     with pytest.raises(pytest.fail.Exception, match="scored again"):
         cf.run_pairs(runs, out, tok)
     samples.write_text("\n".join(lines) + "\n")
+
+
+def test_cached_pairs_are_scored_again_when_the_word_group_changes(tiny_run, monkeypatch):
+    out, tok = tiny_run
+    runs = load_runs(out, "bias")
+    cf.run_pairs(runs, out, tok)
+    gender = word_group("gender")
+    changed = dataclasses.replace(gender, cycles=gender.cycles[:-1])  # one word pair fewer: another action
+    monkeypatch.setattr(cf, "word_group", lambda name: changed)
+    monkeypatch.setattr(cf, "score_pairs", lambda pairs: pytest.fail("scored again"))
+    with pytest.raises(pytest.fail.Exception, match="scored again"):
+        cf.run_pairs(runs, out, tok)
 
 
 def test_without_the_encoder_the_cosine_is_left_out_with_the_install_command(monkeypatch, caplog):

@@ -228,15 +228,17 @@ def score_pairs(pairs: pd.DataFrame, model: SentenceEncoder | None = None) -> pd
     return pairs
 
 
-def cached_pairs(work: Path, subjects: Sequence[str], mapper: Callable[[], Mapper]) -> pd.DataFrame:
+def cached_pairs(work: Path, subjects: Sequence[str], mapper: Callable[[], Mapper], action_key: dict) -> pd.DataFrame:
     """The scored pairs of a run, from ``work/counterfactual.csv`` while ``counterfactual.json`` says it was made
-    from exactly the run's samples (and this version of the metrics); otherwise scored and written atomically."""
+    from exactly the run's samples, with the same action (``action_key``: the word group's cycles, the level, the
+    model whose tokenizer maps tokens) and this version of the metrics; otherwise scored and written atomically."""
     samples = pd.DataFrame(
         [row for path in sorted(work.glob("samples-*.jsonl")) for row in read_samples(path)],
         columns=[*KEY, "prompt", "continuation"],
     )
     encoder_name = SentenceEncoder.name if encoder_installed() else None  # installed later: scored again
-    record = {"samples": samples_digest(samples), "encoder": encoder_name, "version": VERSION}
+    record = {"samples": samples_digest(samples), "action": action_key, "encoder": encoder_name, "version": VERSION}
+    record = json.loads(json.dumps(record))  # as it reads back (tuples as lists)
     csv_path, record_path = work / "counterfactual.csv", work / "counterfactual.json"
     if csv_path.exists() and record_path.exists() and json.loads(record_path.read_text()) == record:
         return pd.read_csv(csv_path, keep_default_na=False, na_values=[""]).fillna({"text_a": "", "text_b": "", "mapped_b": ""})
@@ -265,13 +267,14 @@ def run_pairs(runs: pd.DataFrame, out: str | Path, tokenizer=None) -> pd.DataFra
         if not any(work.glob("samples-*.jsonl")):
             log.warning("%s holds no samples: the run's pairs are left out of the counterfactual metrics", work)
             continue
-        group = word_group(axis)
+        group, level = word_group(axis), config.get("level", "auto")
 
-        def mapper(group=group, config=config) -> Mapper:
-            tok = tokenizer if tokenizer is not None else _tokenizer(config["model"])
-            return Mapper(group.action_at(config.get("level", "auto"), tok), tok)
+        def mapper(group=group, level=level, model=config["model"]) -> Mapper:
+            tok = tokenizer if tokenizer is not None else _tokenizer(model)
+            return Mapper(group.action_at(level, tok), tok)
 
-        frames.append(cached_pairs(work, group.subjects, mapper))
+        action_key = {"cycles": [group.cycles, *group.more_generators], "level": level, "model": config["model"]}
+        frames.append(cached_pairs(work, group.subjects, mapper, action_key))
     return pd.concat(frames, ignore_index=True) if frames else score_pairs(pd.DataFrame(columns=["text_a"]))
 
 
