@@ -31,9 +31,10 @@ def test_bleu_is_nltk_smoothed_sentence_bleu_the_smaller_direction():
     short, long = "the cat sat on the mat", "the cat sat on the mat today"
     assert cf.bleu([short], [long])[0] == pytest.approx((3 / 7) ** 0.25)
     assert cf.bleu([long], [short])[0] == pytest.approx((3 / 7) ** 0.25)
-    assert cf.bleu(["the same four words"], ["the same four words"])[0] == 1.0
-    # under this definition identical texts shorter than 4 words score below 1: no 4-gram, smoothed to 0.1
-    assert cf.bleu(["same words here"], ["same words here"])[0] == pytest.approx(0.1**0.25)
+    # three words against four: no 4-gram in common, smoothed to 0.1; identical texts are exactly 1, even short or empty
+    assert cf.bleu(["same words here"], ["same words here too"])[0] == pytest.approx((3 / 4 * 2 / 3 * 1 / 2 * 0.1) ** 0.25)
+    assert list(cf.bleu(["same words here", ""], ["same words here", ""])) == [1.0, 1.0]
+    assert list(cf.rouge_l([""], [""])) == [1.0] and list(cf.cosine(["", "a b"], ["", "a b"])) == [1.0, 1.0]
 
 
 def test_rouge_l_is_the_f_measure_of_the_longest_common_subsequence_with_stemming():
@@ -127,16 +128,11 @@ def test_an_equivariant_method_maps_back_to_the_same_text_exactly(tiny_run):
     assert len(pairs) == 2 * 2 * 10  # 2 methods × 2 contexts × 10 samples: one pair (man, woman) each
     equitune = pairs[pairs.method == "equitune"]
     assert (equitune["mapped_b"] == equitune["text_a"]).all() and (equitune["text_b"] != equitune["text_a"]).any()
-    # the mapped view compares a's text with itself: what each definition gives two equal texts (ROUGE-L and BLEU
-    # are 1 from four words on; langfair's definitions give 0 for two empty texts)
-    same = list(equitune["text_a"])
-    assert list(equitune["rougeL_mapped"]) == list(cf.rouge_l(same, same)) and (equitune["sentiment_mapped"] == 0).all()
-    assert list(equitune["bleu_mapped"]) == list(cf.bleu(same, same))
-    assert (equitune.loc[equitune["text_a"].str.split().str.len() >= 4, ["rougeL_mapped", "bleu_mapped"]] == 1).all().all()
-    np.testing.assert_allclose(equitune["cosine_mapped"], 1.0, atol=1e-6)
+    assert (equitune[["cosine_mapped", "rougeL_mapped", "bleu_mapped"]] == 1.0).all().all()
+    assert (equitune["sentiment_mapped"] == 0).all()
     summary = cf.summarise_pairs(pairs, resamples=100)
-    summary = summary.query("method == 'equitune' and view == 'mapped' and metric == 'sentiment'")
-    assert (summary[["value", "low", "high"]] == 0).all().all()
+    mapped = summary.query("method == 'equitune' and view == 'mapped'").set_index("metric")[["value", "low", "high"]]
+    assert (mapped.loc[["cosine", "rougeL", "bleu"]] == 1).all().all() and (mapped.loc[["sentiment"]] == 0).all().all()
 
 
 def test_cached_pairs_are_reused_only_for_the_same_samples(tiny_run, monkeypatch):

