@@ -8,6 +8,7 @@ are skipped with the command that installs it.
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -128,3 +129,13 @@ def test_ten_thousand_pairs_draw_one_page_of_rows(tmp_path):
     dom = render(page, tmp_path, "#page=3")
     assert status(dom) == (10_000, 10_000)
     assert len(shown(dom)) == 50 and "page 4 of 200" in dom
+
+
+@needs_chromium
+@pytest.mark.parametrize(("folder", "pairs"), [("bias", 7_500), ("bias_groups", 10_000)])
+def test_the_committed_reports_render_every_pair(tmp_path, folder, pairs):
+    page = Path(__file__).parents[1] / "reports" / folder / "report.html"
+    assert not re.search(r"https?://", page.read_text())
+    dom = render(page, tmp_path)
+    assert status(dom) == (pairs, pairs) and len(shown(dom)) == 50
+    assert "data-blocked" not in dom

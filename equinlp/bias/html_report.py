@@ -61,7 +61,7 @@ def _tables_html(tables: list[tuple[str, pd.DataFrame]]) -> str:
     parts = []
     for title, table in tables:
         body = table.to_html(escape=True, na_rep="", border=0)
-        parts.append(f'<details open><summary>{html.escape(title)}</summary><div class="scroll">{body}</div></details>')
+        parts.append(f'<details><summary>{html.escape(title)}</summary><div class="scroll">{body}</div></details>')
     return "\n".join(parts)
 
 
