@@ -2,6 +2,7 @@
 phrase level), and the bias report printing them beside the gaps for a tiny run."""
 
 import dataclasses
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -181,3 +182,12 @@ def test_the_report_page_of_a_run_shows_every_pair_in_chromium(tiny_run, tmp_pat
     assert "counterfactual metrics" in dom and "data:image/png;base64," in dom  # the tables and the figure
     equitune = render(out / "report.html", tmp_path, "#method=equitune&differ=1")
     assert status(equitune) == (0, 40)  # an exactly equivariant method: no pair differs once mapped back
+
+
+def test_runs_without_samples_report_without_the_table(tiny_run, tmp_path, caplog):
+    out, tok = tiny_run
+    bare = tmp_path / "bare"
+    shutil.copytree(out / "runs", bare / "runs")  # the envelopes only: no work folders
+    tables = print_report(BiasTask(None, tok), bare)
+    assert not any(title.startswith("counterfactual") for title, _ in tables)
+    assert "holds no samples" in caplog.text and (bare / "report.html").exists()

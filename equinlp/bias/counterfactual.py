@@ -332,11 +332,13 @@ def counterfactual_table(summary: pd.DataFrame) -> pd.DataFrame:
 def report_section(tables: list[tuple[str, pd.DataFrame]], runs: pd.DataFrame, tokenizer=None) -> list[tuple[str, pd.DataFrame]]:
     """``tables`` with the counterfactual metrics of the runs' pairs right after the gaps. The scored pairs are kept
     in ``runs.attrs["pairs"]`` for the page (:mod:`equinlp.bias.html_report`). Runs not read from a folder
-    (no ``runs.attrs["out"]``) have no samples to pair: ``tables`` as they are."""
+    (no ``runs.attrs["out"]``) or without samples have no pairs: ``tables`` as they are."""
     if "out" not in runs.attrs:
         return tables
     pairs = run_pairs(runs, runs.attrs["out"], tokenizer)
     runs.attrs["pairs"] = pairs
+    if pairs.empty:  # no run kept its samples (each named in a warning)
+        return tables
     title = (
         "counterfactual metrics of pairs a | b (langfair's definitions): plain texts, and b mapped back by g⁻¹; "
         "cosine, ROUGE-L, BLEU: mean (1 = same); sentiment: Wasserstein-1 of VADER neg (0 = same); 95% bootstrap over pairs"
