@@ -9,10 +9,12 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
+from equinlp.bias import html_report
 from equinlp.bias.counterfactual import METRICS, VIEWS
 from equinlp.bias.html_report import write_page
 
@@ -139,3 +141,20 @@ def test_the_committed_reports_render_every_pair(tmp_path, folder, pairs):
     dom = render(page, tmp_path)
     assert status(dom) == (pairs, pairs) and len(shown(dom)) == 50
     assert "data-blocked" not in dom
+
+
+@needs_chromium
+def test_phrases_and_agreement_errors_are_marked(tmp_path, monkeypatch):
+    pronouns = (("man", ("he", "him")), ("woman", ("she", "her")))
+    group = SimpleNamespace(
+        cycles=(("man", "woman"), ("Lakisha Washington", "Greg Baker")), more_generators=(), pronouns=pronouns
+    )
+    monkeypatch.setattr(html_report, "word_group", lambda axis: group)
+    pairs = make_pairs(1).assign(
+        text_a=" so she met Lakisha Washington", text_b=" so he met Greg Baker", mapped_b=" so she met Lakisha Washington"
+    )
+    dom = render(html_report.write_page(tmp_path / "report.html", [], pairs), tmp_path)
+    assert '<mark class="swap">Lakisha Washington</mark>' in dom  # a phrase of two words, marked whole
+    assert dom.count('<mark class="agree">she</mark>') == 2  # the man's text and b's mapped into it
+    assert dom.count('<mark class="agree">he</mark>') == 1  # the woman's text: the swap of an error is one too
+    assert '<mark class="swap">man</mark>' in dom  # in the prompt

@@ -43,17 +43,30 @@ def swap_words(axes) -> dict[str, list[str]]:
     return out
 
 
+def agreement_words(axes) -> dict[str, dict[str, list[str]]]:
+    """``{axis: {subject: every other subject's pronouns}}``: in a text of that subject, one of them is an agreement
+    error (as :mod:`equinlp.bias.agreement` counts them). Groups that list no ``pronouns`` have none."""
+    out = {}
+    for axis in axes:
+        pronouns = dict(getattr(word_group(axis), "pronouns", ()) or ())
+        out[axis] = {s: sorted({w for t, words in pronouns.items() if t != s for w in words}) for s in pronouns}
+    return out
+
+
 def pairs_data(pairs: pd.DataFrame) -> dict:
-    """The page's data: ``columns``, ``rows`` (lists, one per pair), ``metrics`` (the sortable columns), ``swap_words``."""
+    """The page's data: ``columns``, ``rows`` (lists, one per pair), ``metrics`` (the sortable columns), and per axis
+    the words to mark: ``swap_words`` and ``agreement_words``."""
     metrics = [c for c in METRIC_COLUMNS if c in pairs.columns]
     frame = pairs.reindex(columns=PAIR_COLUMNS + metrics)
     frame[metrics] = frame[metrics].astype(float).round(4)
     frame = frame.astype(object).where(frame.notna(), None)
+    axes = sorted(set(frame["axis"]))
     return {
         "columns": list(frame.columns),
         "rows": frame.values.tolist(),
         "metrics": metrics,
-        "swap_words": swap_words(sorted(set(frame["axis"]))),
+        "swap_words": swap_words(axes),
+        "agreement_words": agreement_words(axes),
     }
 
 
