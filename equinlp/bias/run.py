@@ -286,9 +286,16 @@ class BiasTask:
         return summarise(score_cell(config, cell["axis"], cell["method"], self.model, self.tokenizer, work))
 
     def report(self, runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+        from equinlp.bias.counterfactual import report_section
         from equinlp.bias.report import report_tables
 
-        return report_tables(tables_from(runs))
+        return report_section(report_tables(tables_from(runs)), runs, self.tokenizer)
+
+    def page(self, runs: pd.DataFrame, tables: list, figure: Path) -> Path:
+        from equinlp.bias.html_report import write_page
+
+        out = runs.attrs["out"]
+        return write_page(out / "report.html", tables, runs.attrs["pairs"], figure, intro=f"runs in {out}")
 
     def plot(self, runs: pd.DataFrame, path: Path) -> None:
         from equinlp.bias.report import plot

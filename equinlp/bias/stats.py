@@ -57,3 +57,16 @@ def gap_interval(
     boot = diff[_indices(len(a), resamples, seed)].mean(1)
     tail = (1 - level) / 2 * 100
     return diff.mean(0), np.percentile(boot, tail, axis=0), np.percentile(boot, 100 - tail, axis=0)
+
+
+def bootstrap_interval(
+    values: np.ndarray, statistic, resamples: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, float]:
+    """``(estimate, low, high)``: percentile bootstrap over the rows of ``values`` (``[N, ...]``, one row per pair, so
+    a pair's columns are resampled together). ``statistic`` maps ``[R, N, ...]`` (R sets of rows) to ``[R]``."""
+    values = np.asarray(values)
+    if len(values) == 0:
+        raise ValueError("no values to bootstrap")
+    boot = statistic(values[_indices(len(values), resamples, seed)])  # [R]
+    tail = (1 - level) / 2 * 100
+    return float(statistic(values[None])[0]), float(np.percentile(boot, tail)), float(np.percentile(boot, 100 - tail))

@@ -207,15 +207,17 @@ def print_report(task, out: str | Path, plot_path: str | Path | None = None) -> 
     from equinlp.harness.results import load_runs, mark_mixed, mixed_settings
 
     runs = load_runs(out, task.name)
-    tables = task.report(runs)
+    tables = tables_made = task.report(runs)
     mixed = mixed_settings(runs)
     if mixed is not None:  # said in the tables, and first
         tables = [("Runs made with different settings (each table's 'settings' column says which)", mixed)]
-        tables += mark_mixed(task.report(runs), mixed)
+        tables += mark_mixed(tables_made, mixed)
     for title, table in tables:
         print(f"\n{title}")
         print(table.to_string())
     path = Path(plot_path) if plot_path else Path(out) / f"{task.name}.png"
     task.plot(runs, path)
     print(f"\nplot: {path}")
+    if hasattr(task, "page"):  # a browsable page beside the figure (the bias report's report.html)
+        print(f"page: {task.page(runs, tables, path)}")
     return tables

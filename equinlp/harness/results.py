@@ -45,6 +45,7 @@ def load_runs(out: str | Path, task: str | None = None, stage: str = "run") -> p
         cells.append(envelope["cell"])
     runs = pd.DataFrame(rows)
     runs.attrs["cells"] = cells  # each row's coordinates, as a dict
+    runs.attrs["out"] = Path(out)  # where the runs' working folders are (a report may read their samples)
     return runs
 
 
