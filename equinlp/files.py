@@ -62,17 +62,24 @@ SAMPLED = 16 * 2**20  # of a larger file (model weights), the first and last thi
 
 
 def digest(path: str | os.PathLike) -> str:
-    """``sha256:…`` of a file's or a folder's content (a folder: every file's relative path and digest).
+    """``sha256:…`` of a file's or a folder's content (a folder: every file's relative path and digest, hidden
+    files, folders and lock files left out).
 
     Files up to 256 MiB are hashed whole; of a larger one (a model's weights), its size and its first and
     last 16 MiB, where any change of a checkpoint's values shows. Cached per (path, size, mtime).
     """
     path = Path(path).expanduser()
     if path.is_dir():
-        lines = [f"{p.relative_to(path).as_posix()}\t{digest(p)}" for p in sorted(path.rglob("*")) if p.is_file()]
+        files = [p for p in sorted(path.rglob("*")) if p.is_file() and _content(p.relative_to(path))]
+        lines = [f"{p.relative_to(path).as_posix()}\t{digest(p)}" for p in files]
         return "sha256:" + hashlib.sha256("\n".join(lines).encode()).hexdigest()
     stat = path.stat()
     return _file_digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+def _content(relative: Path) -> bool:
+    """Whether a file in a folder is content: not hidden, not a lock file (``evaluate`` leaves ``*.lock`` there)."""
+    return relative.suffix != ".lock" and not any(part.startswith(".") for part in relative.parts)
 
 
 @functools.lru_cache(maxsize=4096)
