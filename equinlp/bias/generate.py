@@ -38,6 +38,7 @@ from equinlp.methods import config_for
 from equinlp.models import feature_size
 from equinlp.models.saving import load_parts
 from equinlp.models.sequence import SEQUENCE_METHODS, SequenceLevel, decode_texts
+from equinlp.models.text import encode_prompts
 from equinlp.phrases import PhrasePermutation
 
 METHODS = (
@@ -129,7 +130,7 @@ def cut(tokenizer, ids: Sequence[int]) -> list[int]:
 
 def _sample(wrapped, tokenizer, texts: Sequence[str], seeds: Sequence[int], decoding: Decoding, action=None):
     """``(prompt ids [B, P], continuations [N, L])``; with ``action`` every row is run as all |G| copies."""
-    batch = tokenizer(list(texts), return_tensors="pt", padding=True).to(next(wrapped.parameters()).device)
+    batch = encode_prompts(tokenizer, texts, next(wrapped.parameters()).device)
     ids, mask, seeds = batch["input_ids"], batch["attention_mask"], list(seeds)
     if action is not None:
         order = action.group.order

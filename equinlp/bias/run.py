@@ -35,6 +35,7 @@ from equinlp.embedded import ModelOptions
 from equinlp.errors import EquinlpError, check_names
 from equinlp.files import write_text_atomic
 from equinlp.harness import RunConfig, Stage, distributed, option, validate
+from equinlp.models.text import continuation_ids, decode_text, prompt_ids
 from equinlp.phrases import PhrasePermutation
 from equinlp.vocab import general_token_ids
 from equinlp.wordgroups import LEVELS, word_group
@@ -166,13 +167,13 @@ def _continue_tokens(config, group, action, method, model, tokenizer, texts, see
     """Token level: ``(texts, ids, ties)`` from :func:`~equinlp.bias.generate.generate`."""
     general = general_token_ids(tokenizer, group.general_words) if method.startswith("relaxed-") else []
     ids, ties = generate(method, model, tokenizer, action, texts, seeds, config.decoding, general, proxy)
-    return [tokenizer.decode(row) for row in ids], ids, ties
+    return [decode_text(tokenizer, row) for row in ids], ids, ties
 
 
 def _continue_phrases(config, group, action, method, model, tokenizer, texts, seeds, proxy) -> tuple[list, list, list]:
     """Phrase level: ``(texts, ids, ties)`` from :func:`~equinlp.bias.generate.generate_phrases` (ids for perplexity)."""
     continuations, ties = generate_phrases(method, model, tokenizer, action, texts, seeds, config.decoding, proxy)
-    return continuations, [tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations], ties
+    return continuations, [continuation_ids(tokenizer, c) for c in continuations], ties
 
 
 def _digest(data: bytes) -> str:
@@ -206,13 +207,13 @@ def score_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, wor
         log.warning("%s does not match the samples (changed or damaged): scoring again", csv_path)
     group = word_group(axis)
     action = group.action_at(config.level, tokenizer)
-    prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in frame["prompt"]]
-    full = [p + list(c) for p, c in zip(prompt_ids, frame["ids"], strict=True)]
+    prompts = [prompt_ids(tokenizer, p) for p in frame["prompt"]]  # as generated: with the tokenizer's <bos>
+    full = [p + list(c) for p, c in zip(prompts, frame["ids"], strict=True)]
     if isinstance(action, PhrasePermutation):  # the text as written, phrases masked in the text
         plain = [p + c for p, c in zip(frame["prompt"], frame["continuation"], strict=True)]
         masked = [action.mask(text) for text in plain]
     else:
-        plain, masked = [tokenizer.decode(ids) for ids in full], masked_texts(tokenizer, full, action)
+        plain, masked = [decode_text(tokenizer, ids) for ids in full], masked_texts(tokenizer, full, action)
     for name in SCORERS:
         judge = scorer(name)
         frame[f"{name}_masked"] = judge.scores(masked)
@@ -230,9 +231,9 @@ def score_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, wor
             if isinstance(action, PhrasePermutation):
                 swapped.append(action.act(text, g))
             else:
-                swapped.append(tokenizer.decode(action.ids.act(torch.tensor(ids), g).tolist()))
+                swapped.append(decode_text(tokenizer, action.ids.act(torch.tensor(ids), g).tolist()))
         frame[f"vader_plain_as_{target}"] = vader.scores(swapped)
-    frame["perplexity"] = perplexities(model, prompt_ids, list(frame["ids"]), config.decoding.batch_size)
+    frame["perplexity"] = perplexities(model, prompts, list(frame["ids"]), config.decoding.batch_size)
     write_scored(work, frame, digest)
     return frame
 
@@ -244,7 +245,7 @@ def _element(action, tokenizer, source: str, target: str) -> int:
             if action.act(source, g) == target:
                 return g
             continue
-        source_ids, target_ids = (tokenizer(f"The {s}", add_special_tokens=False)["input_ids"] for s in (source, target))
+        source_ids, target_ids = (continuation_ids(tokenizer, f"The {s}") for s in (source, target))
         if action.ids.act(torch.tensor(source_ids), g).tolist() == target_ids:
             return g
     raise EquinlpError(f"no element of the group maps subject {source!r} to {target!r}: list subjects that are swaps")
