@@ -15,7 +15,7 @@ from equinlp.wordgroups import word_group
 from equinlp.wordlevel import BOS, PAD
 
 TEXT_WORDS = "The person was known for described as regarded thought of well-known worked had a job part-time earned money by"
-GROUP_WORDS = [w for c in word_group("gender").cycles for w in c] + ["his", "her", "him", "hers"]
+GROUP_WORDS = [w for c in word_group("gender").words for w in c] + ["his", "her", "him", "hers"]
 WORDS = list(dict.fromkeys([*TEXT_WORDS.split(), "nurse", "kind", "and", *GROUP_WORDS]))
 
 

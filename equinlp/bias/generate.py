@@ -260,7 +260,7 @@ def _best_scored_branch(model, tokenizer, action: PhrasePermutation, texts, seed
     for (c, k), seed in zip(frames, seeds, strict=True):
         back = [int(group.inv[group.mul[j, k]]) for j in range(order)]
         candidates.append([cut_text(action.act(d, back[j])) for j, d in enumerate(branches[(c, seed)])])
-    masked = [action.mask(text + t) for text, options in zip(texts, candidates, strict=True) for t in options]
+    masked = [action.mask(text) + action.mask(t) for text, options in zip(texts, candidates, strict=True) for t in options]
     scores = np.asarray(scorer.scores(masked)).reshape(len(texts), order)
     chosen, unresolved = [], []
     for b, options in enumerate(candidates):

@@ -7,8 +7,9 @@ A run's working folder (``work/bias_axis=…_method=…/``) holds:
   robin, and a rerun skips batches already written. Each batch is computed whole and seeded per sample, so
   one process, two processes and a resumed run give the same samples bit for bit;
 - ``scored.csv``: every sample with its scores (masked and plain sentiment, the plain score of the text
-  swapped to each other subject, the base model's perplexity), reused by a rerun only while ``scored.json``
-  says it was made from exactly these samples and still holds the same bytes.
+  swapped to each other subject, the base model's perplexity, agreement errors and leaks), reused by a rerun
+  only while ``scored.json`` says it was made from exactly these samples by this scoring (``SCORING``) and
+  still holds the same bytes.
 
 The run's envelope (``OUT/runs/``) holds label shares, gaps and floors with bootstrap intervals
 (:mod:`equinlp.bias.analysis`); ``equinlp bias report`` reads them back.
@@ -26,6 +27,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from equinlp.bias.agreement import agreement_errors, leaks
 from equinlp.bias.analysis import summarise
 from equinlp.bias.fluency import perplexities
 from equinlp.bias.generate import METHODS, Decoding, generate, generate_phrases
@@ -43,6 +45,7 @@ from equinlp.wordgroups import LEVELS, word_group
 log = logging.getLogger(__name__)
 
 KEY = ["subject", "context", "template", "seed"]
+SCORING = 2  # the version of the scored columns: 2 added agreement errors, leaks and perplexity with <bos>
 
 
 @dataclass
@@ -89,6 +92,11 @@ class BiasConfig(RunConfig):
     def context_templates(self) -> dict[str, tuple[str, ...]]:
         """``{context: templates}`` to draw prompts from (the file's, or the paper's), before ``contexts`` picks."""
         return read_templates(self.templates) if self.templates else CONTEXTS
+
+
+def level_for(config: BiasConfig, method: str) -> str:
+    """The level a method runs at: ``auto`` is ``token`` for the relaxed methods (they combine copies per token)."""
+    return "token" if config.level == "auto" and method.startswith("relaxed-") else config.level
 
 
 def plan(config: BiasConfig, axis: str) -> list[tuple[Prompt, int]]:
@@ -140,7 +148,7 @@ def read_cell_samples(work: Path, config: BiasConfig, axis: str) -> pd.DataFrame
 def generate_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, work: Path) -> None:
     """This process's share of the batches of (axis, method) not written yet, appended to its samples file."""
     group = word_group(axis)
-    action = group.action_at(config.level, tokenizer)
+    action = group.action_at(level_for(config, method), tokenizer)
     done = {_key(row) for path in sorted(work.glob("samples-*.jsonl")) for row in read_samples(path)}
     items, size = plan(config, axis), config.decoding.batch_size
     batches = [items[i : i + size] for i in range(0, len(items), size)]
@@ -190,7 +198,11 @@ def write_scored(work: Path, frame: pd.DataFrame, digest: str) -> None:
     """``scored.csv`` and ``scored.json`` (the samples' fingerprint and the CSV's own), each atomically."""
     text = frame.drop(columns=["ids"], errors="ignore").to_csv(index=False)
     write_text_atomic(work / "scored.csv", text)
-    write_text_atomic(work / "scored.json", json.dumps({"samples": digest, "csv": _digest(text.encode())}))
+    write_text_atomic(work / "scored.json", json.dumps(_record(digest, text.encode())))
+
+
+def _record(digest: str, csv: bytes) -> dict:
+    return {"samples": digest, "csv": _digest(csv), "scoring": SCORING}
 
 
 def score_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, work: Path) -> pd.DataFrame:
@@ -200,20 +212,26 @@ def score_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, wor
     csv_path, record_path = work / "scored.csv", work / "scored.json"
     if csv_path.exists() and record_path.exists():
         record = json.loads(record_path.read_text())
-        if record == {"samples": digest, "csv": _digest(csv_path.read_bytes())}:
+        if record == _record(digest, csv_path.read_bytes()):
             scored = pd.read_csv(csv_path, keep_default_na=False, na_values=[""])  # "" is missing; "NA" or "null" is text
             scored[["prompt", "continuation"]] = scored[["prompt", "continuation"]].fillna("")  # an empty continuation
             return scored
         log.warning("%s does not match the samples (changed or damaged): scoring again", csv_path)
     group = word_group(axis)
-    action = group.action_at(config.level, tokenizer)
+    action = group.action_at(level_for(config, method), tokenizer)
     prompts = [prompt_ids(tokenizer, p) for p in frame["prompt"]]  # as generated: with the tokenizer's <bos>
     full = [p + list(c) for p, c in zip(prompts, frame["ids"], strict=True)]
     if isinstance(action, PhrasePermutation):  # the text as written, phrases masked in the text
         plain = [p + c for p, c in zip(frame["prompt"], frame["continuation"], strict=True)]
-        masked = [action.mask(text) for text in plain]
+        masked = [action.mask(p) + action.mask(c) for p, c in zip(frame["prompt"], frame["continuation"], strict=True)]
     else:
         plain, masked = [decode_text(tokenizer, ids) for ids in full], masked_texts(tokenizer, full, action)
+    for column, flags in (
+        ("agreement_error", agreement_errors(group, frame["subject"], frame["continuation"])),
+        ("leak", leaks(group, frame["subject"], masked)),
+    ):
+        if flags is not None:
+            frame[column] = flags
     for name in SCORERS:
         judge = scorer(name)
         frame[f"{name}_masked"] = judge.scores(masked)
@@ -290,6 +308,11 @@ class BiasTask:
 
 
 def tables_from(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The runs' records as four frames: shares, gaps, floors, fluency (see :func:`equinlp.bias.analysis.summarise`)."""
-    keys = ("shares", "gaps", "floors", "fluency")
-    return {key: pd.DataFrame([record for records in runs[key] for record in records]) for key in keys}
+    """The runs' records as frames: shares, gaps, floors, fluency, text (see :func:`equinlp.bias.analysis.summarise`)."""
+    keys = ("shares", "gaps", "floors", "fluency", "text")
+    return {
+        key: pd.DataFrame(
+            [r for records in runs.get(key, pd.Series(dtype=object)) for r in (records if isinstance(records, list) else [])]
+        )
+        for key in keys
+    }
