@@ -46,7 +46,8 @@ class GenerateConfig:
     level: str = option(
         "auto",
         "token: swap single tokens and combine the copies at every step (the paper's); phrase: swap whole phrases of "
-        "any length and decode one branch (sequence level); auto: token when every swap word is one token",
+        "any length and decode one branch (sequence level); auto: phrase for a group with role words (gender: pronouns "
+        "keep agreement) or multi-token words, else token",
         choices=LEVELS,
     )
     json: bool = option(False, "print a JSON list, one object per group element: element, prompt, continuation")

@@ -72,7 +72,8 @@ class BiasConfig(RunConfig):
     level: str = option(
         "auto",
         "token: swap single tokens, methods combine the copies at every step (the paper's); phrase: swap whole phrases "
-        "and decode one branch per sample (sequence level; names and other multi-token terms); auto: token if possible",
+        "and decode one branch per sample (sequence level; names, multi-token terms, pronouns by role); auto: phrase for a group "
+        "with role words (gender) or multi-token words, else token (relaxed methods: token)",
         choices=LEVELS,
     )
     lm: ModelOptions = field(default_factory=ModelOptions)
