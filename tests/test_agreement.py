@@ -113,3 +113,10 @@ def test_the_summary_reports_agreement_and_leak_rates_with_intervals():
     text = pd.DataFrame(summarise(pd.DataFrame(rows), resamples=50)["text"]).set_index("measure")
     assert text.loc["agreement_error", "value"] == 0.25 and text.loc["leak", "value"] == 0
     assert text.loc["agreement_error", "low"] <= 0.25 <= text.loc["agreement_error", "high"]
+
+
+def test_race4_cycles_four_groups_from_langfair():
+    group = word_group("race4")
+    action = group.phrase_action()
+    assert action.group.order == 4
+    assert action.act("The Hispanic person met two Asians.", 1) == "The Black person met two Hispanics."
