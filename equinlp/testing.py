@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
     BartConfig,
     BartForConditionalGeneration,
@@ -48,6 +48,15 @@ WORDS = (
 def word_tokenizer(words: tuple[str, ...] | list[str] = WORDS, padding_side: str = "left") -> PreTrainedTokenizerFast:
     """A word-level tokenizer over the test words (see :func:`equinlp.wordlevel.word_tokenizer`)."""
     return _word_tokenizer(words, padding_side)
+
+
+def with_bos(tokenizer: PreTrainedTokenizerFast) -> PreTrainedTokenizerFast:
+    """``tokenizer`` made to put its BOS token before every text by default, as Gemma's and Llama's do."""
+    bos = (tokenizer.bos_token, tokenizer.bos_token_id)
+    tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{bos[0]} $A", pair=f"{bos[0]} $A $B", special_tokens=[bos]
+    )
+    return tokenizer
 
 
 def bpe_tokenizer(corpus: list[str], vocab_size: int = 300) -> PreTrainedTokenizerFast:

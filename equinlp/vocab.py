@@ -68,6 +68,11 @@ def _single_token(tokenizer, text: str) -> int | None:
     return ids[0] if len(ids) == 1 and ids[0] != tokenizer.unk_token_id else None
 
 
+def several_tokens(tokenizer, words: Sequence[str], form: str = REQUIRED_FORMS[0]) -> list[str]:
+    """The ``words`` that are not one token for ``tokenizer`` in ``form`` (by default after a space)."""
+    return [w for w in words if _single_token(tokenizer, _spell(form, w)) is None]
+
+
 def _pieces(tokenizer, text: str) -> list[str]:
     return tokenizer.convert_ids_to_tokens(tokenizer(text, add_special_tokens=False)["input_ids"])
 

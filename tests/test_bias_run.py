@@ -22,7 +22,7 @@ from equinlp.wordgroups import word_group
 
 TEMPLATE_WORDS = "The person was known for described as regarded thought of well-known worked had a job part-time earned money by"
 OTHER_WORDS = "started working good bad kind cruel great terrible nurse doctor and"
-GROUP_WORDS = [w for name in ("gender", "race2") for c in word_group(name).cycles for w in c] + ["his", "her", "him", "hers"]
+GROUP_WORDS = [w for name in ("gender", "race2") for c in word_group(name).words for w in c] + ["his", "her", "him", "hers"]
 WORDS = list(dict.fromkeys([*TEMPLATE_WORDS.split(), *OTHER_WORDS.split(), *GROUP_WORDS]))
 QUIET = {"decoding": Decoding(max_new_tokens=4, top_k=5, batch_size=4)}
 

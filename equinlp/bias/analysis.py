@@ -4,6 +4,8 @@ Views: ``masked`` scores text whose demographic words are XYZ (the benchmark's m
 change it); ``plain`` scores the text as written. The floor is what the scorer alone makes of a swap:
 each sample scored plain as written and with its subject swapped to the other subject, compared
 pairwise. An exactly equivariant model's plain gap equals that floor; its masked gap is exactly 0.
+Text measures (:mod:`equinlp.bias.agreement`): the rate of agreement errors and of leaks per method,
+subjects pooled, with bootstrap intervals.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from equinlp.bias.scoring import LABELS, labels_from_scores
 from equinlp.bias.stats import gap_interval, share_interval
 
 VIEWS = ("masked", "plain")
+TEXT_MEASURES = ("agreement_error", "leak")
 PAIR_KEY = ["context", "template", "seed"]
 POOLED = "both"  # the context label of all contexts pooled
 
@@ -34,7 +37,7 @@ def _labels(values: pd.Series) -> np.ndarray:
 
 
 def summarise(frame: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> dict:
-    """``{"shares": [...], "gaps": [...], "floors": [...], "fluency": [...]}``, each a list of flat records.
+    """``{"shares": [...], "gaps": [...], "floors": [...], "fluency": [...], "text": [...]}``, each a list of records.
 
     With several contexts, the records also hold context ``"both"``: every context's samples pooled, each
     pair still paired (its template is prefixed with its context, so the pair keys stay unique).
@@ -42,7 +45,7 @@ def summarise(frame: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> dict
     if frame["context"].nunique() > 1:
         pooled = frame.assign(context=POOLED, template=frame["context"] + ": " + frame["template"])  # pair keys stay unique
         frame = pd.concat([frame, pooled], ignore_index=True)
-    shares, gaps, floors, fluency = [], [], [], []
+    shares, gaps, floors, fluency, text = [], [], [], [], []
     for (axis, context, method), cell in frame.groupby(["axis", "context", "method"], sort=False):
         subjects = list(dict.fromkeys(cell["subject"]))
         by_subject = {s: cell[cell["subject"] == s].set_index(PAIR_KEY).sort_index() for s in subjects}
@@ -66,6 +69,10 @@ def summarise(frame: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> dict
             la, lb = labels_from_scores(own["vader_plain"].to_numpy()), labels_from_scores(own[f"vader_plain_as_{b}"].to_numpy())
             where_ab = {**where, "scorer": "vader", "view": "plain", "a": a, "b": b, "n": len(own)}
             floors += _records(where_ab, LABELS, *gap_interval(la, lb, resamples=resamples, seed=seed))
+        for measure in [m for m in TEXT_MEASURES if m in cell.columns]:
+            flags = np.where(cell[measure].astype(bool), "yes", "no")
+            where_m = {**where, "measure": measure, "n": len(flags)}
+            text += _records(where_m, ("yes",), *share_interval(flags, ("yes",), resamples=resamples, seed=seed))
         fluency.append(
             {
                 **where,
@@ -76,4 +83,4 @@ def summarise(frame: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> dict
                 "n": len(cell),
             }
         )
-    return {"shares": shares, "gaps": gaps, "floors": floors, "fluency": fluency}
+    return {"shares": shares, "gaps": gaps, "floors": floors, "fluency": fluency, "text": text}

@@ -38,6 +38,7 @@ from equinlp.methods import config_for
 from equinlp.models import feature_size
 from equinlp.models.saving import load_parts
 from equinlp.models.sequence import SEQUENCE_METHODS, SequenceLevel, decode_texts
+from equinlp.models.text import encode_prompts
 from equinlp.phrases import PhrasePermutation
 
 METHODS = (
@@ -130,7 +131,7 @@ def cut(tokenizer, ids: Sequence[int]) -> list[int]:
 
 def _sample(wrapped, tokenizer, texts: Sequence[str], seeds: Sequence[int], decoding: Decoding, action=None):
     """``(prompt ids [B, P], continuations [N, L])``; with ``action`` every row is run as all |G| copies."""
-    batch = tokenizer(list(texts), return_tensors="pt", padding=True, padding_side="left").to(next(wrapped.parameters()).device)
+    batch = encode_prompts(tokenizer, texts, next(wrapped.parameters()).device, padding_side="left")
     ids, mask, seeds = batch["input_ids"], batch["attention_mask"], list(seeds)
     if action is not None:
         order = action.group.order
@@ -260,7 +261,7 @@ def _best_scored_branch(model, tokenizer, action: PhrasePermutation, texts, seed
     for (c, k), seed in zip(frames, seeds, strict=True):
         back = [int(group.inv[group.mul[j, k]]) for j in range(order)]
         candidates.append([cut_text(action.act(d, back[j])) for j, d in enumerate(branches[(c, seed)])])
-    masked = [action.mask(text + t) for text, options in zip(texts, candidates, strict=True) for t in options]
+    masked = [action.mask(text) + action.mask(t) for text, options in zip(texts, candidates, strict=True) for t in options]
     scores = np.asarray(scorer.scores(masked)).reshape(len(texts), order)
     chosen, unresolved = [], []
     for b, options in enumerate(candidates):

@@ -100,11 +100,24 @@ def plot(tables: dict, path: str | Path, scorer: str = "vader", view: str = "mas
     return path
 
 
+def text_table(tables: dict) -> pd.DataFrame:
+    """Agreement-error and leak rates (%) with 95% intervals: rows (axis, context, method), a column per measure."""
+    part = tables.get("text", pd.DataFrame())
+    if part.empty:
+        return part
+    part = part.assign(text=_with_interval(part))
+    return part.pivot_table(index=["axis", "context", "method"], columns="measure", values="text", aggfunc="first", sort=False)
+
+
 def report_tables(tables: dict) -> list[tuple[str, pd.DataFrame]]:
-    """The report's titled tables: label shares, gaps beside the scorer's floor, fluency."""
+    """The report's titled tables: label shares, gaps beside the scorer's floor, fluency, agreement and leaks."""
     fluency = tables["fluency"].round(2).set_index(["axis", "context", "method"])
-    return [
+    titled = [
         ("label shares (%), VADER on masked text, 95% bootstrap intervals", shares_table(tables)),
         ("gaps a − b (percentage points): masked text, plain text, and the scorer's own floor on plain text", gaps_table(tables)),
-        ("fluency: perplexity of the continuations under the base model", fluency),
+        ("fluency: perplexity of the continuations under the base model, scored as generated", fluency),
     ]
+    text = text_table(tables)
+    if not text.empty:
+        titled.append(("text (%): continuations with the other subject's pronoun, and with its unswapped words", text))
+    return titled

@@ -7,8 +7,9 @@ A run's working folder (``work/bias_axis=…_method=…/``) holds:
   robin, and a rerun skips batches already written. Each batch is computed whole and seeded per sample, so
   one process, two processes and a resumed run give the same samples bit for bit;
 - ``scored.csv``: every sample with its scores (masked and plain sentiment, the plain score of the text
-  swapped to each other subject, the base model's perplexity), reused by a rerun only while ``scored.json``
-  says it was made from exactly these samples and still holds the same bytes.
+  swapped to each other subject, the base model's perplexity, agreement errors and leaks), reused by a rerun
+  only while ``scored.json`` says it was made from exactly these samples by this scoring (``SCORING``) and
+  still holds the same bytes.
 
 The run's envelope (``OUT/runs/``) holds label shares, gaps and floors with bootstrap intervals
 (:mod:`equinlp.bias.analysis`); ``equinlp bias report`` reads them back.
@@ -26,6 +27,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from equinlp.bias.agreement import agreement_errors, leaks
 from equinlp.bias.analysis import summarise
 from equinlp.bias.fluency import perplexities
 from equinlp.bias.generate import METHODS, Decoding, generate, generate_phrases
@@ -35,6 +37,7 @@ from equinlp.embedded import ModelOptions
 from equinlp.errors import EquinlpError, check_names
 from equinlp.files import write_text_atomic
 from equinlp.harness import RunConfig, Stage, distributed, option, validate
+from equinlp.models.text import continuation_ids, decode_text, prompt_ids
 from equinlp.phrases import PhrasePermutation
 from equinlp.vocab import general_token_ids
 from equinlp.wordgroups import LEVELS, word_group, word_group_names
@@ -42,6 +45,7 @@ from equinlp.wordgroups import LEVELS, word_group, word_group_names
 log = logging.getLogger(__name__)
 
 KEY = ["subject", "context", "template", "seed"]
+SCORING = 2  # the version of the scored columns: 2 added agreement errors, leaks and perplexity with <bos>
 
 
 @dataclass
@@ -72,7 +76,8 @@ class BiasConfig(RunConfig):
     level: str = option(
         "auto",
         "token: swap single tokens, methods combine the copies at every step (the paper's); phrase: swap whole phrases "
-        "and decode one branch per sample (sequence level; names and other multi-token terms); auto: token if possible",
+        "and decode one branch per sample (sequence level; names, multi-token terms, pronouns by role); auto: phrase for a group "
+        "with role words (gender) or multi-token words, else token (relaxed methods: token)",
         choices=LEVELS,
     )
     lm: ModelOptions = field(default_factory=ModelOptions)
@@ -92,6 +97,11 @@ class BiasConfig(RunConfig):
     def context_templates(self) -> dict[str, tuple[str, ...]]:
         """``{context: templates}`` to draw prompts from (the file's, or the paper's), before ``contexts`` picks."""
         return read_templates(self.templates) if self.templates else CONTEXTS
+
+
+def level_for(config: BiasConfig, method: str) -> str:
+    """The level a method runs at: ``auto`` is ``token`` for the relaxed methods (they combine copies per token)."""
+    return "token" if config.level == "auto" and method.startswith("relaxed-") else config.level
 
 
 def plan(config: BiasConfig, axis: str) -> list[tuple[Prompt, int]]:
@@ -143,7 +153,7 @@ def read_cell_samples(work: Path, config: BiasConfig, axis: str) -> pd.DataFrame
 def generate_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, work: Path) -> None:
     """This process's share of the batches of (axis, method) not written yet, appended to its samples file."""
     group = word_group(axis)
-    action = group.action_at(config.level, tokenizer)
+    action = group.action_at(level_for(config, method), tokenizer)
     done = {_key(row) for path in sorted(work.glob("samples-*.jsonl")) for row in read_samples(path)}
     items, size = plan(config, axis), config.decoding.batch_size
     batches = [items[i : i + size] for i in range(0, len(items), size)]
@@ -170,13 +180,13 @@ def _continue_tokens(config, group, action, method, model, tokenizer, texts, see
     """Token level: ``(texts, ids, ties)`` from :func:`~equinlp.bias.generate.generate`."""
     general = general_token_ids(tokenizer, group.general_words) if method.startswith("relaxed-") else []
     ids, ties = generate(method, model, tokenizer, action, texts, seeds, config.decoding, general, proxy)
-    return [tokenizer.decode(row) for row in ids], ids, ties
+    return [decode_text(tokenizer, row) for row in ids], ids, ties
 
 
 def _continue_phrases(config, group, action, method, model, tokenizer, texts, seeds, proxy) -> tuple[list, list, list]:
     """Phrase level: ``(texts, ids, ties)`` from :func:`~equinlp.bias.generate.generate_phrases` (ids for perplexity)."""
     continuations, ties = generate_phrases(method, model, tokenizer, action, texts, seeds, config.decoding, proxy)
-    return continuations, [tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations], ties
+    return continuations, [continuation_ids(tokenizer, c) for c in continuations], ties
 
 
 def _digest(data: bytes) -> str:
@@ -193,7 +203,11 @@ def write_scored(work: Path, frame: pd.DataFrame, digest: str) -> None:
     """``scored.csv`` and ``scored.json`` (the samples' fingerprint and the CSV's own), each atomically."""
     text = frame.drop(columns=["ids"], errors="ignore").to_csv(index=False)
     write_text_atomic(work / "scored.csv", text)
-    write_text_atomic(work / "scored.json", json.dumps({"samples": digest, "csv": _digest(text.encode())}))
+    write_text_atomic(work / "scored.json", json.dumps(_record(digest, text.encode())))
+
+
+def _record(digest: str, csv: bytes) -> dict:
+    return {"samples": digest, "csv": _digest(csv), "scoring": SCORING}
 
 
 def score_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, work: Path) -> pd.DataFrame:
@@ -203,20 +217,26 @@ def score_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, wor
     csv_path, record_path = work / "scored.csv", work / "scored.json"
     if csv_path.exists() and record_path.exists():
         record = json.loads(record_path.read_text())
-        if record == {"samples": digest, "csv": _digest(csv_path.read_bytes())}:
+        if record == _record(digest, csv_path.read_bytes()):
             scored = pd.read_csv(csv_path, keep_default_na=False, na_values=[""])  # "" is missing; "NA" or "null" is text
             scored[["prompt", "continuation"]] = scored[["prompt", "continuation"]].fillna("")  # an empty continuation
             return scored
         log.warning("%s does not match the samples (changed or damaged): scoring again", csv_path)
     group = word_group(axis)
-    action = group.action_at(config.level, tokenizer)
-    prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in frame["prompt"]]
-    full = [p + list(c) for p, c in zip(prompt_ids, frame["ids"], strict=True)]
+    action = group.action_at(level_for(config, method), tokenizer)
+    prompts = [prompt_ids(tokenizer, p) for p in frame["prompt"]]  # as generated: with the tokenizer's <bos>
+    full = [p + list(c) for p, c in zip(prompts, frame["ids"], strict=True)]
     if isinstance(action, PhrasePermutation):  # the text as written, phrases masked in the text
         plain = [p + c for p, c in zip(frame["prompt"], frame["continuation"], strict=True)]
-        masked = [action.mask(text) for text in plain]
+        masked = [action.mask(p) + action.mask(c) for p, c in zip(frame["prompt"], frame["continuation"], strict=True)]
     else:
-        plain, masked = [tokenizer.decode(ids) for ids in full], masked_texts(tokenizer, full, action)
+        plain, masked = [decode_text(tokenizer, ids) for ids in full], masked_texts(tokenizer, full, action)
+    for column, flags in (
+        ("agreement_error", agreement_errors(group, frame["subject"], frame["continuation"])),
+        ("leak", leaks(group, frame["subject"], masked)),
+    ):
+        if flags is not None:
+            frame[column] = flags
     for name in SCORERS:
         judge = scorer(name)
         frame[f"{name}_masked"] = judge.scores(masked)
@@ -234,9 +254,9 @@ def score_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, wor
             if isinstance(action, PhrasePermutation):
                 swapped.append(action.act(text, g))
             else:
-                swapped.append(tokenizer.decode(action.ids.act(torch.tensor(ids), g).tolist()))
+                swapped.append(decode_text(tokenizer, action.ids.act(torch.tensor(ids), g).tolist()))
         frame[f"vader_plain_as_{target}"] = vader.scores(swapped)
-    frame["perplexity"] = perplexities(model, prompt_ids, list(frame["ids"]), config.decoding.batch_size)
+    frame["perplexity"] = perplexities(model, prompts, list(frame["ids"]), config.decoding.batch_size)
     write_scored(work, frame, digest)
     return frame
 
@@ -248,7 +268,7 @@ def _element(action, tokenizer, source: str, target: str) -> int:
             if action.act(source, g) == target:
                 return g
             continue
-        source_ids, target_ids = (tokenizer(f"The {s}", add_special_tokens=False)["input_ids"] for s in (source, target))
+        source_ids, target_ids = (continuation_ids(tokenizer, f"The {s}") for s in (source, target))
         if action.ids.act(torch.tensor(source_ids), g).tolist() == target_ids:
             return g
     raise EquinlpError(f"no element of the group maps subject {source!r} to {target!r}: list subjects that are swaps")
@@ -304,6 +324,11 @@ class BiasTask:
 
 
 def tables_from(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The runs' records as four frames: shares, gaps, floors, fluency (see :func:`equinlp.bias.analysis.summarise`)."""
-    keys = ("shares", "gaps", "floors", "fluency")
-    return {key: pd.DataFrame([record for records in runs[key] for record in records]) for key in keys}
+    """The runs' records as frames: shares, gaps, floors, fluency, text (see :func:`equinlp.bias.analysis.summarise`)."""
+    keys = ("shares", "gaps", "floors", "fluency", "text")
+    return {
+        key: pd.DataFrame(
+            [r for records in runs.get(key, pd.Series(dtype=object)) for r in (records if isinstance(records, list) else [])]
+        )
+        for key in keys
+    }

@@ -33,6 +33,7 @@ import torch
 from equinlp.actions import TokenPermutation
 from equinlp.aggregate import PROXIES, Weighted, WeightNet
 from equinlp.errors import check_name
+from equinlp.models.text import encode_prompts
 from equinlp.phrases import PhrasePermutation
 
 SEQUENCE_METHODS = ("equitune", "equizero", "lambda", "canonical")
@@ -73,7 +74,7 @@ class SequenceLevel:
     @torch.no_grad()
     def _prompt_end(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits [N, V], features [N, D])`` at the last prompt token of each text, one batched forward."""
-        batch = self.tokenizer(texts, return_tensors="pt", padding=True, padding_side="left").to(self.model.device)
+        batch = encode_prompts(self.tokenizer, texts, self.model.device, padding_side="left")
         out = self.model(**batch, output_hidden_states=True)
         return out.logits[:, -1].float(), out.hidden_states[-1][:, -1].float()
 
@@ -147,7 +148,7 @@ def decode_texts(model, tokenizer, texts: Sequence[str], seeds: Sequence[int | N
     Sampling goes through the trivial group's wrapper, which is the model bit for bit with a per-row seeded
     sampler, so a row's draw does not depend on the other rows of the batch.
     """
-    batch = tokenizer(list(texts), return_tensors="pt", padding=True, padding_side="left").to(model.device)
+    batch = encode_prompts(tokenizer, texts, model.device, padding_side="left")
     kwargs = {"pad_token_id": tokenizer.pad_token_id, **generate_kwargs}
     if kwargs.get("do_sample"):
         from equinlp.methods import config_for

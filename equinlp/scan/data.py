@@ -13,6 +13,7 @@ import torch
 
 from equinlp.actions import TokenPermutation
 from equinlp.errors import check_name
+from equinlp.models.text import encode_prompts
 from equinlp.scan.grammar import IN_WORDS, OUT_WORDS, Example
 from equinlp.vocab import vocab_permutation_pair
 from equinlp.wordlevel import BOS, EOS, PAD, word_tokenizer
@@ -59,7 +60,7 @@ class Encoded:
 
 
 def encode(examples: list[Example], in_tok, out_tok) -> Encoded:
-    src = in_tok([c for c, _ in examples], return_tensors="pt", padding=True)
+    src = encode_prompts(in_tok, [c for c, _ in examples])
     actions = out_tok([a for _, a in examples], add_special_tokens=False)["input_ids"]
     width = max(len(a) for a in actions) + 1
     tgt_in = torch.full((len(actions), width), PAD)
