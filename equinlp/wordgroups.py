@@ -157,6 +157,13 @@ def word_group_names() -> list[str]:
     return sorted(p.name.removesuffix(".json") for p in _folder().iterdir() if p.name.endswith(".json"))
 
 
+def group_file(name: str) -> Path | None:
+    """The JSON file a group name reads (a built-in group's, or the file named), None if there is none: runs are
+    keyed by its content, so an edited or upgraded group is a changed setting."""
+    path = Path(name).expanduser() if name.endswith(".json") else Path(str(_folder() / f"{name}.json"))
+    return path if path.is_file() else None
+
+
 def word_group(name: str) -> WordGroup:
     """A named group (``gender``, ``race`` (3-cycle), ``race2`` (Black↔White), ``orientation``, ...) or the group
     in a JSON file of that format (a name ending in ``.json``): every command that takes a group takes a file."""

@@ -40,7 +40,7 @@ from equinlp.harness import RunConfig, Stage, distributed, option, validate
 from equinlp.models.text import continuation_ids, decode_text, prompt_ids
 from equinlp.phrases import PhrasePermutation
 from equinlp.vocab import general_token_ids
-from equinlp.wordgroups import LEVELS, word_group, word_group_names
+from equinlp.wordgroups import LEVELS, group_file, word_group, word_group_names
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class BiasConfig(RunConfig):
         plan=True,
         flags=("--axis",),
         cell_key="axis",
-        reads=lambda axis: axis.endswith(".json"),
+        reads=group_file,
     )
     methods: tuple[str, ...] = option(("base", "equitune", "equizero-sentiment"), "methods", choices=METHODS, plan=True)
     contexts: tuple[str, ...] | None = option(

@@ -48,8 +48,8 @@ def option(
     the value of runs made before the setting existed, when it differs from today's default.
 
     ``reads``: the value may name a file or folder the results depend on (True: when such a path exists; or a
-    test of the value): its content's digest is a setting too (``NAME_digest``), so an edited file is a changed
-    setting. ``cell_key``: a ``plan`` field's key in the cells (default: the name less a final ``s``).
+    function from the value to the path it reads, or None): its content's digest is a setting too
+    (``NAME_digest``), so an edited file is a changed setting. ``cell_key``: a ``plan`` field's key in the cells (default: the name less a final ``s``).
     """
     metadata = {
         "help": help,
@@ -161,12 +161,11 @@ def settings(config: Any, only: Iterable[str] | None = None, cell: dict | None =
     names = list(only) if only is not None else [n for n in values if roles[n].get("keyed", True) and not roles[n].get("plan")]
     chosen = {name: values[name] for name in names if _used(roles[name].get("used_by"), cell)}
     for name, role in roles.items():  # the content of the files they name
-        if role.get("plan"):
-            key = cell_key(name, role)
-            if cell and key in cell and _names_file(role, cell[key]):
-                chosen[f"{key}_digest"] = digest(cell[key])
-        elif name in chosen and _names_file(role, chosen[name]):
-            chosen[f"{name}_digest"] = digest(chosen[name])
+        key = cell_key(name, role) if role.get("plan") else name
+        value = (cell or {}).get(key) if role.get("plan") else chosen.get(name)
+        path = _file_read(role, value) if role.get("plan") or name in chosen else None
+        if path is not None:
+            chosen[f"{key}_digest"] = digest(path)
     return chosen
 
 
@@ -175,11 +174,13 @@ def cell_key(name: str, role: Mapping[str, Any]) -> str:
     return role.get("cell_key") or name.removesuffix("s")
 
 
-def _names_file(role: Mapping[str, Any], value: Any) -> bool:
+def _file_read(role: Mapping[str, Any], value: Any) -> Path | None:
+    """The file or folder a setting's value reads (see ``reads``), if it exists."""
     reads = role.get("reads")
-    if not reads or not isinstance(value, str) or (callable(reads) and not reads(value)):
-        return False
-    return Path(value).expanduser().exists()
+    if not reads or not isinstance(value, str):
+        return None
+    path = reads(value) if callable(reads) else Path(value).expanduser()
+    return Path(path) if path is not None and Path(path).exists() else None
 
 
 def _used(used_by: dict | None, cell: dict | None) -> bool:
