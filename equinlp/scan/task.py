@@ -37,15 +37,16 @@ from equinlp.harness.store import read_json
 from equinlp.scan.canonical import CanonicalSCAN
 from equinlp.scan.data import DEFAULT_GROUP, GROUPS, Encoded, encode, scan_actions, tokenizers
 from equinlp.scan.equi import METHODS, SCORES, build
-from equinlp.scan.gmodel import G_CELLS, GSeq2Seq, GSeq2SeqConfig
+from equinlp.scan.gmodel import ATTENTIONS, ENCODERS, G_CELLS, INITS, GSeq2Seq, GSeq2SeqConfig
 from equinlp.scan.hf import HFSeq2Seq, joint_tokenizer, tiny_t5
 from equinlp.scan.model import CELLS, AttnSeq2Seq, Seq2SeqConfig
 from equinlp.scan.splits import SPLITS, scan_split
-from equinlp.scan.train import TrainConfig, device, evaluate, train
+from equinlp.scan.train import SCHEDULES, TrainConfig, device, evaluate, train
 
 log = logging.getLogger(__name__)
 
-PRETRAIN_SETTINGS = ("pretrain_steps", "batch_size", "lr", "g_hidden")
+G_SETTINGS = ("g_hidden", "g_attention", "g_encoder", "g_init", "g_teacher_forcing")  # GSeq2SeqConfig's, prefixed g_
+PRETRAIN_SETTINGS = ("pretrain_steps", "batch_size", "lr", "schedule", *G_SETTINGS)
 CELL_CHOICES = (*sorted(CELLS), "t5", *G_CELLS)
 BASE_WEIGHTS = "base"
 
@@ -82,12 +83,47 @@ class ScanConfig(RunConfig):
         at_least=1,
         used_by={"cell": tuple(G_CELLS)},
     )
+    g_attention: str = option(
+        "scaled",
+        "G-equivariant cells: attention scores as the dot product over the G·2H numbers (dot, the reference's; runs "
+        "before this option) or divided by √(G·2H) (scaled: softer attention at initialisation, learnt faster)",
+        choices=ATTENTIONS,
+        used_by={"cell": tuple(G_CELLS)},
+        unrecorded="dot",
+    )
+    g_encoder: str = option(
+        "two-cells",
+        "G-equivariant cells: the bidirectional encoder's two directions in two cells over the command (two-cells), or "
+        "in one cell over the command and EOS (shared-eos, the reference's)",
+        choices=ENCODERS,
+        used_by={"cell": tuple(G_CELLS)},
+    )
+    g_init: str = option(
+        "fused",
+        "G-equivariant cells: gate weights from U(±1/√(gates·H)) (fused) or U(±1/√H) per gate (reference)",
+        choices=INITS,
+        used_by={"cell": tuple(G_CELLS)},
+    )
+    g_teacher_forcing: float = option(
+        1.0,
+        "G-equivariant cells: the chance that a training batch is teacher-forced; otherwise it is fed its own argmax "
+        "(the reference's 0.5)",
+        at_least=0,
+        at_most=1,
+        used_by={"cell": tuple(G_CELLS)},
+    )
     pretrain_steps: int = option(3000, "base model training steps", at_least=1, quick=1000)
     finetune_steps: int = option(500, "fine-tuning steps through the symmetrized model (0: none)", at_least=0, quick=150)
     lambda_steps: int = option(300, "λ-net-only steps (base frozen) before λ-equitune's zero-shot test", at_least=1, quick=80)
     batch_size: int = option(128, "training batch size (pre-training, λ-net and fine-tuning)", at_least=1)
     lr: float = option(3e-3, "learning rate (Adam) of pre-training and of the λ-net", above=0)
     finetune_lr: float = option(3e-4, "learning rate (Adam) of fine-tuning", above=0)
+    schedule: str = option(
+        "constant",
+        "learning rate over each training (pre-training, λ-net, fine-tuning): constant, or from --lr/--finetune-lr "
+        "down to 0 by step, linear or cosine",
+        choices=SCHEDULES,
+    )
     proxy: str = option(
         "max_prob",
         "equizero's proxy (the paper's 'top1' is max_prob)",
@@ -138,13 +174,19 @@ def scan_tokenizers(cell: str):
     return tokenizers()
 
 
-def new_model(cell: str, data: ScanData, group: str, g_hidden: int = 64) -> torch.nn.Module:
-    """A freshly initialised base seq2seq (from torch's current RNG); ``group`` and ``g_hidden`` build the G-equivariant cells."""
+def g_settings(config: ScanConfig) -> dict:
+    """The G-equivariant cells' :class:`GSeq2SeqConfig` fields from ``--g-*``: ``{"hidden": ..., "attention": ...}``."""
+    return {name.removeprefix("g_"): getattr(config, name) for name in G_SETTINGS}
+
+
+def new_model(cell: str, data: ScanData, group: str, **g_settings) -> torch.nn.Module:
+    """A freshly initialised base seq2seq (from torch's current RNG); ``group`` and ``g_settings`` (``hidden``,
+    ``attention``, ... of :class:`GSeq2SeqConfig`) build the G-equivariant cells."""
     in_size, out_size = len(data.in_tok), len(data.out_tok)
     if cell == "t5":
         return tiny_t5(in_size)
     if cell in G_CELLS:
-        return GSeq2Seq(GSeq2SeqConfig(in_size, out_size, cell=cell, hidden=g_hidden), *data.actions(group))
+        return GSeq2Seq(GSeq2SeqConfig(in_size, out_size, cell=cell, **g_settings), *data.actions(group))
     return AttnSeq2Seq(Seq2SeqConfig(in_size, out_size, cell=cell))
 
 
@@ -208,11 +250,11 @@ class ScanTask:
         return self._evaluate_and_fine_tune(config, cell, store)
 
     def _schedule(self, config: ScanConfig, steps: int, lr: float, seed: int) -> TrainConfig:
-        return TrainConfig(steps, config.batch_size, lr, seed=seed, save_every=config.save_every)
+        return TrainConfig(steps, config.batch_size, lr, seed=seed, save_every=config.save_every, schedule=config.schedule)
 
     def _pretrain(self, config: ScanConfig, cell: dict, store: RunStore) -> dict:
         torch.manual_seed(cell["seed"])
-        model = new_model(config.cell, self.data, config.group, config.g_hidden).to(device())
+        model = new_model(config.cell, self.data, config.group, **g_settings(config)).to(device())
         base = make_module("base", model, self.data.actions("trivial"), config.cell, config.proxy)
         schedule = self._schedule(config, config.pretrain_steps, config.lr, cell["seed"])
         checkpoint = store.checkpoint_dir("pretrain", cell)
@@ -222,7 +264,7 @@ class ScanTask:
 
     def base_model(self, config: ScanConfig, seed: int, store: RunStore) -> torch.nn.Module:
         """The pre-trained base of ``seed`` (from the ``pretrain`` stage's folder), on this process's device."""
-        model = new_model(config.cell, self.data, config.group, config.g_hidden)
+        model = new_model(config.cell, self.data, config.group, **g_settings(config))
         folder = store.work_dir("pretrain", base_cell(config, seed)) / BASE_WEIGHTS
         model.load_state_dict(load_state(folder))
         return model.to(device())

@@ -11,6 +11,7 @@ bit for bit; one inside the optimizer's update keeps the last periodic checkpoin
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,23 @@ class TrainConfig:
     clip: float = 5.0
     seed: int = 0
     save_every: int = 500
+    schedule: str = "constant"
+
+
+SCHEDULES = ("constant", "linear", "cosine")
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """The rate of update ``step`` (0-based): ``lr`` throughout, or decaying to 0 linearly or along a half cosine.
+
+    A function of the step alone, so a resumed run uses the very same rates.
+    """
+    done = step / config.steps
+    if config.schedule == "linear":
+        return config.lr * (1 - done)
+    if config.schedule == "cosine":
+        return config.lr * 0.5 * (1 + math.cos(math.pi * done))
+    return config.lr
 
 
 def device() -> torch.device:
@@ -87,6 +105,8 @@ def train(
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(parameters, config.clip)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(at.step, config)
             at.updating = True  # from here to the next boundary the weights are neither before nor after
             optimizer.step()
             at = _Boundary(at.step + 1, rng_state(), [*at.losses, loss.item()])
