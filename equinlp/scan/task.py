@@ -41,12 +41,12 @@ from equinlp.scan.gmodel import ATTENTIONS, ENCODERS, G_CELLS, INITS, GSeq2Seq, 
 from equinlp.scan.hf import HFSeq2Seq, joint_tokenizer, tiny_t5
 from equinlp.scan.model import CELLS, AttnSeq2Seq, Seq2SeqConfig
 from equinlp.scan.splits import SPLITS, scan_split
-from equinlp.scan.train import SCHEDULES, TrainConfig, device, evaluate, train
+from equinlp.scan.train import SCHEDULES, TrainConfig, device, evaluate, hold_out, train
 
 log = logging.getLogger(__name__)
 
 G_SETTINGS = ("g_hidden", "g_attention", "g_encoder", "g_init", "g_teacher_forcing")  # GSeq2SeqConfig's, prefixed g_
-PRETRAIN_SETTINGS = ("pretrain_steps", "batch_size", "lr", "schedule", *G_SETTINGS)
+PRETRAIN_SETTINGS = ("pretrain_steps", "batch_size", "lr", "schedule", "validation", "validate_every", *G_SETTINGS)
 CELL_CHOICES = (*sorted(CELLS), "t5", *G_CELLS)
 BASE_WEIGHTS = "base"
 
@@ -146,6 +146,14 @@ class ScanConfig(RunConfig):
         choices=("joint", "per-copy"),
         used_by={"method": ("equitune",)},
     )
+    validation: float = option(
+        0.0,
+        "hold out this fraction of the training set (one fixed draw; no stage trains on it) and keep the pre-trained "
+        "weights of the best exact match on it (the reference's 0.2); 0: train on all, keep the last weights",
+        at_least=0,
+        at_most=0.5,
+    )
+    validate_every: int = option(250, "with --validation: measure it every N pre-training steps and at the end", at_least=1)
     test_limit: int | None = option(None, "evaluate on the first N test commands only (default: all)", at_least=1)
     save_every: int = option(500, "checkpoint training every N steps (a rerun continues from there)", at_least=1, keyed=False)
     out: str = option("results/scan", "output folder: one JSON per finished run in OUT/runs, continued on rerun", keyed=False)
@@ -210,13 +218,15 @@ class ScanData:
     out_tok: object
     train: Encoded
     test: Encoded
+    validation: Encoded | None = None
 
     @classmethod
-    def load(cls, split: str, cell: str, test_limit: int | None = None) -> ScanData:
+    def load(cls, split: str, cell: str, test_limit: int | None = None, validation: float = 0.0) -> ScanData:
         in_tok, out_tok = scan_tokenizers(cell)
         examples = scan_split(split)
         test = examples["test"][:test_limit] if test_limit else examples["test"]
-        return cls(in_tok, out_tok, encode(examples["train"], in_tok, out_tok), encode(test, in_tok, out_tok))
+        train, held_out = hold_out(encode(examples["train"], in_tok, out_tok), validation)
+        return cls(in_tok, out_tok, train, encode(test, in_tok, out_tok), held_out)
 
     def actions(self, group: str):
         return scan_actions(group, self.in_tok, self.out_tok)
@@ -242,7 +252,7 @@ class ScanTask:
         return [Stage("pretrain", bases, settings=PRETRAIN_SETTINGS), Stage("run", runs)]
 
     def setup(self, config: ScanConfig) -> None:
-        self.data = ScanData.load(config.split, config.cell, config.test_limit)
+        self.data = ScanData.load(config.split, config.cell, config.test_limit, config.validation)
 
     def run_cell(self, config: ScanConfig, stage: str, cell: dict, store: RunStore) -> dict:
         if stage == "pretrain":
@@ -250,7 +260,10 @@ class ScanTask:
         return self._evaluate_and_fine_tune(config, cell, store)
 
     def _schedule(self, config: ScanConfig, steps: int, lr: float, seed: int) -> TrainConfig:
-        return TrainConfig(steps, config.batch_size, lr, seed=seed, save_every=config.save_every, schedule=config.schedule)
+        return TrainConfig(
+            steps, config.batch_size, lr, seed=seed, save_every=config.save_every, schedule=config.schedule,
+            validate_every=config.validate_every,
+        )  # fmt: skip
 
     def _pretrain(self, config: ScanConfig, cell: dict, store: RunStore) -> dict:
         torch.manual_seed(cell["seed"])
@@ -258,9 +271,11 @@ class ScanTask:
         base = make_module("base", model, self.data.actions("trivial"), config.cell, config.proxy)
         schedule = self._schedule(config, config.pretrain_steps, config.lr, cell["seed"])
         checkpoint = store.checkpoint_dir("pretrain", cell)
-        losses = train(base, list(model.parameters()), self.data.train, schedule, checkpoint, f"pre-train seed {cell['seed']}")
+        description = f"pre-train seed {cell['seed']}"
+        trained = train(base, list(model.parameters()), self.data.train, schedule, checkpoint, description, self.data.validation)
         save_state(store.work_dir("pretrain", cell) / BASE_WEIGHTS, model.state_dict())
-        return {"loss": losses[-1], "steps": config.pretrain_steps}
+        kept = {} if trained.best_step is None else {"validation": trained.validation, "best_step": trained.best_step}
+        return {"loss": trained.losses[-1], "steps": config.pretrain_steps, **kept}
 
     def base_model(self, config: ScanConfig, seed: int, store: RunStore) -> torch.nn.Module:
         """The pre-trained base of ``seed`` (from the ``pretrain`` stage's folder), on this process's device."""
@@ -286,9 +301,10 @@ class ScanTask:
         if config.finetune_steps == 0:
             return {**metrics, "fine_tuned": zero_shot}
         schedule = self._schedule(config, config.finetune_steps, config.finetune_lr, seed + 1)
-        losses = train(module, list(module.parameters()), self.data.train, schedule, checkpoint / "finetune", f"fine-tune {name}")
+        parameters = list(module.parameters())
+        trained = train(module, parameters, self.data.train, schedule, checkpoint / "finetune", f"fine-tune {name}")
         fine_tuned = evaluate(module, self.data.test, description=f"fine-tuned {name}")
-        return {**metrics, "fine_tuned": fine_tuned, "finetune_loss": losses[-1]}
+        return {**metrics, "fine_tuned": fine_tuned, "finetune_loss": trained.losses[-1]}
 
     def report(self, runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
         from equinlp.scan.report import table
