@@ -16,6 +16,16 @@ direction, a decoder of ``2·hidden`` whose attention reads the previous state, 
 previous word through a group convolution and a tanh, then runs the cell; no dropout (the reference's
 default). Differences: batches (masked padding) instead of one command at a time, and the readout's bias is
 shared by each orbit of words (the reference learns one bias per word, which breaks equivariance slightly).
+Options (:class:`GSeq2SeqConfig`), the first value the default:
+
+- ``attention``: ``scaled`` divides the scores by √(G·2H), a constant, so they stay invariant; ``dot`` is the
+  reference's unscaled product, whose softmax over G·2H summed products starts nearly one-hot;
+- ``encoder``: ``two-cells`` runs the directions in two cells over the command; ``shared-eos`` is the
+  reference's: one cell for both directions, over the command followed by EOS (memory one position longer);
+- ``init``: ``fused`` draws a cell's fused gate weights from U(±1/√(gates·H)); ``reference`` from U(±1/√H),
+  the fan of the reference's separate per-gate layers;
+- ``teacher_forcing``: the chance that a training batch reads the targets; otherwise each step reads the
+  previous step's argmax (the reference's 0.5, per command at its batch of one).
 
 Equivariance here holds up to floating-point rounding (sums over the group run in another order for
 ``a·x``); :class:`~equinlp.scan.canonical.CanonicalSCAN` runs the model in each command's canonical frame,

@@ -4,9 +4,11 @@ Two stages (see :class:`~equinlp.harness.task.Stage`):
 
 1. ``pretrain``, one cell per (split, cell, seed): the base model trained from scratch on the split's
    training set; its weights go to ``work/scan_pretrain_.../base`` (safetensors). The stage is keyed
-   only by what pre-training depends on (``pretrain_steps``, ``batch_size``, ``lr``; and the group for the
-   G-equivariant cells, whose layers are built on it), so a rerun with another group, proxy or fine-tuning
-   schedule reuses it, and a rerun with other pre-training settings is refused.
+   only by what pre-training depends on (:data:`PRETRAIN_SETTINGS`: steps, batch, rate and its schedule, the
+   validation hold-out; for the G-equivariant cells the ``--g-*`` options and the group their layers are built
+   on), so a rerun with another group, proxy or fine-tuning schedule reuses it, and a rerun with other
+   pre-training settings is refused. With ``--validation`` the held-out commands are left out of every stage
+   and the pre-trained weights kept are those of the best validated step.
 2. ``run``, one cell per (split, cell, method, seed): zero-shot (λ-equitune first trains its λ-net alone,
    the base frozen, as the paper does), then every parameter fine-tuned through the symmetrized model.
    Metrics: ``zero_shot`` and ``fine_tuned`` exact-match accuracy, ``n_test``, the last fine-tuning loss.
