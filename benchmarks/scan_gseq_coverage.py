@@ -39,10 +39,11 @@ def split_scores(results: Path) -> list[dict]:
         seed = envelope["cell"]["seed"]
         model = task.base_model(config, seed, RunStore(results, "scan"))
         module = make_module("base", model, task.data.actions("trivial"), config.cell, config.proxy)
-        reached = torch.tensor(reachable(config.split, config.group))
+        reached = torch.tensor(reachable(config.split, config.group)[: len(task.data.test)])  # --test-limit: the first N
         row = {"seed": seed}
         for name, rows_of in (("reachable", reached), ("unreachable", ~reached)):
-            row[name] = evaluate(module, task.data.test[rows_of], description=f"{name} seed {seed}")
+            subset = task.data.test[rows_of]
+            row[name] = evaluate(module, subset, description=f"{name} seed {seed}") if len(subset) else None
             row[f"n_{name}"] = int(rows_of.sum())
         rows.append(row)
     return rows
