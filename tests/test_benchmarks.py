@@ -45,3 +45,19 @@ def test_perf_scan_times_every_method_against_the_floor(tmp_path):
     assert [r["variant"] for r in result["rows"]] == ["floor", "equitune", "equizero", "lambda"]
     assert result["n_test"] == 64 and result["group_order"] == 2
     assert result["rows"][0]["time / floor"] == 1.0
+
+
+def test_scan_gseq_coverage_splits_the_test_score_in_two(tmp_path, one_thread):
+    from benchmarks.scan_gseq_coverage import split_scores
+    from equinlp.harness import load_runs, run_task
+    from equinlp.scan.task import ScanConfig, ScanTask
+
+    config = ScanConfig(
+        split="template_around_right", cell="grnn", g_hidden=4, pretrain_steps=2, finetune_steps=0, batch_size=8,
+        out=str(tmp_path),
+    )  # fmt: skip
+    run_task(ScanTask(), config)
+    (row,) = split_scores(tmp_path)
+    assert (row["n_reachable"], row["n_unreachable"]) == (3756, 720)
+    correct = row["reachable"] * row["n_reachable"] + row["unreachable"] * row["n_unreachable"]
+    assert round(correct) == round(load_runs(tmp_path, "scan")["zero_shot"].iloc[0] * 4476)

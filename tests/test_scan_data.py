@@ -83,3 +83,14 @@ def test_group_coverage_bounds_what_symmetrization_can_reach():
     assert coverage("addprim_jump", "verb4")["reachable"] == 1.0
     around = coverage("template_around_right", "direction")
     assert round(around["reachable"] * around["test"]) == 3756  # "around right ... around left" stays out of reach
+
+
+def test_reachable_marks_each_test_command_in_order():
+    from equinlp.scan.coverage import reachable
+
+    reached = reachable("template_around_right", "direction")
+    commands = [command for command, _ in scan_split("template_around_right")["test"]]
+    assert len(reached) == len(commands) and sum(reached) == 3756
+    train = {command for command, _ in scan_split("template_around_right")["train"]}
+    first_out = commands[reached.index(False)]
+    assert first_out.replace("left", "@").replace("right", "left").replace("@", "right") not in train

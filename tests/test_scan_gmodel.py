@@ -54,9 +54,10 @@ def actions_for(group: str, in_tok, out_tok):
     return s3_on_three_verbs(in_tok, out_tok) if group == "S3" else scan_actions(group, in_tok, out_tok)
 
 
-def g_model(cell, actions, in_tok, out_tok, dtype=torch.float64) -> GSeq2Seq:
+def g_model(cell, actions, in_tok, out_tok, dtype=torch.float64, **options) -> GSeq2Seq:
+    """``options``: further :class:`GSeq2SeqConfig` fields (attention, encoder, ...)."""
     torch.manual_seed(0)
-    model = GSeq2Seq(GSeq2SeqConfig(len(in_tok), len(out_tok), cell=cell, hidden=8), *actions)
+    model = GSeq2Seq(GSeq2SeqConfig(len(in_tok), len(out_tok), cell=cell, hidden=8, **options), *actions)
     for p in model.parameters():  # larger weights: clear-cut greedy choices
         torch.nn.init.normal_(p, std=0.5)
     return model.to(dtype).eval()

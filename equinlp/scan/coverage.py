@@ -24,12 +24,16 @@ def _orbit(command: str, cycle: tuple[str, ...]) -> list[str]:
     return images
 
 
-def coverage(split: str, group: str) -> dict:
-    """``{"reachable": share of test commands with a transformed copy in the training set, ...}``."""
+def reachable(split: str, group: str) -> list[bool]:
+    """For each test command of ``split``, in order: has it a transformed copy in the training set?"""
     check_name("SCAN group", group, sorted(GROUPS))
     (cycle,), _ = GROUPS[group]
     data = scan_split(split)
     train = {command for command, _ in data["train"]}
-    test = [command for command, _ in data["test"]]
-    reachable = sum(any(image in train for image in _orbit(c, cycle)[1:]) for c in test)
-    return {"split": split, "group": group, "test": len(test), "reachable": reachable / len(test)}
+    return [any(image in train for image in _orbit(command, cycle)[1:]) for command, _ in data["test"]]
+
+
+def coverage(split: str, group: str) -> dict:
+    """``{"reachable": share of test commands with a transformed copy in the training set, ...}``."""
+    reached = reachable(split, group)
+    return {"split": split, "group": group, "test": len(reached), "reachable": sum(reached) / len(reached)}

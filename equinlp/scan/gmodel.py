@@ -16,6 +16,16 @@ direction, a decoder of ``2·hidden`` whose attention reads the previous state, 
 previous word through a group convolution and a tanh, then runs the cell; no dropout (the reference's
 default). Differences: batches (masked padding) instead of one command at a time, and the readout's bias is
 shared by each orbit of words (the reference learns one bias per word, which breaks equivariance slightly).
+Options (:class:`GSeq2SeqConfig`), the first value the default:
+
+- ``attention``: ``scaled`` divides the scores by √(G·2H), a constant, so they stay invariant; ``dot`` is the
+  reference's unscaled product, whose softmax over G·2H summed products starts nearly one-hot;
+- ``encoder``: ``two-cells`` runs the directions in two cells over the command; ``shared-eos`` is the
+  reference's: one cell for both directions, over the command followed by EOS (memory one position longer);
+- ``init``: ``fused`` draws a cell's fused gate weights from U(±1/√(gates·H)); ``reference`` from U(±1/√H),
+  the fan of the reference's separate per-gate layers;
+- ``teacher_forcing``: the chance that a training batch reads the targets; otherwise each step reads the
+  previous step's argmax (the reference's 0.5, per command at its batch of one).
 
 Equivariance here holds up to floating-point rounding (sums over the group run in another order for
 ``a·x``); :class:`~equinlp.scan.canonical.CanonicalSCAN` runs the model in each command's canonical frame,
@@ -32,9 +42,12 @@ from torch import nn
 
 from equinlp.actions import TokenPermutation
 from equinlp.errors import check_name
-from equinlp.wordlevel import PAD
+from equinlp.wordlevel import EOS, PAD
 
 G_CELLS = {"grnn": 1, "ggru": 3, "glstm": 4}  # name -> number of gates
+ATTENTIONS = ("scaled", "dot")
+ENCODERS = ("two-cells", "shared-eos")
+INITS = ("fused", "reference")
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
@@ -44,9 +57,16 @@ class GSeq2SeqConfig:
     out_vocab: int
     cell: str = "ggru"
     hidden: int = 64
+    attention: str = "scaled"
+    encoder: str = "two-cells"
+    init: str = "fused"
+    teacher_forcing: float = 1.0
 
     def __post_init__(self) -> None:
         check_name("G-equivariant cell", self.cell, sorted(G_CELLS))
+        check_name("G-seq2seq attention", self.attention, ATTENTIONS)
+        check_name("G-seq2seq encoder", self.encoder, ENCODERS)
+        check_name("G-seq2seq initialisation", self.init, INITS)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,12 +92,15 @@ class WordConv(nn.Module):
 class GroupConv(nn.Module):
     """``[..., G, I] -> [..., G, O]``: ``φ(g) = Σ_h f(h) W[g⁻¹h] + b``, as one matrix ``[G·I, G·O]``."""
 
-    def __init__(self, group_mul: torch.Tensor, group_inv: torch.Tensor, inputs: int, outputs: int) -> None:
+    def __init__(
+        self, group_mul: torch.Tensor, group_inv: torch.Tensor, inputs: int, outputs: int, fan: int | None = None
+    ) -> None:
+        """``fan``: the weights are drawn from U(±1/√fan), default ``outputs``."""
         super().__init__()
         order = len(group_inv)
         self.weight = nn.Parameter(torch.empty(order, inputs, outputs))
         self.bias = nn.Parameter(torch.empty(outputs))
-        _uniform(self.weight, outputs)
+        _uniform(self.weight, fan or outputs)
         _uniform(self.bias, order * inputs)
         self.register_buffer("index", group_mul[group_inv].T.contiguous(), persistent=False)  # [h, g] -> g⁻¹h
 
@@ -95,13 +118,18 @@ class GCell(nn.Module):
     """A G-RNN, G-GRU or G-LSTM cell on ``[B, G, I]`` inputs and ``[B, G, H]`` states (``(h, c)`` for the LSTM).
 
     ``inputs(x)`` (the input's gates) can run on a whole sequence at once; ``forward`` adds the state's gates.
+    ``init="reference"`` draws each gate's weights from U(±1/√H) as the reference's separate gate layers do;
+    ``"fused"`` from U(±1/√(gates·H)), the fused layer's own fan (√gates smaller).
     """
 
-    def __init__(self, kind: str, group_mul: torch.Tensor, group_inv: torch.Tensor, inputs: int, hidden: int) -> None:
+    def __init__(
+        self, kind: str, group_mul: torch.Tensor, group_inv: torch.Tensor, inputs: int, hidden: int, init: str = "fused"
+    ) -> None:
         super().__init__()
         self.kind, self.hidden, gates = kind, hidden, G_CELLS[kind]
-        self.input_conv = GroupConv(group_mul, group_inv, inputs, gates * hidden)
-        self.state_conv = GroupConv(group_mul, group_inv, hidden, gates * hidden)
+        fan = hidden if init == "reference" else gates * hidden
+        self.input_conv = GroupConv(group_mul, group_inv, inputs, gates * hidden, fan)
+        self.state_conv = GroupConv(group_mul, group_inv, hidden, gates * hidden, fan)
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         """``[..., G, I] -> [..., G, gates·H]``."""
@@ -167,24 +195,44 @@ class GSeq2Seq(nn.Module):
         mul, inv = group.mul, group.inv
         self.order, width = group.order, 2 * H
         self.src_embed = WordConv(in_action, H)
-        self.forward_cell = GCell(config.cell, mul, inv, H, H)
-        self.backward_cell = GCell(config.cell, mul, inv, H, H)
+        self.forward_cell = GCell(config.cell, mul, inv, H, H, config.init)
+        self.source_eos = config.encoder == "shared-eos"  # one cell reads both directions of ``command EOS``
+        self.backward_cell = None if self.source_eos else GCell(config.cell, mul, inv, H, H, config.init)
         self.tgt_embed = WordConv(out_action, width)
         self.combine = GroupConv(mul, inv, 2 * width, width)
-        self.decoder_cell = GCell(config.cell, mul, inv, width, width)
+        self.decoder_cell = GCell(config.cell, mul, inv, width, width, config.init)
+        self.attention_scale = 1 / math.sqrt(self.order * width) if config.attention == "scaled" else 1.0
         self.readout = GroupReadout(out_action, width)
 
     @property
     def feature_size(self) -> int:
         return self.order * 2 * self.config.hidden
 
+    def memory_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """The command's ``mask [B, S]`` -> the memory's ``[B, S']``: one more position (EOS) with ``shared-eos``."""
+        if not self.source_eos:
+            return mask
+        return torch.nn.functional.pad(mask, (0, 1)) | torch.nn.functional.pad(mask, (1, 0))
+
+    def _with_eos(self, src: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``src [B, S]`` -> ``[B, S+1]`` with EOS after each command (EOS is fixed by every group element)."""
+        extended = self.memory_mask(mask)
+        eos_at = extended.bool() & ~torch.nn.functional.pad(mask, (0, 1)).bool()
+        return torch.nn.functional.pad(src, (0, 1), value=PAD).masked_fill(eos_at, EOS), extended
+
     def encode(self, src: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, State]:
-        """``src [B, S] -> memory [B, S, G, 2H]`` and the decoder's first state (both directions' last)."""
+        """``src [B, S] -> memory [B, S', G, 2H]`` and the decoder's first state (both directions' last).
+
+        ``S' = S``, or ``S + 1`` with ``shared-eos`` (the command then ends with EOS, read by one cell both ways).
+        """
+        if self.source_eos:
+            src, mask = self._with_eos(src, mask)
         B, S = src.shape
         valid = mask.bool()
         embedded = self.src_embed(src)  # [B, S, G, H]
         outputs = []
-        for cell, positions in ((self.forward_cell, range(S)), (self.backward_cell, reversed(range(S)))):
+        backward_cell = self.forward_cell if self.source_eos else self.backward_cell
+        for cell, positions in ((self.forward_cell, range(S)), (backward_cell, reversed(range(S)))):
             gates, matrix = cell.inputs(embedded), cell.state_conv.matrix()
             state = cell.zero_state(B, self.order, embedded)
             hidden = [None] * S
@@ -206,7 +254,8 @@ class GSeq2Seq(nn.Module):
     ) -> tuple[torch.Tensor, State]:
         """``embedded [B, G, 2H]`` (the previous word) -> the new state's ``h [B, G, 2H]`` and the state."""
         h = state[0] if isinstance(state, tuple) else state
-        scores = torch.einsum("bgd,bsgd->bs", h, memory).masked_fill(~mask.bool(), float("-inf"))
+        scores = torch.einsum("bgd,bsgd->bs", h, memory) * self.attention_scale  # a constant: still invariant
+        scores = scores.masked_fill(~self.memory_mask(mask).bool(), float("-inf"))
         context = torch.einsum("bs,bsgd->bgd", scores.softmax(-1), memory)
         combine, state_matrix = matrices
         mixed = torch.tanh(self.combine(torch.cat([embedded, context], -1), combine))
@@ -214,17 +263,28 @@ class GSeq2Seq(nn.Module):
         return (state[0] if isinstance(state, tuple) else state), state
 
     def forward(self, src: torch.Tensor, mask: torch.Tensor, tgt_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Teacher forcing: ``tgt_in [B, T]`` -> logits ``[B, T, V]`` and features ``[B, T, G·2H]``."""
+        """Teacher forcing: ``tgt_in [B, T]`` -> logits ``[B, T, V]`` and features ``[B, T, G·2H]``.
+
+        In training with ``teacher_forcing < 1``, one draw of torch's RNG per call decides for the whole batch
+        (the reference's per command at batch 1): with probability ``1 - teacher_forcing`` each step is fed the
+        previous step's argmax instead of ``tgt_in`` (the first step still reads ``tgt_in[:, 0]``, BOS).
+        """
         memory, state = self.encode(src, mask)
         steps = int((tgt_in != PAD).any(0).nonzero().max()) + 1  # columns after it are padding in every row
         embedded, matrices = self.tgt_embed(tgt_in[:, :steps]), self._decoder_matrices()
+        free_running = self.training and self.config.teacher_forcing < 1 and self._draw() >= self.config.teacher_forcing
         hidden = []
         for t in range(steps):
-            h, state = self._decode_step(embedded[:, t], state, memory, mask, matrices)
+            word = self.tgt_embed(self.readout(hidden[-1]).argmax(-1)) if free_running and t else embedded[:, t]
+            h, state = self._decode_step(word, state, memory, mask, matrices)
             hidden.append(h)
         h = torch.stack(hidden, 1)  # [B, steps, G, 2H]
         h = torch.nn.functional.pad(h, (0, 0, 0, 0, 0, tgt_in.shape[1] - steps))  # zeros at the all-padding columns
         return self.readout(h), h.flatten(-2)
+
+    @staticmethod
+    def _draw() -> float:
+        return float(torch.rand(()))  # torch's CPU generator: checkpointed, so a resumed run draws the same
 
     def step(
         self, token: torch.Tensor, state: State, memory: torch.Tensor, mask: torch.Tensor

@@ -4,9 +4,11 @@ Two stages (see :class:`~equinlp.harness.task.Stage`):
 
 1. ``pretrain``, one cell per (split, cell, seed): the base model trained from scratch on the split's
    training set; its weights go to ``work/scan_pretrain_.../base`` (safetensors). The stage is keyed
-   only by what pre-training depends on (``pretrain_steps``, ``batch_size``, ``lr``; and the group for the
-   G-equivariant cells, whose layers are built on it), so a rerun with another group, proxy or fine-tuning
-   schedule reuses it, and a rerun with other pre-training settings is refused.
+   only by what pre-training depends on (:data:`PRETRAIN_SETTINGS`: steps, batch, rate and its schedule, the
+   validation hold-out; for the G-equivariant cells the ``--g-*`` options and the group their layers are built
+   on), so a rerun with another group, proxy or fine-tuning schedule reuses it, and a rerun with other
+   pre-training settings is refused. With ``--validation`` the held-out commands are left out of every stage
+   and the pre-trained weights kept are those of the best validated step.
 2. ``run``, one cell per (split, cell, method, seed): zero-shot (λ-equitune first trains its λ-net alone,
    the base frozen, as the paper does), then every parameter fine-tuned through the symmetrized model.
    Metrics: ``zero_shot`` and ``fine_tuned`` exact-match accuracy, ``n_test``, the last fine-tuning loss.
@@ -37,15 +39,16 @@ from equinlp.harness.store import read_json
 from equinlp.scan.canonical import CanonicalSCAN
 from equinlp.scan.data import DEFAULT_GROUP, GROUPS, Encoded, encode, scan_actions, tokenizers
 from equinlp.scan.equi import METHODS, SCORES, build
-from equinlp.scan.gmodel import G_CELLS, GSeq2Seq, GSeq2SeqConfig
+from equinlp.scan.gmodel import ATTENTIONS, ENCODERS, G_CELLS, INITS, GSeq2Seq, GSeq2SeqConfig
 from equinlp.scan.hf import HFSeq2Seq, joint_tokenizer, tiny_t5
 from equinlp.scan.model import CELLS, AttnSeq2Seq, Seq2SeqConfig
 from equinlp.scan.splits import SPLITS, scan_split
-from equinlp.scan.train import TrainConfig, device, evaluate, train
+from equinlp.scan.train import SCHEDULES, TrainConfig, device, evaluate, hold_out, train
 
 log = logging.getLogger(__name__)
 
-PRETRAIN_SETTINGS = ("pretrain_steps", "batch_size", "lr", "g_hidden")
+G_SETTINGS = ("g_hidden", "g_attention", "g_encoder", "g_init", "g_teacher_forcing")  # GSeq2SeqConfig's, prefixed g_
+PRETRAIN_SETTINGS = ("pretrain_steps", "batch_size", "lr", "schedule", "validation", "validate_every", *G_SETTINGS)
 CELL_CHOICES = (*sorted(CELLS), "t5", *G_CELLS)
 BASE_WEIGHTS = "base"
 
@@ -82,12 +85,47 @@ class ScanConfig(RunConfig):
         at_least=1,
         used_by={"cell": tuple(G_CELLS)},
     )
+    g_attention: str = option(
+        "scaled",
+        "G-equivariant cells: attention scores as the dot product over the G·2H numbers (dot, the reference's; runs "
+        "before this option) or divided by √(G·2H) (scaled: softer attention at initialisation, learnt faster)",
+        choices=ATTENTIONS,
+        used_by={"cell": tuple(G_CELLS)},
+        unrecorded="dot",
+    )
+    g_encoder: str = option(
+        "two-cells",
+        "G-equivariant cells: the bidirectional encoder's two directions in two cells over the command (two-cells), or "
+        "in one cell over the command and EOS (shared-eos, the reference's)",
+        choices=ENCODERS,
+        used_by={"cell": tuple(G_CELLS)},
+    )
+    g_init: str = option(
+        "fused",
+        "G-equivariant cells: gate weights from U(±1/√(gates·H)) (fused) or U(±1/√H) per gate (reference)",
+        choices=INITS,
+        used_by={"cell": tuple(G_CELLS)},
+    )
+    g_teacher_forcing: float = option(
+        1.0,
+        "G-equivariant cells: the chance that a training batch is teacher-forced; otherwise it is fed its own argmax "
+        "(the reference's 0.5)",
+        at_least=0,
+        at_most=1,
+        used_by={"cell": tuple(G_CELLS)},
+    )
     pretrain_steps: int = option(3000, "base model training steps", at_least=1, quick=1000)
     finetune_steps: int = option(500, "fine-tuning steps through the symmetrized model (0: none)", at_least=0, quick=150)
     lambda_steps: int = option(300, "λ-net-only steps (base frozen) before λ-equitune's zero-shot test", at_least=1, quick=80)
     batch_size: int = option(128, "training batch size (pre-training, λ-net and fine-tuning)", at_least=1)
     lr: float = option(3e-3, "learning rate (Adam) of pre-training and of the λ-net", above=0)
     finetune_lr: float = option(3e-4, "learning rate (Adam) of fine-tuning", above=0)
+    schedule: str = option(
+        "constant",
+        "learning rate over each training (pre-training, λ-net, fine-tuning): constant, or from --lr/--finetune-lr "
+        "down to 0 by step, linear or cosine",
+        choices=SCHEDULES,
+    )
     proxy: str = option(
         "max_prob",
         "equizero's proxy (the paper's 'top1' is max_prob)",
@@ -110,6 +148,14 @@ class ScanConfig(RunConfig):
         choices=("joint", "per-copy"),
         used_by={"method": ("equitune",)},
     )
+    validation: float = option(
+        0.0,
+        "hold out this fraction of the training set (one fixed draw; no stage trains on it) and keep the pre-trained "
+        "weights of the best exact match on it (the reference's 0.2); 0: train on all, keep the last weights",
+        at_least=0,
+        at_most=0.5,
+    )
+    validate_every: int = option(250, "with --validation: measure it every N pre-training steps and at the end", at_least=1)
     test_limit: int | None = option(None, "evaluate on the first N test commands only (default: all)", at_least=1)
     save_every: int = option(500, "checkpoint training every N steps (a rerun continues from there)", at_least=1, keyed=False)
     out: str = option("results/scan", "output folder: one JSON per finished run in OUT/runs, continued on rerun", keyed=False)
@@ -138,13 +184,19 @@ def scan_tokenizers(cell: str):
     return tokenizers()
 
 
-def new_model(cell: str, data: ScanData, group: str, g_hidden: int = 64) -> torch.nn.Module:
-    """A freshly initialised base seq2seq (from torch's current RNG); ``group`` and ``g_hidden`` build the G-equivariant cells."""
+def g_settings(config: ScanConfig) -> dict:
+    """The G-equivariant cells' :class:`GSeq2SeqConfig` fields from ``--g-*``: ``{"hidden": ..., "attention": ...}``."""
+    return {name.removeprefix("g_"): getattr(config, name) for name in G_SETTINGS}
+
+
+def new_model(cell: str, data: ScanData, group: str, **g_settings) -> torch.nn.Module:
+    """A freshly initialised base seq2seq (from torch's current RNG); ``group`` and ``g_settings`` (``hidden``,
+    ``attention``, ... of :class:`GSeq2SeqConfig`) build the G-equivariant cells."""
     in_size, out_size = len(data.in_tok), len(data.out_tok)
     if cell == "t5":
         return tiny_t5(in_size)
     if cell in G_CELLS:
-        return GSeq2Seq(GSeq2SeqConfig(in_size, out_size, cell=cell, hidden=g_hidden), *data.actions(group))
+        return GSeq2Seq(GSeq2SeqConfig(in_size, out_size, cell=cell, **g_settings), *data.actions(group))
     return AttnSeq2Seq(Seq2SeqConfig(in_size, out_size, cell=cell))
 
 
@@ -168,13 +220,15 @@ class ScanData:
     out_tok: object
     train: Encoded
     test: Encoded
+    validation: Encoded | None = None
 
     @classmethod
-    def load(cls, split: str, cell: str, test_limit: int | None = None) -> ScanData:
+    def load(cls, split: str, cell: str, test_limit: int | None = None, validation: float = 0.0) -> ScanData:
         in_tok, out_tok = scan_tokenizers(cell)
         examples = scan_split(split)
         test = examples["test"][:test_limit] if test_limit else examples["test"]
-        return cls(in_tok, out_tok, encode(examples["train"], in_tok, out_tok), encode(test, in_tok, out_tok))
+        train, held_out = hold_out(encode(examples["train"], in_tok, out_tok), validation)
+        return cls(in_tok, out_tok, train, encode(test, in_tok, out_tok), held_out)
 
     def actions(self, group: str):
         return scan_actions(group, self.in_tok, self.out_tok)
@@ -200,7 +254,7 @@ class ScanTask:
         return [Stage("pretrain", bases, settings=PRETRAIN_SETTINGS), Stage("run", runs)]
 
     def setup(self, config: ScanConfig) -> None:
-        self.data = ScanData.load(config.split, config.cell, config.test_limit)
+        self.data = ScanData.load(config.split, config.cell, config.test_limit, config.validation)
 
     def run_cell(self, config: ScanConfig, stage: str, cell: dict, store: RunStore) -> dict:
         if stage == "pretrain":
@@ -208,21 +262,26 @@ class ScanTask:
         return self._evaluate_and_fine_tune(config, cell, store)
 
     def _schedule(self, config: ScanConfig, steps: int, lr: float, seed: int) -> TrainConfig:
-        return TrainConfig(steps, config.batch_size, lr, seed=seed, save_every=config.save_every)
+        return TrainConfig(
+            steps, config.batch_size, lr, seed=seed, save_every=config.save_every, schedule=config.schedule,
+            validate_every=config.validate_every,
+        )  # fmt: skip
 
     def _pretrain(self, config: ScanConfig, cell: dict, store: RunStore) -> dict:
         torch.manual_seed(cell["seed"])
-        model = new_model(config.cell, self.data, config.group, config.g_hidden).to(device())
+        model = new_model(config.cell, self.data, config.group, **g_settings(config)).to(device())
         base = make_module("base", model, self.data.actions("trivial"), config.cell, config.proxy)
         schedule = self._schedule(config, config.pretrain_steps, config.lr, cell["seed"])
         checkpoint = store.checkpoint_dir("pretrain", cell)
-        losses = train(base, list(model.parameters()), self.data.train, schedule, checkpoint, f"pre-train seed {cell['seed']}")
+        description = f"pre-train seed {cell['seed']}"
+        trained = train(base, list(model.parameters()), self.data.train, schedule, checkpoint, description, self.data.validation)
         save_state(store.work_dir("pretrain", cell) / BASE_WEIGHTS, model.state_dict())
-        return {"loss": losses[-1], "steps": config.pretrain_steps}
+        kept = {} if trained.best_step is None else {"validation": trained.validation, "best_step": trained.best_step}
+        return {"loss": trained.losses[-1], "steps": config.pretrain_steps, **kept}
 
     def base_model(self, config: ScanConfig, seed: int, store: RunStore) -> torch.nn.Module:
         """The pre-trained base of ``seed`` (from the ``pretrain`` stage's folder), on this process's device."""
-        model = new_model(config.cell, self.data, config.group, config.g_hidden)
+        model = new_model(config.cell, self.data, config.group, **g_settings(config))
         folder = store.work_dir("pretrain", base_cell(config, seed)) / BASE_WEIGHTS
         model.load_state_dict(load_state(folder))
         return model.to(device())
@@ -244,9 +303,10 @@ class ScanTask:
         if config.finetune_steps == 0:
             return {**metrics, "fine_tuned": zero_shot}
         schedule = self._schedule(config, config.finetune_steps, config.finetune_lr, seed + 1)
-        losses = train(module, list(module.parameters()), self.data.train, schedule, checkpoint / "finetune", f"fine-tune {name}")
+        parameters = list(module.parameters())
+        trained = train(module, parameters, self.data.train, schedule, checkpoint / "finetune", f"fine-tune {name}")
         fine_tuned = evaluate(module, self.data.test, description=f"fine-tuned {name}")
-        return {**metrics, "fine_tuned": fine_tuned, "finetune_loss": losses[-1]}
+        return {**metrics, "fine_tuned": fine_tuned, "finetune_loss": trained.losses[-1]}
 
     def report(self, runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
         from equinlp.scan.report import table
