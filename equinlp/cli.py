@@ -1,8 +1,9 @@
 """``equinlp`` command line. Subcommands live in COMMANDS: name -> (help, module).
 
-Each module has ``EXAMPLES`` and ``add_arguments(parser)`` (which sets ``handler``, the function that runs
-the parsed command), and is imported only when its subcommand runs (``equinlp --help`` imports no
-application: no gymnasium, no vision stack).
+Each module has ``EXAMPLES`` and ``add_arguments(parser, chosen)`` (which sets ``handler``, the function that
+runs the parsed command; ``chosen`` is the word after the subcommand, e.g. ``run``), and is imported only when
+its subcommand runs. ``equinlp --help`` imports neither torch nor any application, and ``equinlp APP --help``
+builds only the names of the app's own subcommands (tests/test_startup.py keeps it so).
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "Runs offline on the embedded SmolLM2-135M-Instruct by default. Add --debug anywhere for tracebacks.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    chosen = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None)
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    chosen, then = (words + [None, None])[:2]
     for name, (help_text, module_name) in COMMANDS.items():
         if name != chosen:
             sub.add_parser(name, help=help_text, description=help_text, add_help=False)
@@ -64,7 +66,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         module = importlib.import_module(module_name)
         formatter = argparse.RawDescriptionHelpFormatter
         command = sub.add_parser(name, help=help_text, description=help_text, epilog=module.EXAMPLES, formatter_class=formatter)
-        module.add_arguments(command)
+        module.add_arguments(command, then)
     return parser
 
 

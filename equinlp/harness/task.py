@@ -13,15 +13,17 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import pandas as pd
 from tqdm.auto import tqdm
 
 from equinlp.harness import distributed
 from equinlp.harness.options import defaults, settings
 from equinlp.harness.results import load_envelopes
 from equinlp.harness.store import RunStore
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
