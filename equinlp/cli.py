@@ -16,6 +16,7 @@ import sys
 
 from equinlp.errors import EquinlpError
 from equinlp.extras import missing_extra_message
+from equinlp.harness.progress import show_always
 
 # name -> (help, module with EXAMPLES and add_arguments, which sets the handler), imported when the subcommand runs
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -54,7 +55,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = Parser(
         prog="equinlp",
         description="Group-equivariant wrappers for pretrained LMs and vision models (equitune, equizero, λ-equitune). "
-        "Runs offline on the embedded SmolLM2-135M-Instruct by default. Add --debug anywhere for tracebacks.",
+        "Runs offline on the embedded SmolLM2-135M-Instruct by default. Add --debug anywhere for tracebacks, "
+        "--progress for progress bars off a terminal (on a terminal they are always shown).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
@@ -81,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run a command; a bad input or a damaged file is one line on stderr and exit code 2 (``--debug``: traceback)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    argv = [a for a in argv if a != "--debug"]
+    if "--progress" in argv:
+        show_always()
+    argv = [a for a in argv if a not in ("--debug", "--progress")]
     _setup_logging(debug)
     try:
         args = build_parser(argv).parse_args(argv)
