@@ -8,7 +8,7 @@ from equinlp.harness.cli import REPORT_HELP, add_lazy_subcommands, add_report_co
 
 EXAMPLES = """examples:
   equinlp bias run --axis race --methods base equitune equizero-sentiment --samples 100 --out results/bias
-  equinlp bias run --axis gender race orientation --samples 250 --out reports/bias   # the README's table
+  equinlp bias run --axis gender race orientation --samples 250 --out reports/bias   # the docs' results table
   equinlp bias run --model meta-llama/Llama-2-7b-hf --dtype bfloat16 --device-map auto --out results/bias_7b
   ACCELERATE_USE_CPU=true torchrun --nproc_per_node 2 -m equinlp bias run --axis race --out results/bias   # 2 processes
   equinlp bias report results/bias

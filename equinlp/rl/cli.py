@@ -8,7 +8,7 @@ from equinlp.harness.cli import REPORT_HELP, add_lazy_subcommands, add_report_co
 
 EXAMPLES = """examples:
   equinlp rl run --env cartpole --method equizero --seeds 0 --out results/rl
-  equinlp rl run --env cartpole gridworld --seeds 0 1 2 3 4 --out reports/rl   # the README's figure
+  equinlp rl run --env cartpole gridworld --seeds 0 1 2 3 4 --out reports/rl   # the docs' results figure
   equinlp rl run --env gridworld --quick --seeds 0 --gamma 0.95 --out results/rl_quick
   equinlp rl report reports/rl
 """

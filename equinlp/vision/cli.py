@@ -8,7 +8,7 @@ from equinlp.harness.cli import REPORT_HELP, add_lazy_subcommands, add_report_co
 
 EXAMPLES = """examples:
   equinlp vision run --quick                                   # ResNet-18 on Fashion-MNIST, 1 seed, minutes
-  equinlp vision run --archs resnet18 alexnet --seeds 0 1 2 --out reports/vision   # the README's table
+  equinlp vision run --archs resnet18 alexnet --seeds 0 1 2 --out reports/vision   # the docs' results table
   equinlp vision report reports/vision
   equinlp vision clip --model openai/clip-vit-base-patch32 --dataset cifar100 --data-dir ~/data/cifar-100-python \\
       --group rot90 --lambda-steps 2000 --finetune-steps 4000 --out results/clip   # the paper's CLIP runs (GPU)
