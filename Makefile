@@ -44,7 +44,7 @@ test: setup docs
 # The docs site: result tables regenerated from the committed envelopes, then a strict build into site/.
 docs: $(VENV)/.dev
 	$(BIN)/python -m docs.gen_results
-	$(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 docs-serve: docs
 	$(BIN)/mkdocs serve
