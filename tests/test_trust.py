@@ -20,6 +20,7 @@ from equinlp.harness.cli import print_report
 from equinlp.models.sequence import SequenceLevel
 from equinlp.phrases import phrase_permutation
 from equinlp.testing import tiny_causal_lm, word_tokenizer
+from equinlp.wordgroups import group_file
 from tests.toy_task import ToyConfig, ToyTask
 
 GROUP = {"name": "g", "description": "d", "source": "s", "cycles": [["man", "woman"]], "subjects": ["man", "woman"]}
@@ -56,7 +57,8 @@ def test_a_group_file_and_a_templates_file_key_the_bias_runs(tmp_path):
     templates.write_text("was known for\nworked as\n")
     after = settings(config, cell=cell)
     assert after["axis_digest"] != before["axis_digest"] and after["templates_digest"] != before["templates_digest"]
-    assert "axis_digest" not in settings(BiasConfig(), cell={"axis": "gender", "method": "base"})  # built-in: no file
+    built_in = settings(BiasConfig(), cell={"axis": "gender", "method": "base"})["axis_digest"]  # its shipped file
+    assert built_in == settings(BiasConfig(), cell={"axis": str(group_file("gender")), "method": "base"})["axis_digest"]
 
 
 # --- one id per cell ------------------------------------------------------------------------------------

@@ -553,3 +553,12 @@ def test_results_from_before_the_harness_are_migrated_and_found_done(tmp_path, m
     assert envelope["migrated_from"].endswith("digits_resnet18_base_seed0.json") and envelope["commit"] is None
     assert main(["vision", "report", str(tmp_path)]) == 0
     assert "25.0" in capsys.readouterr().out
+
+
+def test_missing_fashion_mnist_is_one_line_from_the_cli(tmp_path, capsys):
+    """No data set where the run looks: one line naming where it looked and how to get it, exit 2, no traceback."""
+    from equinlp.cli import main
+
+    assert main(["vision", "run", "--quick", "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("equinlp: error: Fashion-MNIST not found in") and err.count("\n") == 1

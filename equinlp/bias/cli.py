@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from equinlp.bias.run import BiasTask
-from equinlp.harness.cli import add_report_command, add_run_command
+from equinlp.harness.cli import REPORT_HELP, add_lazy_subcommands, add_report_command, add_run_command
 
 EXAMPLES = """examples:
   equinlp bias run --axis race --methods base equitune equizero-sentiment --samples 100 --out results/bias
-  equinlp bias run --axis gender race orientation --samples 250 --out reports/bias   # the README's table
+  equinlp bias run --axis gender race orientation --samples 250 --out reports/bias   # the docs' results table
   equinlp bias run --model meta-llama/Llama-2-7b-hf --dtype bfloat16 --device-map auto --out results/bias_7b
   ACCELERATE_USE_CPU=true torchrun --nproc_per_node 2 -m equinlp bias run --axis race --out results/bias   # 2 processes
   equinlp bias report results/bias
@@ -23,9 +22,21 @@ DESCRIPTION = (
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="bias_command", required=True)
-    task = BiasTask()
-    summary = "generate, score and summarise per axis and method (resumable)"
-    add_run_command(sub, task, "run", help=summary, description=DESCRIPTION)
-    add_report_command(sub, task)
+RUN_HELP = "generate, score and summarise per axis and method (resumable)"
+
+
+def add_arguments(parser: argparse.ArgumentParser, chosen: str | None = None) -> None:
+    builders = {"run": (RUN_HELP, _add_run), "report": (REPORT_HELP, _add_report)}
+    add_lazy_subcommands(parser, "bias_command", chosen, builders)
+
+
+def _add_run(sub, name: str, help_text: str) -> None:
+    from equinlp.bias.run import BiasTask
+
+    add_run_command(sub, BiasTask(), name, help=help_text, description=DESCRIPTION)
+
+
+def _add_report(sub, name: str, help_text: str) -> None:
+    from equinlp.bias.run import BiasTask
+
+    add_report_command(sub, BiasTask(), name=name, help=help_text)

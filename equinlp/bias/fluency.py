@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from tqdm.auto import tqdm
+
+from equinlp.harness.progress import progress
 
 
 @torch.no_grad()
@@ -18,7 +19,7 @@ def perplexities(
     """
     device = next(model.parameters()).device
     results: list[float] = []
-    for start in tqdm(range(0, len(prompts), batch_size), desc="perplexity", leave=False, disable=None):
+    for start in progress(range(0, len(prompts), batch_size), desc="perplexity", leave=False):
         chunk = slice(start, start + batch_size)
         rows = [list(p) + list(c) for p, c in zip(prompts[chunk], continuations[chunk], strict=True)]
         width = max(len(r) for r in rows)

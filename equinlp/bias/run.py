@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from equinlp.bias.agreement import agreement_errors, leaks
 from equinlp.bias.analysis import summarise
@@ -37,6 +36,7 @@ from equinlp.embedded import ModelOptions
 from equinlp.errors import EquinlpError, check_names
 from equinlp.files import write_text_atomic
 from equinlp.harness import RunConfig, Stage, distributed, option, validate
+from equinlp.harness.progress import progress
 from equinlp.models.text import continuation_ids, decode_text, prompt_ids
 from equinlp.phrases import PhrasePermutation
 from equinlp.vocab import general_token_ids
@@ -167,7 +167,7 @@ def generate_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, 
     write = _continue_phrases if isinstance(action, PhrasePermutation) else _continue_tokens
     proxy = scorer(config.proxy_scorer) if method == "equizero-sentiment" else None
     with path.open("a") as sink:
-        for batch in tqdm(mine, desc=f"{axis} {method}", disable=None):
+        for batch in progress(mine, desc=f"{axis} {method}", unit="batch"):
             texts, seeds = [p.text for p, _ in batch], [s for _, s in batch]
             continuations, ids, ties = write(config, group, action, method, model, tokenizer, texts, seeds, proxy)
             for (prompt, seed), text, row_ids, tie in zip(batch, continuations, ids, ties, strict=True):
@@ -292,6 +292,10 @@ class BiasTask:
             for axis in config.axes:
                 word_group(axis).action(tokenizer)
         return [Stage("run", [{"axis": axis, "method": method} for axis in config.axes for method in config.methods])]
+
+    def size(self, config: BiasConfig, stage: str, cell: dict) -> tuple[int, str]:
+        """The samples one run generates (for the one-line plan)."""
+        return len(plan(config, cell["axis"])), "samples"
 
     def setup(self, config: BiasConfig) -> None:
         if self.model is None:

@@ -160,6 +160,20 @@ def config_from_args(config_class: type, args: argparse.Namespace) -> Any:
     return build_config(config_class, values)
 
 
+REPORT_HELP = "print the tables of a results folder and save its figure"
+
+
+def add_lazy_subcommands(parser: argparse.ArgumentParser, dest: str, chosen: str | None, builders: dict) -> None:
+    """Subcommands ``{name: (help, build(sub, name, help))}``; only ``chosen`` (the one on the command line) is
+    built, so ``equinlp APP --help`` lists them without importing any task (no torch, no pandas)."""
+    sub = parser.add_subparsers(dest=dest, required=True)
+    for name, (help_text, build) in builders.items():
+        if name == chosen:
+            build(sub, name, help_text)
+        else:
+            sub.add_parser(name, help=help_text, add_help=False)
+
+
 def add_run_command(sub, task, name: str = "run", help: str = "", description: str = "") -> argparse.ArgumentParser:
     """``equinlp TASK run``: the task's config as flags, ``--overwrite``; runs, then prints the report."""
     parser = sub.add_parser(name, help=help, description=description or help)
@@ -180,11 +194,11 @@ def add_run_command(sub, task, name: str = "run", help: str = "", description: s
     return parser
 
 
-def add_report_command(sub, task, *more_tasks, name: str = "report") -> argparse.ArgumentParser:
+def add_report_command(sub, task, *more_tasks, name: str = "report", help: str = REPORT_HELP) -> argparse.ArgumentParser:
     """``equinlp APP report OUT``: the tables of the runs in OUT, and the figure. With several tasks (``vision``:
     CNN runs and CLIP runs), the folder's runs say which one reports."""
     tasks = (task, *more_tasks)
-    parser = sub.add_parser(name, help="print the tables of a results folder and save its figure")
+    parser = sub.add_parser(name, help=help)
     parser.add_argument("results", help="a results folder (the --out of a run)")
     parser.add_argument("--plot", default=None, help=f"where to save the figure (default RESULTS/{task.name}.png)")
 

@@ -13,15 +13,16 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
-
-import pandas as pd
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING, Any, Protocol
 
 from equinlp.harness import distributed
 from equinlp.harness.options import defaults, settings
+from equinlp.harness.progress import progress
 from equinlp.harness.results import load_envelopes
 from equinlp.harness.store import RunStore
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,23 @@ class Task(Protocol):
     def plot(self, runs: pd.DataFrame, path: Path) -> None:
         """Save the task's figure."""
 
+    # optional: ``size(config, stage, cell) -> (count, unit)``, the work in one cell (e.g. ``(500, "samples")``),
+    # which the one-line plan adds up
+
+
+def plan_line(task: Task, config: Any, stages: list[Stage], pending: dict[str, list[dict]], out: Path) -> str:
+    """``"bias: 9 runs, 4,500 samples; 3 already done, 6 to compute in OUT"``: what a run is about to do."""
+    cells = [(stage.name, cell) for stage in stages for cell in stage.cells]
+    todo = sum(len(c) for c in pending.values())
+    amount = ""
+    size = getattr(task, "size", None)
+    if size is not None and cells:
+        counts = [size(config, stage, cell) for stage, cell in cells]
+        units = {unit for _, unit in counts}
+        amount = f", {sum(n for n, _ in counts):,} {units.pop()}" if len(units) == 1 else ""
+    runs = f"{len(cells):,} run{'s' * (len(cells) != 1)}{amount}"
+    return f"{task.name}: {runs}; {len(cells) - todo:,} already done, {todo:,} to compute in {out}"
+
 
 def _pending(store: RunStore, stages: list[Stage], config: Any) -> dict[str, list[dict]]:
     """Each stage's unfinished cells. Every process checks (so all refuse alike); only the main one deletes."""
@@ -79,7 +97,7 @@ def run_task(task: Task, config: Any, overwrite: bool = False) -> list[dict]:
     with store.locked():
         pending = _pending(store, stages, config)
         total = sum(len(cells) for cells in pending.values())
-        log.info("%s: %d of %d runs to compute in %s", task.name, total, sum(len(s.cells) for s in stages), store.out)
+        log.info("%s", plan_line(task, config, stages, pending, store.out))
         try:
             if total:
                 task.setup(config)
@@ -94,7 +112,8 @@ def run_task(task: Task, config: Any, overwrite: bool = False) -> list[dict]:
 
 def _run_stage(task: Task, config: Any, stage: Stage, cells: list[dict], store: RunStore) -> None:
     mine = cells if task.collective else distributed.my_share(cells)
-    for cell in tqdm(mine, desc=f"{task.name} {stage.name}", disable=None if len(mine) > 1 else True):
+    bar = progress(mine, desc=f"{task.name} {stage.name}", unit="run") if len(mine) > 1 else mine  # one run: its own bars
+    for cell in bar:
         asked = settings(config, stage.settings, cell)
         store.begin(stage.name, cell, asked)
         started = time.perf_counter()

@@ -1,6 +1,7 @@
 """Register the wrappers with HF's Auto classes, so that a saved folder loads through HF tooling.
 
-After ``import equinlp``:
+After ``import equinlp.models`` (which the first use of any wrapper, e.g. ``eq.equitune``, does too;
+a bare ``import equinlp`` loads nothing, so that the command line starts at once):
 
 - ``AutoConfig.from_pretrained(DIR)`` is an :class:`~equinlp.config.EquiConfig` (``model_type="equinlp"``);
 - ``AutoModelForCausalLM.from_pretrained(DIR)`` / ``AutoModelForSeq2SeqLM.from_pretrained(DIR)`` return the

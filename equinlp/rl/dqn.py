@@ -24,9 +24,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from equinlp.harness.options import option, validate
+from equinlp.harness.progress import progress
 from equinlp.harness.state import load_state, rng_state, save_state, set_rng_state
 from equinlp.rl.envs import EnvSpec
 
@@ -226,7 +226,7 @@ def train(
         state.update(env=env_state(env), obs=torch.from_numpy(np.array(obs)), step=step, curve=curve)
         save_state(checkpoint, state)
 
-    for step in tqdm(range(start, steps), desc=desc, initial=start, total=steps, disable=None):
+    for step in progress(range(start, steps), desc=desc, initial=start, total=steps):
         if rng.random() < config.epsilon(step, steps):
             action = int(rng.integers(env.action_space.n))
         else:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from equinlp.harness.cli import add_report_command, add_run_command
-from equinlp.scan.data import GROUPS
-from equinlp.scan.splits import SPLITS
-from equinlp.scan.task import ScanTask
+from equinlp.harness.cli import REPORT_HELP, add_lazy_subcommands, add_report_command, add_run_command
 
 EXAMPLES = """examples:
   equinlp scan export --split addprim_jump --out scan_data/addprim_jump
@@ -18,25 +15,50 @@ EXAMPLES = """examples:
 """
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="scan_command", required=True)
-    export = sub.add_parser("export", help="write a split's train.txt and test.txt in the official format")
+EXPORT_HELP = "write a split's train.txt and test.txt in the official format"
+RUN_HELP = "pre-train the base models, evaluate methods zero-shot and fine-tuned (finished runs kept, interrupted continued)"
+COVERAGE_HELP = "share of test commands a group maps into the training set: the zero-shot ceiling"
+
+
+def add_arguments(parser: argparse.ArgumentParser, chosen: str | None = None) -> None:
+    builders = {
+        "export": (EXPORT_HELP, _add_export),
+        "run": (RUN_HELP, _add_run),
+        "coverage": (COVERAGE_HELP, _add_coverage),
+        "report": (REPORT_HELP, _add_report),
+    }
+    add_lazy_subcommands(parser, "scan_command", chosen, builders)
+
+
+def _add_export(sub, name: str, help_text: str) -> None:
+    from equinlp.scan.splits import SPLITS
+
+    export = sub.add_parser(name, help=help_text)
     export.add_argument("--split", required=True, choices=SPLITS)
     export.add_argument("--out", required=True, help="folder for train.txt and test.txt")
     export.set_defaults(handler=export_command)
 
-    task = ScanTask()
-    add_run_command(
-        sub,
-        task,
-        "run",
-        help="pre-train the base models, evaluate methods zero-shot and fine-tuned (finished runs kept, interrupted continued)",
-    )
-    cover = sub.add_parser("coverage", help="share of test commands a group maps into the training set: the zero-shot ceiling")
+
+def _add_run(sub, name: str, help_text: str) -> None:
+    from equinlp.scan.task import ScanTask
+
+    add_run_command(sub, ScanTask(), name, help=help_text)
+
+
+def _add_coverage(sub, name: str, help_text: str) -> None:
+    from equinlp.scan.data import GROUPS
+    from equinlp.scan.splits import SPLITS
+
+    cover = sub.add_parser(name, help=help_text)
     cover.add_argument("--split", default="addprim_jump", choices=SPLITS)
     cover.add_argument("--group", nargs="+", default=list(GROUPS), choices=list(GROUPS))
     cover.set_defaults(handler=coverage_command)
-    add_report_command(sub, task)
+
+
+def _add_report(sub, name: str, help_text: str) -> None:
+    from equinlp.scan.task import ScanTask
+
+    add_report_command(sub, ScanTask(), name=name, help=help_text)
 
 
 def export_command(args: argparse.Namespace) -> int:

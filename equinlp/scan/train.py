@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
+from equinlp.harness.progress import progress
 from equinlp.harness.state import load_state, rng_state, save_state, set_rng_state
 from equinlp.scan.data import Encoded
 from equinlp.scan.equi import EquiSCAN, exact_match
@@ -120,7 +120,7 @@ def train(
     at.rng = rng_state()
     place = next(module.parameters()).device
     module.train()
-    bar = tqdm(total=config.steps, initial=at.step, desc=description, disable=None, leave=False)
+    bar = progress(total=config.steps, initial=at.step, desc=description, leave=False)
     try:
         while True:
             if validation is not None:
@@ -197,7 +197,7 @@ def evaluate(module: EquiSCAN, data: Encoded, batch_size: int = 1024, descriptio
     module.eval()
     place = next(module.parameters()).device
     correct = 0
-    for start in tqdm(range(0, len(data), batch_size), desc=description, leave=False, disable=None):
+    for start in progress(range(0, len(data), batch_size), desc=description, leave=False):
         batch = data[start : start + batch_size].to(place)
         correct += int(exact_match(module.decode(batch.src, batch.mask), batch.tgt_out).sum())
     return correct / len(data)

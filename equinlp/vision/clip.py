@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from equinlp.actions import ImageTransform
+from equinlp.harness.progress import progress
 from equinlp.vision.wrap import InvariantClassifier
 
 
@@ -52,7 +52,7 @@ def zero_shot_weights(
     """``[D, K]``: column k is the normalised mean of the normalised text embeddings of class k's prompts."""
     device = model.logit_scale.device
     columns = []
-    for name in tqdm(class_names, desc="text classifier", disable=None, leave=False):
+    for name in progress(class_names, desc="text classifier", leave=False):
         prompts = [t.format(name) for t in templates]
         embeds = []
         for start in range(0, len(prompts), batch_size):

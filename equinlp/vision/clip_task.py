@@ -25,11 +25,11 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from equinlp.actions import IMAGE_GROUPS
 from equinlp.errors import EquinlpError
 from equinlp.harness import RunConfig, RunStore, Stage, option
+from equinlp.harness.progress import progress
 from equinlp.harness.state import load_state, rng_state, save_state, set_rng_state
 from equinlp.vision.clip import EquiCLIP, clip_prompts, templates_for
 from equinlp.vision.data import cifar_arrays, image_folder, random_elements, transform_each
@@ -114,7 +114,7 @@ def evaluate(model: EquiCLIP, processor, raw: RawImages, config: CLIPConfig) -> 
     elements = random_elements(len(raw), model.transform.group.order, config.test_seed)
     dtype = next(model.parameters()).dtype
     top1 = top5 = 0
-    for start in tqdm(range(0, n, config.batch_size), desc=f"eval {model.method}", disable=None, leave=False):
+    for start in progress(range(0, n, config.batch_size), desc=f"eval {model.method}", leave=False):
         index = torch.arange(start, min(start + config.batch_size, n))
         logits = model(_pixels(processor, raw, index, elements[index], model.transform, config.torch_device).to(dtype))
         labels = raw.labels[index].to(logits.device)
@@ -192,7 +192,7 @@ class CLIPTask:
         elements = random_elements(len(order), model.transform.group.order, config.seed + 1)
         losses: list[float] = []  # since the last evaluation (a checkpoint is written at evaluations only)
         ready = None  # the stage the model is set up for; evaluation leaves eval mode, so it is reset there
-        for step in tqdm(range(curve[-1]["step"], total), desc=f"train {model.method}", disable=None):
+        for step in progress(range(curve[-1]["step"], total), desc=f"train {model.method}"):
             stage = "lambda" if step < lambda_steps else "finetune"
             if ready != stage:
                 # the λ stage trains the λ-net alone (the tower in eval mode); fine-tuning trains the image tower

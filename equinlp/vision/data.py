@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from equinlp.actions import ImageTransform
-from equinlp.errors import UnknownName
+from equinlp.errors import MissingData, UnknownName
 from equinlp.safe_pickle import load_data_pickle
 
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
@@ -90,7 +90,7 @@ def find_fashion_mnist(data_dir: str | Path | None = None) -> Path:
     for folder in filter(None, candidates):
         if (Path(folder) / "train-images-idx3-ubyte.gz").exists() or (Path(folder) / "train-images-idx3-ubyte").exists():
             return Path(folder)
-    raise FileNotFoundError(
+    raise MissingData(
         f"Fashion-MNIST not found in {[str(c) for c in candidates if c]}; install it with "
         "`apt-get install dataset-fashion-mnist` (make setup does) or pass --data-dir to a folder with the four IDX files"
     )
@@ -134,7 +134,7 @@ def cifar_arrays(which: str, split: str, data_dir: str | Path) -> tuple[np.ndarr
         folder = folder if (folder / "meta").exists() else folder / "cifar-100-python"
         files, meta, names_key, labels_key = [split], "meta", "fine_label_names", "fine_labels"
     if not (folder / meta).exists():
-        raise FileNotFoundError(f"no {which} python release under {data_dir} (expected {folder / meta})")
+        raise MissingData(f"no {which} python release under {data_dir} (expected {folder / meta})")
     batches = [load_data_pickle(folder / f) for f in files]  # numpy arrays only: a crafted file runs no code
     images = np.concatenate([b["data"] for b in batches]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     labels = np.concatenate([b[labels_key] for b in batches]).astype(np.int64)
@@ -153,7 +153,7 @@ def image_folder(root: str | Path) -> tuple[list[Path], np.ndarray]:
     (ImageNet-V2's ``0 .. 999``), else the folder's rank in sorted order."""
     folders = sorted(p for p in Path(root).iterdir() if p.is_dir())
     if not folders:
-        raise FileNotFoundError(f"no class folders under {root}")
+        raise MissingData(f"no class folders under {root}")
     numeric = all(p.name.isdigit() for p in folders)
     files, labels = [], []
     for rank, folder in enumerate(sorted(folders, key=lambda p: int(p.name) if numeric else p.name)):

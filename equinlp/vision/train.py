@@ -11,9 +11,9 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from equinlp.actions import ImageTransform
+from equinlp.harness.progress import progress
 from equinlp.vision.data import ImageSet, random_elements, transform_each
 
 
@@ -23,7 +23,7 @@ def accuracy(model: nn.Module, data: ImageSet, batch_size: int = 256, desc: str 
     was_training = model.training
     model.eval()
     correct = 0
-    for start in tqdm(range(0, len(data), batch_size), desc=desc, leave=False, disable=None):
+    for start in progress(range(0, len(data), batch_size), desc=desc, leave=False):
         logits = model(data.images[start : start + batch_size])
         correct += int((logits.argmax(-1) == data.labels[start : start + batch_size]).sum())
     model.train(was_training)
@@ -68,7 +68,7 @@ def train_epoch(
     order = torch.randperm(len(data), generator=generator)
     images = data.images if transform is None else rotated(data, transform, seed).images
     total, count = 0.0, 0
-    bar = tqdm(range(0, len(data), batch_size), desc=desc, leave=False, disable=None)
+    bar = progress(range(0, len(data), batch_size), desc=desc, leave=False)
     for start in bar:
         index = order[start : start + batch_size]
         loss = F.cross_entropy(model(images[index]), data.labels[index])

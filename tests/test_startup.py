@@ -1,0 +1,48 @@
+"""The command line starts at once: which modules `import equinlp` and `equinlp ... --help` load (not how long)."""
+
+import subprocess
+import sys
+
+import pytest
+
+# libraries a first look must not pay for: torch and transformers (seconds each), the reporting and application stacks
+HEAVY = ("torch", "transformers", "pandas", "scipy", "matplotlib", "datasets", "evaluate", "sklearn", "gymnasium", "peft")
+REPORTING = ("pandas", "scipy", "matplotlib", "datasets", "evaluate", "sklearn", "gymnasium", "peft", "lm_eval")
+
+
+def loaded_after(code: str) -> list[str]:
+    """The top-level packages of HEAVY + REPORTING in ``sys.modules`` after running ``code`` in a fresh interpreter."""
+    probe = f"import sys\n{code}\nprint(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY + REPORTING)!r}))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return eval(done.stdout.strip().splitlines()[-1])
+
+
+def help_of(*words: str) -> str:
+    return f"from equinlp.cli import main\ntry:\n    main({list(words) + ['--help']!r})\nexcept SystemExit:\n    pass"
+
+
+def test_import_equinlp_loads_nothing_heavy():
+    assert loaded_after("import equinlp") == []
+
+
+def test_the_wrappers_cost_torch_and_transformers_only():
+    """Every public name resolved loads what an HF model class loads (transformers' modeling brings scipy), no more."""
+    baseline = loaded_after("import torch\nfrom transformers import PreTrainedModel")
+    code = "import equinlp as eq\nfor name in eq.__all__:\n    getattr(eq, name)"
+    assert [m for m in loaded_after(code) if m not in baseline] == []
+
+
+@pytest.mark.parametrize("command", [(), ("bias",), ("scan",), ("rl",), ("vision",)])
+def test_help_loads_neither_torch_nor_an_application(command):
+    assert loaded_after(help_of(*command)) == []
+
+
+def test_generate_help_needs_torch_but_no_model_stack():
+    assert loaded_after(help_of("generate")) == ["torch"]
+
+
+def test_public_names_resolve_and_unknown_ones_fail_clearly():
+    code = "import equinlp as eq\nassert set(eq.__all__) <= set(dir(eq))\nprint(eq.equitune.__module__)\neq.nope"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "equinlp.paper_methods"
+    assert "module 'equinlp' has no attribute 'nope'" in done.stderr
