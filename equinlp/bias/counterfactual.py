@@ -40,13 +40,12 @@ import pandas as pd
 import torch
 
 from equinlp.bias.analysis import POOLED
-from equinlp.bias.run import KEY, _element, read_samples, samples_digest
+from equinlp.bias.run import KEY, _element, read_samples, run_group, samples_digest
 from equinlp.bias.stats import bootstrap_interval
 from equinlp.errors import EquinlpError
 from equinlp.files import write_text_atomic
 from equinlp.harness.store import RunStore
 from equinlp.phrases import PhrasePermutation
-from equinlp.wordgroups import word_group
 
 log = logging.getLogger(__name__)
 
@@ -259,11 +258,9 @@ def cached_pairs(work: Path, subjects: Sequence[str], mapper: Callable[[], Mappe
 
 def _tokenizer(model: str):
     """The tokenizer of the run's ``--model`` (the embedded SmolLM2's for ``smollm2``)."""
-    from transformers import AutoTokenizer
+    from equinlp.embedded import load_tokenizer
 
-    from equinlp.embedded import DEFAULT_MODEL, embedded_model_path
-
-    return AutoTokenizer.from_pretrained(embedded_model_path() if model == DEFAULT_MODEL else model)
+    return load_tokenizer(model)
 
 
 def run_pairs(runs: pd.DataFrame, out: str | Path, tokenizer=None) -> pd.DataFrame:
@@ -276,7 +273,7 @@ def run_pairs(runs: pd.DataFrame, out: str | Path, tokenizer=None) -> pd.DataFra
         if not any(work.glob("samples-*.jsonl")):
             log.warning("%s holds no samples: the run's pairs are left out of the counterfactual metrics", work)
             continue
-        group, level = word_group(axis), config.get("level", "auto")
+        group, level = run_group(work, axis), config.get("level", "auto")
 
         def mapper(group=group, level=level, model=config["model"]) -> Mapper:
             tok = tokenizer if tokenizer is not None else _tokenizer(model)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pandas as pd
 
 from equinlp.bias.counterfactual import METRICS, VIEWS
 from equinlp.files import write_text_atomic
-from equinlp.wordgroups import word_group
+from equinlp.wordgroups import WordGroup, word_group
 
 PAIR_COLUMNS = ["axis", "method", "context", "template", "seed", "a", "b", "prompt_a", "prompt_b", "text_a", "text_b", "mapped_b"]
 METRIC_COLUMNS = [f"{metric}_{view}" for metric in METRICS for view in VIEWS]
@@ -34,26 +35,27 @@ def _json_for_script(data: dict) -> str:
     return json.dumps(data, ensure_ascii=False, allow_nan=False).replace("<", "\\u003c")
 
 
-def swap_words(axes) -> dict[str, list[str]]:
-    """``{axis: every word or phrase its word group moves}``, for highlighting."""
+def swap_words(axes, groups: Mapping[str, WordGroup] | None = None) -> dict[str, list[str]]:
+    """``{axis: every word or phrase its word group moves}``, for highlighting (``groups``: the runs' own groups,
+    by axis; default: the axes' groups today)."""
     out = {}
     for axis in axes:
-        group = word_group(axis)
+        group = (groups or {}).get(axis) or word_group(axis)
         out[axis] = sorted({word for cycles in (group.cycles, *group.more_generators) for cycle in cycles for word in cycle})
     return out
 
 
-def agreement_words(axes) -> dict[str, dict[str, list[str]]]:
+def agreement_words(axes, groups: Mapping[str, WordGroup] | None = None) -> dict[str, dict[str, list[str]]]:
     """``{axis: {subject: every other subject's pronouns}}``: in a text of that subject, one of them is an agreement
     error (as :mod:`equinlp.bias.agreement` counts them). Groups that list no ``pronouns`` have none."""
     out = {}
     for axis in axes:
-        pronouns = dict(getattr(word_group(axis), "pronouns", ()) or ())
+        pronouns = dict(getattr((groups or {}).get(axis) or word_group(axis), "pronouns", ()) or ())
         out[axis] = {s: sorted({w for t, words in pronouns.items() if t != s for w in words}) for s in pronouns}
     return out
 
 
-def pairs_data(pairs: pd.DataFrame) -> dict:
+def pairs_data(pairs: pd.DataFrame, groups: Mapping[str, WordGroup] | None = None) -> dict:
     """The page's data: ``columns``, ``rows`` (lists, one per pair), ``metrics`` (the sortable columns), and per axis
     the words to mark: ``swap_words`` and ``agreement_words``."""
     metrics = [c for c in METRIC_COLUMNS if c in pairs.columns]
@@ -65,8 +67,8 @@ def pairs_data(pairs: pd.DataFrame) -> dict:
         "columns": list(frame.columns),
         "rows": frame.values.tolist(),
         "metrics": metrics,
-        "swap_words": swap_words(axes),
-        "agreement_words": agreement_words(axes),
+        "swap_words": swap_words(axes, groups),
+        "agreement_words": agreement_words(axes, groups),
     }
 
 
@@ -86,10 +88,10 @@ def _figure_html(figure: Path | None) -> str:
 
 
 def write_page(path: str | Path, tables: list[tuple[str, pd.DataFrame]], pairs: pd.DataFrame, figure: Path | None = None,
-               intro: str = "") -> Path:  # fmt: skip
+               intro: str = "", groups: Mapping[str, WordGroup] | None = None) -> Path:  # fmt: skip
     """Write the page atomically: ``tables`` (titled frames), the ``figure`` PNG inline, and every row of ``pairs``
     (:func:`equinlp.bias.counterfactual.score_pairs`) in the browser."""
-    data = pairs_data(pairs)
+    data = pairs_data(pairs, groups)
     headers = "".join(f"<th>{html.escape(m.replace('_', ' '))}</th>" for m in data["metrics"])
     page = (
         _template()

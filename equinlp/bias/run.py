@@ -34,13 +34,13 @@ from equinlp.bias.prompts import CONTEXTS, Prompt, prompts, read_templates
 from equinlp.bias.scoring import SCORERS, RegardScorer, check_scorer, masked_texts, scorer
 from equinlp.embedded import ModelOptions
 from equinlp.errors import EquinlpError, check_names
-from equinlp.files import write_text_atomic
-from equinlp.harness import RunConfig, Stage, distributed, option, validate
+from equinlp.files import read_text_file, write_text_atomic
+from equinlp.harness import RunConfig, RunStore, Stage, distributed, option, validate
 from equinlp.harness.progress import progress
 from equinlp.models.text import continuation_ids, decode_text, prompt_ids
 from equinlp.phrases import PhrasePermutation
 from equinlp.vocab import general_token_ids
-from equinlp.wordgroups import LEVELS, group_file, word_group, word_group_names
+from equinlp.wordgroups import LEVELS, WordGroup, group_file, read_word_group, word_group, word_group_names
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +150,26 @@ def read_cell_samples(work: Path, config: BiasConfig, axis: str) -> pd.DataFrame
     return pd.DataFrame([rows[key] for key in order if key in rows])
 
 
+GROUP_FILE = "group.json"  # in a run's working folder: the word group the run was made with
+
+
+def keep_group(work: Path, axis: str) -> None:
+    """Copy the axis's group file into the run's working folder (once), so reports map and mask the run's texts
+    with the group it was made with, even after the group file changes."""
+    if not (work / GROUP_FILE).exists():
+        write_text_atomic(work / GROUP_FILE, read_text_file(group_file(axis), "group file"))
+
+
+def run_group(work: Path, axis: str) -> WordGroup:
+    """The word group a run was made with: its working folder's copy, else the axis's group today."""
+    kept = work / GROUP_FILE
+    return read_word_group(kept) if kept.exists() else word_group(axis)
+
+
 def generate_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, work: Path) -> None:
     """This process's share of the batches of (axis, method) not written yet, appended to its samples file."""
-    group = word_group(axis)
+    keep_group(work, axis)
+    group = run_group(work, axis)
     action = group.action_at(level_for(config, method), tokenizer)
     done = {_key(row) for path in sorted(work.glob("samples-*.jsonl")) for row in read_samples(path)}
     items, size = plan(config, axis), config.decoding.batch_size
@@ -222,7 +239,7 @@ def score_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, wor
             scored[["prompt", "continuation"]] = scored[["prompt", "continuation"]].fillna("")  # an empty continuation
             return scored
         log.warning("%s does not match the samples (changed or damaged): scoring again", csv_path)
-    group = word_group(axis)
+    group = run_group(work, axis)
     action = group.action_at(level_for(config, method), tokenizer)
     prompts = [prompt_ids(tokenizer, p) for p in frame["prompt"]]  # as generated: with the tokenizer's <bos>
     full = [p + list(c) for p, c in zip(prompts, frame["ids"], strict=True)]
@@ -318,8 +335,9 @@ class BiasTask:
     def page(self, runs: pd.DataFrame, tables: list, figure: Path) -> Path:
         from equinlp.bias.html_report import write_page
 
-        out = runs.attrs["out"]
-        return write_page(out / "report.html", tables, runs.attrs["pairs"], figure, intro=f"runs in {out}")
+        out, store = runs.attrs["out"], RunStore(runs.attrs["out"], self.name)
+        groups = {cell["axis"]: run_group(store.work_dir("run", cell), cell["axis"]) for cell in runs.attrs["cells"]}
+        return write_page(out / "report.html", tables, runs.attrs["pairs"], figure, intro=f"runs in {out}", groups=groups)
 
     def plot(self, runs: pd.DataFrame, path: Path) -> None:
         from equinlp.bias.report import plot
