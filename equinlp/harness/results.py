@@ -86,16 +86,30 @@ def mark_mixed(tables: list[tuple[str, pd.DataFrame]], mixed: pd.DataFrame) -> l
     settings = [c for c in mixed.columns if c not in _cell_columns(mixed)]
     marked = []
     for title, table in tables:
-        keys = [c for c in _cell_columns(mixed) if c in table.columns]
+        coordinates = _coordinates(table, _cell_columns(mixed))
+        keys = list(coordinates.columns)
         if not keys:
             marked.append((title, table))
             continue
         notes = []
-        for _, row in table.iterrows():
-            behind = mixed[(mixed[keys] == row[keys].to_numpy()).all(axis=1)]
+        for _, row in coordinates.iterrows():
+            behind = mixed[(mixed[keys].astype(str) == row[keys].astype(str).to_numpy()).all(axis=1)]
             notes.append(" / ".join(sorted({_note(run, settings) for _, run in behind.iterrows()})))
-        marked.append((title, table.assign(settings=notes)))
+        table = table.copy()
+        column = ("settings", *[""] * (table.columns.nlevels - 1)) if table.columns.nlevels > 1 else "settings"
+        table[column] = notes
+        marked.append((title, table))
     return marked
+
+
+def _coordinates(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Each row's run coordinates found in the table, in its index levels or its columns: ``[rows, keys]``."""
+    found = table.index.to_frame(index=False)
+    found = found[[n for n in found.columns if n in names]]
+    for name in names:
+        if table.columns.nlevels == 1 and name in table.columns and name not in found:
+            found[name] = table[name].to_numpy()
+    return found
 
 
 def _cell_columns(mixed: pd.DataFrame) -> list[str]:
