@@ -158,7 +158,7 @@ def test_cached_pairs_are_scored_again_when_the_word_group_changes(tiny_run, mon
     cf.run_pairs(runs, out, tok)
     gender = word_group("gender")
     changed = dataclasses.replace(gender, cycles=gender.cycles[:-1])  # one word pair fewer: another action
-    monkeypatch.setattr(cf, "word_group", lambda name: changed)
+    monkeypatch.setattr(cf, "run_group", lambda work, axis: changed)  # the run's own group, changed
     monkeypatch.setattr(cf, "score_pairs", lambda pairs: pytest.fail("scored again"))
     with pytest.raises(pytest.fail.Exception, match="scored again"):
         cf.run_pairs(runs, out, tok)
