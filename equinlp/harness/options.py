@@ -156,7 +156,8 @@ def resolved(config: Any) -> dict[str, Any]:
 
 def settings(config: Any, only: Iterable[str] | None = None, cell: dict | None = None) -> dict[str, Any]:
     """The settings a result depends on: every keyed field that does not enumerate cells (or just ``only``),
-    without those whose ``used_by`` excludes ``cell``."""
+    without those whose ``used_by`` excludes ``cell``, and ``KEY_digest`` for the content of each file a setting
+    or the cell's coordinate reads (see ``reads`` in :func:`option`)."""
     values = resolved(config)
     roles = {f.name: f.metadata for f in settings_fields(type(config))}
     names = list(only) if only is not None else [n for n in values if roles[n].get("keyed", True) and not roles[n].get("plan")]
