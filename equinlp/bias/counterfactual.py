@@ -40,7 +40,7 @@ import pandas as pd
 import torch
 
 from equinlp.bias.analysis import POOLED
-from equinlp.bias.run import KEY, _element, read_samples, run_group, samples_digest
+from equinlp.bias.run import KEY, element_between, read_samples, run_group, samples_digest
 from equinlp.bias.stats import bootstrap_interval
 from equinlp.errors import EquinlpError
 from equinlp.files import write_text_atomic
@@ -177,7 +177,7 @@ class Mapper:
 
     def back(self, a: str, b: str, row_b: dict) -> str:
         if (a, b) not in self.inverses:
-            self.inverses[(a, b)] = int(self.action.group.inv[_element(self.action, self.tokenizer, a, b)])
+            self.inverses[(a, b)] = int(self.action.group.inv[element_between(self.action, self.tokenizer, a, b)])
         inverse = self.inverses[(a, b)]
         if isinstance(self.action, PhrasePermutation):  # the continuation alone, as the sequence-level methods map it
             return self.action.act(row_b["continuation"], inverse)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from equinlp.bias.agreement import others
 from equinlp.bias.counterfactual import METRICS, VIEWS
 from equinlp.files import write_text_atomic
 from equinlp.wordgroups import WordGroup, word_group
@@ -51,7 +52,7 @@ def agreement_words(axes, groups: Mapping[str, WordGroup] | None = None) -> dict
     out = {}
     for axis in axes:
         pronouns = dict(getattr((groups or {}).get(axis) or word_group(axis), "pronouns", ()) or ())
-        out[axis] = {s: sorted({w for t, words in pronouns.items() if t != s for w in words}) for s in pronouns}
+        out[axis] = {s: sorted(others(pronouns, s)) for s in pronouns}
     return out
 
 

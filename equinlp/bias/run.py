@@ -263,7 +263,7 @@ def score_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, wor
         frame["regard_masked"], frame["regard_plain"] = judge.labels(masked), judge.labels(plain)
     # the scorer's floor: the same text with its subject swapped to each other subject, scored plain
     vader = scorer("vader")
-    elements = {(a, b): _element(action, tokenizer, a, b) for a in group.subjects for b in group.subjects}
+    elements = {(a, b): element_between(action, tokenizer, a, b) for a in group.subjects for b in group.subjects}
     for target in group.subjects:
         swapped = []
         for subject, ids, text in zip(frame["subject"], full, plain, strict=True):
@@ -278,7 +278,7 @@ def score_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, wor
     return frame
 
 
-def _element(action, tokenizer, source: str, target: str) -> int:
+def element_between(action, tokenizer, source: str, target: str) -> int:
     """The group element that maps the ``source`` subject to ``target`` (as text, or as "The <subject>" tokens)."""
     for g in range(action.group.order):
         if isinstance(action, PhrasePermutation):
