@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -17,6 +16,7 @@ import pytest
 from equinlp.bias import html_report
 from equinlp.bias.counterfactual import METRICS, VIEWS
 from equinlp.bias.html_report import write_page
+from equinlp.wordgroups import WordGroup
 
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)), None)
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed: apt-get install chromium")
@@ -146,9 +146,8 @@ def test_the_committed_reports_render_every_pair(tmp_path, folder, pairs):
 @needs_chromium
 def test_phrases_and_agreement_errors_are_marked(tmp_path, monkeypatch):
     pronouns = (("man", ("he", "him")), ("woman", ("she", "her")))
-    group = SimpleNamespace(
-        cycles=(("man", "woman"), ("Lakisha Washington", "Greg Baker")), more_generators=(), pronouns=pronouns
-    )
+    cycles = (("man", "woman"), ("Lakisha Washington", "Greg Baker"))
+    group = WordGroup(name="g", description="", source="", cycles=cycles, pronouns=pronouns)
     monkeypatch.setattr(html_report, "word_group", lambda axis: group)
     pairs = make_pairs(1).assign(
         text_a=" so she met Lakisha Washington", text_b=" so he met Greg Baker", mapped_b=" so she met Lakisha Washington"

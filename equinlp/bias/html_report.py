@@ -21,6 +21,7 @@ import pandas as pd
 from equinlp.bias.agreement import others
 from equinlp.bias.counterfactual import METRICS, VIEWS
 from equinlp.files import write_text_atomic
+from equinlp.phrases import surface
 from equinlp.wordgroups import WordGroup, word_group
 
 PAIR_COLUMNS = ["axis", "method", "context", "template", "seed", "a", "b", "prompt_a", "prompt_b", "text_a", "text_b", "mapped_b"]
@@ -37,12 +38,12 @@ def _json_for_script(data: dict) -> str:
 
 
 def swap_words(axes, groups: Mapping[str, WordGroup] | None = None) -> dict[str, list[str]]:
-    """``{axis: every word or phrase its word group moves}``, for highlighting (``groups``: the runs' own groups,
-    by axis; default: the axes' groups today)."""
+    """``{axis: every word or phrase its word group moves, in every form it acts on}``, for highlighting
+    (``groups``: the runs' own groups, by axis; default: the axes' groups today)."""
     out = {}
     for axis in axes:
         group = (groups or {}).get(axis) or word_group(axis)
-        out[axis] = sorted({word for cycles in (group.cycles, *group.more_generators) for cycle in cycles for word in cycle})
+        out[axis] = sorted({surface(phrase) for phrase in group.phrase_action().phrases})  # plurals, capitals, role words
     return out
 
 
