@@ -112,12 +112,14 @@ def load_model(
     dtype: torch.dtype | str = "float32",
     seq2seq: bool = False,
     device_map: str | dict | None = None,
+    tokenizer=None,
 ):
     """``(model, tokenizer)`` for an embedded model (``smollm2``, ``gemma3-270m``), a hub id or a local folder; in eval mode.
 
     Args:
         dtype: a torch dtype, its name (``"bfloat16"``) or ``"auto"`` (the checkpoint's own).
         device_map: where to put the weights (``"auto"`` spreads a large model over the GPUs; needs accelerate).
+        tokenizer: the model's tokenizer when it is loaded already (:func:`load_tokenizer`), not read again.
 
     The tokenizer pads on the left (decoder-only generation) and gets a pad token if it has none.
     """
@@ -128,7 +130,7 @@ def load_model(
     auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
     dtype = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype
     model = auto.from_pretrained(path, dtype=dtype, **({"device_map": device_map} if device_map else {})).eval()
-    return model, load_tokenizer(name_or_path, seq2seq)
+    return model, tokenizer if tokenizer is not None else load_tokenizer(name_or_path, seq2seq)
 
 
 def load_tokenizer(name_or_path: str = DEFAULT_MODEL, seq2seq: bool = False):
@@ -166,9 +168,10 @@ class ModelOptions:
             what = "is not a model folder (it has no config.json)" if path.exists() else "does not exist"
             raise EquinlpError(f"--model {self.model} {what}; give a folder written by save_pretrained or a hub id")
 
-    def load(self, seq2seq: bool = False):
-        """``(model, tokenizer)``: see :func:`load_model`; a model that cannot be loaded is an ``EquinlpError``."""
-        return self._loading(load_model, self.model, self.dtype, seq2seq, self.device_map)
+    def load(self, seq2seq: bool = False, tokenizer=None):
+        """``(model, tokenizer)``: see :func:`load_model` (``tokenizer``: one :meth:`load_tokenizer` gave already);
+        a model that cannot be loaded is an ``EquinlpError``."""
+        return self._loading(load_model, self.model, self.dtype, seq2seq, self.device_map, tokenizer)
 
     def load_tokenizer(self, seq2seq: bool = False):
         """The model's tokenizer alone (fast: to check the words of a group before the model loads)."""

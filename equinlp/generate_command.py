@@ -99,8 +99,9 @@ def run(args: argparse.Namespace) -> int:
         raise EquinlpError("canonical decodes one branch at the sequence level: use --level phrase (or auto)")
     started = time.perf_counter()
     group = word_group(config.group)  # its words checked against the tokenizer before the model loads
-    action = group.action_at("phrase" if config.method == "canonical" else config.level, config.lm.load_tokenizer())
-    model, tokenizer = config.lm.load()
+    tokenizer = config.lm.load_tokenizer()
+    action = group.action_at("phrase" if config.method == "canonical" else config.level, tokenizer)
+    model, tokenizer = config.lm.load(tokenizer=tokenizer)
     phrase = isinstance(action, PhrasePermutation)
     continue_orbit = _phrase_orbit if phrase else _token_orbit
     methods = [BASE] + ([config.method] if config.method != BASE else [])

@@ -305,7 +305,7 @@ class BiasTask:
         for axis in config.axes:  # checks the prompts (subjects, templates) before any model loads
             plan(config, axis)
         if config.level == "token":  # and that every swap word is one token, with the tokenizer alone
-            tokenizer = self.tokenizer or config.lm.load_tokenizer()
+            tokenizer = self.tokenizer = self.tokenizer or config.lm.load_tokenizer()
             for axis in config.axes:
                 word_group(axis).action(tokenizer)
         return [Stage("run", [{"axis": axis, "method": method} for axis in config.axes for method in config.methods])]
@@ -316,7 +316,7 @@ class BiasTask:
 
     def setup(self, config: BiasConfig) -> None:
         if self.model is None:
-            self.model, self.tokenizer = config.lm.load()
+            self.model, self.tokenizer = config.lm.load(tokenizer=self.tokenizer)
 
     def run_cell(self, config: BiasConfig, stage: str, cell: dict, store) -> dict | None:
         work = store.work_dir(stage, cell)
