@@ -22,7 +22,7 @@ import torch
 import equinlp as eq
 from benchmarks.perf_generate import load
 from equinlp.files import write_text_atomic
-from equinlp.wordgroups import word_group
+from equinlp.symmetry.wordgroups import word_group
 
 # each subject has a trivial stabilizer (see README, Limitations): S3 needs two race words to move every element
 SUBJECTS = {"gender": "man", "race": "Black person", "race_s3": "Black and White people"}

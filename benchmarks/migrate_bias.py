@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from equinlp.bias.analysis import summarise
-from equinlp.bias.generate import Decoding
-from equinlp.bias.run import BiasConfig, plan, samples_digest, write_scored
-from equinlp.embedded import ModelOptions
+from equinlp.apps.bias.analysis import summarise
+from equinlp.apps.bias.generate import Decoding
+from equinlp.apps.bias.run import BiasConfig, plan, samples_digest, write_scored
 from equinlp.harness import RunStore, settings
+from equinlp.harness.model_options import ModelOptions
 
 
 def new_config(old: dict, out: Path) -> BiasConfig:

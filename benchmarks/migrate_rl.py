@@ -23,13 +23,13 @@ from pathlib import Path
 
 import torch
 
+from equinlp.apps.rl.dqn import DQNConfig
+from equinlp.apps.rl.envs import env_spec
+from equinlp.apps.rl.task import PRETRAIN_SETTINGS, WEIGHTS, RLConfig
 from equinlp.files import write_text_atomic
 from equinlp.harness import RunStore, settings
 from equinlp.harness.state import save_state
 from equinlp.harness.store import SCHEMA
-from equinlp.rl.dqn import DQNConfig
-from equinlp.rl.envs import env_spec
-from equinlp.rl.task import PRETRAIN_SETTINGS, WEIGHTS, RLConfig
 
 NOT_SETTINGS = ("steps", "eps_start", "checkpoint_every")  # the old dqn record's per-run length and ε, and no result
 

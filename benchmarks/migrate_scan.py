@@ -2,7 +2,7 @@
 
 The old files ``{split}_{cell}_{method}_{stage}_seed{s}.json`` become one envelope per (split, cell, method,
 seed) in ``FOLDER/runs/``, as ``equinlp scan run`` writes them now: metrics ``zero_shot``, ``fine_tuned`` and
-``n_test``; ``config`` the run's settings read back through :class:`~equinlp.scan.task.ScanConfig` (so the
+``n_test``; ``config`` the run's settings read back through :class:`~equinlp.apps.scan.task.ScanConfig` (so the
 group the old name left out is recorded); ``commit`` null (not recorded then); ``migrated_from`` the two old
 files, which are then removed. ``equinlp scan report FOLDER`` reads the result.
 
@@ -16,10 +16,10 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from equinlp.apps.scan.task import ScanConfig, ScanTask
 from equinlp.files import write_text_atomic
 from equinlp.harness.options import settings
 from equinlp.harness.store import SCHEMA, RunStore
-from equinlp.scan.task import ScanConfig, ScanTask
 
 STAGES = {"zero-shot": "zero_shot", "fine-tuned": "fine_tuned"}
 OLD_ONLY = ("methods", "seeds", "out", "extra")  # plan fields and the old run's bookkeeping, not settings

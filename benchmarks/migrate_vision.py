@@ -5,7 +5,7 @@
 Before the harness, ``equinlp vision run`` wrote ``OUT/runs/{dataset}_{arch}_{method}_seed{s}.json`` (the
 curve, ``zero_shot``, ``final`` and the config) and ``OUT/pretrained/{dataset}_{arch}_e{E}_n{N}.json`` (the
 upright accuracy). Each becomes the envelope the harness writes for that cell (``OUT/runs/vision_...json``),
-its settings computed from the old config by :class:`~equinlp.vision.task.VisionConfig`, so rerunning the
+its settings computed from the old config by :class:`~equinlp.apps.vision.task.VisionConfig`, so rerunning the
 command that made them finds every run done. Each envelope names its source in ``migrated_from``; its
 ``version`` and ``commit`` are null (the old files did not record them), its ``date`` is the git commit
 date of the old file. The old files are removed. Running it again changes nothing.
@@ -18,10 +18,10 @@ import json
 import subprocess
 from pathlib import Path
 
+from equinlp.apps.vision.task import PRETRAIN_SETTINGS, VisionConfig
 from equinlp.files import write_text_atomic
 from equinlp.harness import RunStore, settings
 from equinlp.harness.store import SCHEMA
-from equinlp.vision.task import PRETRAIN_SETTINGS, VisionConfig
 
 
 def committed(path: Path) -> str | None:

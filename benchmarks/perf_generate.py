@@ -69,7 +69,7 @@ def load(name: str, device: str, dtype: torch.dtype = torch.float32):
 
         folder = name.removeprefix("random:")
         if folder == "smollm2":  # the embedded model's architecture and tokenizer
-            from equinlp.embedded import embedded_model_path
+            from equinlp.models.loading import embedded_model_path
 
             folder = str(embedded_model_path())
         model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder), dtype=dtype)

@@ -24,11 +24,11 @@ import time
 
 import torch
 
+from equinlp.apps.scan.data import DEFAULT_GROUP, encode, scan_actions, tokenizers
+from equinlp.apps.scan.equi import build
+from equinlp.apps.scan.model import AttnSeq2Seq, Seq2SeqConfig
+from equinlp.apps.scan.splits import SPLITS, scan_split
 from equinlp.files import write_text_atomic
-from equinlp.scan.data import DEFAULT_GROUP, encode, scan_actions, tokenizers
-from equinlp.scan.equi import build
-from equinlp.scan.model import AttnSeq2Seq, Seq2SeqConfig
-from equinlp.scan.splits import SPLITS, scan_split
 
 
 def decode_all(module, src: torch.Tensor, mask: torch.Tensor, batch_size: int) -> int:

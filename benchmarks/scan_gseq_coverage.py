@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 
+from equinlp.apps.scan.coverage import reachable
+from equinlp.apps.scan.task import ScanConfig, ScanTask, make_module
+from equinlp.apps.scan.train import evaluate
 from equinlp.files import write_text_atomic
 from equinlp.harness import RunStore
 from equinlp.harness.options import settings_fields
-from equinlp.scan.coverage import reachable
-from equinlp.scan.task import ScanConfig, ScanTask, make_module
-from equinlp.scan.train import evaluate
 
 log = logging.getLogger(__name__)
 

@@ -32,13 +32,13 @@ from pathlib import Path
 
 import torch
 
+from equinlp.apps.scan.data import DEFAULT_GROUP, encode, scan_actions, tokenizers
+from equinlp.apps.scan.equi import build, exact_match
+from equinlp.apps.scan.model import AttnSeq2Seq, Seq2SeqConfig
+from equinlp.apps.scan.splits import scan_split
 from equinlp.files import write_text_atomic
 from equinlp.harness.state import load_state
-from equinlp.scan.data import DEFAULT_GROUP, encode, scan_actions, tokenizers
-from equinlp.scan.equi import build, exact_match
-from equinlp.scan.model import AttnSeq2Seq, Seq2SeqConfig
-from equinlp.scan.splits import scan_split
-from equinlp.wordlevel import EOS
+from equinlp.models.tokenizers import EOS
 
 VARIANTS = {  # name -> (method, build options)
     "equizero decoded": ("equizero", {"equizero_score": "decoded"}),

@@ -5,7 +5,7 @@
 
 Reads ``work/bias_axis=gender_method=*/samples-*.jsonl`` and prints, per method, the share of continuations
 that use the other subject's pronoun and the share whose masked text still holds a word of the other
-subject's side (:mod:`equinlp.bias.agreement`, the words of today's ``gender`` group), with 95% bootstrap
+subject's side (:mod:`equinlp.apps.bias.agreement`, the words of today's ``gender`` group), with 95% bootstrap
 intervals. Runs made at the token level are masked as they were generated: pass the group file they used
 with ``--token-group`` (the mask then needs the run's model tokenizer, ``--model``); without it, the
 continuation text is masked by today's phrase-level group.
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from equinlp.bias.agreement import agreement_errors, leaks
-from equinlp.bias.scoring import masked_texts
-from equinlp.bias.stats import share_interval
-from equinlp.wordgroups import read_word_group, word_group
+from equinlp.apps.bias.agreement import agreement_errors, leaks
+from equinlp.apps.bias.scoring import masked_texts
+from equinlp.apps.bias.stats import share_interval
+from equinlp.symmetry.wordgroups import read_word_group, word_group
 
 
 def rate(flags: list[bool]) -> str:
@@ -41,7 +41,7 @@ def main() -> None:
     if args.token_group:
         from transformers import AutoTokenizer
 
-        from equinlp.embedded import EMBEDDED, embedded_model_path
+        from equinlp.models.loading import EMBEDDED, embedded_model_path
 
         tokenizer = AutoTokenizer.from_pretrained(embedded_model_path(args.model) if args.model in EMBEDDED else args.model)
         token_action = read_word_group(args.token_group).action(tokenizer)

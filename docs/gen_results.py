@@ -20,11 +20,11 @@ REPORTS, OUT = ROOT / "reports", ROOT / "docs" / "results"
 
 # task name in an envelope -> (command that reports it, "module:attribute" of the task, called if a class)
 TASKS = {
-    "bias": ("bias", "equinlp.bias.run:BiasTask"),
-    "scan": ("scan", "equinlp.scan.task:ScanTask"),
-    "rl": ("rl", "equinlp.rl.task:TASK"),
-    "vision": ("vision", "equinlp.vision.task:VisionTask"),
-    "clip": ("vision", "equinlp.vision.clip_task:CLIPTask"),
+    "bias": ("bias", "equinlp.apps.bias.task:BiasTask"),
+    "scan": ("scan", "equinlp.apps.scan.task:ScanTask"),
+    "rl": ("rl", "equinlp.apps.rl.task:TASK"),
+    "vision": ("vision", "equinlp.apps.vision.task:VisionTask"),
+    "clip": ("vision", "equinlp.apps.vision.clip_task:CLIPTask"),
 }
 
 log = logging.getLogger("docs.gen_results")

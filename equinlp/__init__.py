@@ -21,19 +21,19 @@ __version__ = "0.1.0"
 # `import equinlp` and `equinlp --help` stay instant; the first use imports torch and transformers, and the
 # first use of a wrapper (anything from equinlp.models) registers the wrappers with HF's Auto classes.
 _SOURCES: dict[str, tuple[str, ...]] = {
-    "equinlp.actions": ("ImageTransform", "Invariant", "LinearAction", "TokenPermutation"),
-    "equinlp.aggregate": ("PROXIES", "Aggregator", "Argmin", "Mean", "Proxy", "Relaxed", "Weighted", "WeightNet"),
-    "equinlp.config": ("EquiConfig",),
-    "equinlp.core": ("combine", "symmetrize"),
-    "equinlp.embedded": ("load_model",),
-    "equinlp.groups": ("Group", "cyclic", "dihedral", "from_permutations", "product", "trivial"),
-    "equinlp.methods": ("METHODS", "make_aggregator"),
+    "equinlp.symmetry.actions": ("ImageTransform", "Invariant", "LinearAction", "TokenPermutation"),
+    "equinlp.methods.aggregate": ("PROXIES", "Aggregator", "Argmin", "Mean", "Proxy", "Relaxed", "Weighted", "WeightNet"),
+    "equinlp.models.config": ("EquiConfig",),
+    "equinlp.methods.core": ("combine", "symmetrize"),
+    "equinlp.models.loading": ("load_model",),
+    "equinlp.symmetry.groups": ("Group", "cyclic", "dihedral", "from_permutations", "product", "trivial"),
+    "equinlp.methods.registry": ("METHODS", "make_aggregator"),
     "equinlp.models": ("FAMILIES", "EquiModel", "feature_size", "from_pretrained", "wrap", "wrap_method"),
     "equinlp.models.sequence": ("SEQUENCE_METHODS", "SequenceLevel"),
-    "equinlp.paper_methods": ("equitune", "equizero", "lambda_equitune"),
-    "equinlp.phrases": ("PhrasePermutation", "phrase_permutation"),
+    "equinlp.models.paper_methods": ("equitune", "equizero", "lambda_equitune"),
+    "equinlp.symmetry.phrases": ("PhrasePermutation", "phrase_permutation"),
     "equinlp.testing": ("assert_equivariant", "equivariance_error"),
-    "equinlp.vocab": ("VocabularyError", "general_token_ids", "vocab_permutation", "vocab_permutation_pair"),
+    "equinlp.symmetry.vocab": ("VocabularyError", "general_token_ids", "vocab_permutation", "vocab_permutation_pair"),
 }
 _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 

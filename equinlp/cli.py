@@ -15,30 +15,50 @@ import os
 import sys
 
 from equinlp.errors import EquinlpError
-from equinlp.extras import missing_extra_message
 from equinlp.harness.progress import show_always
+
+# Which optional extra provides a module, so a command that lacks one says what to install.
+# top-level module -> the extra of pyproject.toml that installs it
+EXTRAS = {
+    "gguf": "embedded",
+    "vaderSentiment": "bias",
+    "textblob": "bias",
+    "gymnasium": "rl",
+    "sklearn": "vision",
+    "PIL": "vision",
+    "peft": "peft",
+    "lm_eval": "lm-eval",
+}
+
+
+def missing_extra_message(error: ModuleNotFoundError) -> str | None:
+    """``"this command needs gymnasium: pip install 'equinlp[rl]'"`` for a module of an extra, else None."""
+    module = (error.name or "").split(".")[0]
+    extra = EXTRAS.get(module)
+    return f"this command needs {module}: pip install 'equinlp[{extra}]'" if extra else None
+
 
 # name -> (help, module with EXAMPLES and add_arguments, which sets the handler), imported when the subcommand runs
 COMMANDS: dict[str, tuple[str, str]] = {
     "generate": (
         "continue a prompt and its group-swapped versions with the base and an equivariant model",
-        "equinlp.generate_command",
+        "equinlp.apps.generate",
     ),
     "bias": (
         "debiased generation benchmark: Sheng et al. prompts, masked sentiment, gaps with bootstrap intervals",
-        "equinlp.bias.cli",
+        "equinlp.apps.bias.cli",
     ),
     "scan": (
         "SCAN compositional generalization: export the splits, run base/equitune/equizero/λ-equitune, report",
-        "equinlp.scan.cli",
+        "equinlp.apps.scan.cli",
     ),
     "rl": (
         "equivariant deep Q-learning: pre-train a DQN, continue it as base/equitune/equizero/λ-equitune, report",
-        "equinlp.rl.cli",
+        "equinlp.apps.rl.cli",
     ),
     "vision": (
         "invariant CNNs and CLIP under rotations and flips: pre-train upright, evaluate and fine-tune rotated, report",
-        "equinlp.vision.cli",
+        "equinlp.apps.vision.cli",
     ),
 }
 

@@ -31,7 +31,7 @@ SCAN = [
         "import warnings\n\n"
         "os.environ['TQDM_DISABLE'] = '1'  # progress bars are for terminals; keep the notebook's outputs small\n"
         "warnings.filterwarnings('ignore', message='IProgress not found')\n\n"
-        "from equinlp.scan.splits import export_split, scan_split  # noqa: E402 (after the settings above)\n\n"
+        "from equinlp.apps.scan.splits import export_split, scan_split  # noqa: E402 (after the settings above)\n\n"
         "paths = export_split('addprim_jump', 'scan_data/addprim_jump')\n"
         "split = scan_split('addprim_jump')\n"
         "print({part: len(examples) for part, examples in split.items()})\n"
@@ -43,7 +43,7 @@ SCAN = [
     ),
     new_code_cell(
         "from equinlp.harness import run_task\n"
-        "from equinlp.scan.task import ScanConfig, ScanTask\n\n"
+        "from equinlp.apps.scan.task import ScanConfig, ScanTask\n\n"
         "config = ScanConfig(split='addprim_jump', cell='gru', methods=('base', 'equizero'), seeds=(0,),\n"
         "                    pretrain_steps=300, finetune_steps=30, test_limit=500, out='results/scan_notebook')\n"
         "envelopes = run_task(ScanTask(), config)  # one JSON per run in results/scan_notebook/runs"
@@ -51,7 +51,7 @@ SCAN = [
     new_markdown_cell("## 3. The report: a table (mean and t-interval over seeds) and a plot"),
     new_code_cell(
         "from equinlp.harness import load_runs\n"
-        "from equinlp.scan.report import plot, table\n\n"
+        "from equinlp.apps.scan.report import plot, table\n\n"
         "runs = load_runs('results/scan_notebook', 'scan')\n"
         "table(runs)"
     ),
@@ -82,7 +82,7 @@ BIAS = [
         "os.environ['TQDM_DISABLE'] = '1'  # progress bars are for terminals; keep the notebook's outputs small\n"
         "warnings.filterwarnings('ignore', message='IProgress not found')\n\n"
         "import equinlp as eq  # noqa: E402 (after the settings above)\n"
-        "from equinlp.wordgroups import word_group  # noqa: E402\n\n"
+        "from equinlp.symmetry.wordgroups import word_group  # noqa: E402\n\n"
         "model, tokenizer = eq.load_model()  # the embedded SmolLM2-135M-Instruct, converted once from its GGUF\n"
         "gender = word_group('gender')\n"
         "act = gender.action(tokenizer)\n"
@@ -95,7 +95,7 @@ BIAS = [
         "equitune writes the same continuation with the words swapped."
     ),
     new_code_cell(
-        "from equinlp.bias.generate import Decoding, generate  # noqa: E402\n\n"
+        "from equinlp.apps.bias.generate import Decoding, generate  # noqa: E402\n\n"
         "prompts = ['The man was known for', 'The woman was known for']\n"
         "decoding = Decoding(max_new_tokens=15, top_k=40)\n"
         "for method in ('base', 'equitune'):\n"
@@ -110,7 +110,7 @@ BIAS = [
         "remains comes from the model, not from the scorer's opinion of the words *man* and *woman*."
     ),
     new_code_cell(
-        "from equinlp.bias.scoring import masked_texts, scorer  # noqa: E402\n\n"
+        "from equinlp.apps.bias.scoring import masked_texts, scorer  # noqa: E402\n\n"
         "pairs = zip(prompts, continuations, strict=True)\n"
         "full = [tokenizer(p, add_special_tokens=False)['input_ids'] + ids for p, ids in pairs]\n"
         "masked = masked_texts(tokenizer, full, act)\n"
@@ -123,8 +123,9 @@ BIAS = [
         "The README's table uses `--samples 500` on every axis."
     ),
     new_code_cell(
-        "from equinlp.bias.report import gaps_table, plot, shares_table  # noqa: E402\n"
-        "from equinlp.bias.run import BiasConfig, BiasTask, tables_from  # noqa: E402\n"
+        "from equinlp.apps.bias.report import gaps_table, plot, shares_table  # noqa: E402\n"
+        "from equinlp.apps.bias.run import BiasConfig  # noqa: E402\n"
+        "from equinlp.apps.bias.task import BiasTask, tables_from  # noqa: E402\n"
         "from equinlp.harness import load_runs, run_task  # noqa: E402\n\n"
         "config = BiasConfig(axes=('race2',), methods=('base', 'equitune', 'equizero-sentiment'), contexts=('respect',),\n"
         "                    samples=10, out='results/bias_notebook')\n"

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import equinlp as eq
-from equinlp.actions import ImageTransform, Invariant, TokenPermutation
+from equinlp.symmetry.actions import ImageTransform, Invariant, TokenPermutation
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 import torch
 
-from equinlp.aggregate import Argmin, Mean, Weighted, WeightNet, entropy
+from equinlp.methods.aggregate import Argmin, Mean, Weighted, WeightNet, entropy
 
 
 def test_mean_and_argmin_pick_what_they_should():

@@ -5,13 +5,13 @@ import logging
 import pandas as pd
 import pytest
 
-from equinlp.bias.agreement import agreement_errors, leaks
-from equinlp.bias.analysis import summarise
+from equinlp.apps.bias.agreement import agreement_errors, leaks
+from equinlp.apps.bias.analysis import summarise
 from equinlp.errors import EquinlpError
 from equinlp.models.sequence import SequenceLevel
-from equinlp.phrases import PhrasePermutation, phrase_permutation, role_at
+from equinlp.symmetry.phrases import PhrasePermutation, phrase_permutation, role_at
+from equinlp.symmetry.wordgroups import plural, word_group
 from equinlp.testing import tiny_causal_lm, word_tokenizer
-from equinlp.wordgroups import plural, word_group
 
 GENDER = word_group("gender")
 SWAPS = [  # (text, its swap): pronouns by role, capitals and plurals generated

@@ -49,8 +49,8 @@ def test_perf_scan_times_every_method_against_the_floor(tmp_path):
 
 def test_scan_gseq_coverage_splits_the_test_score_in_two(tmp_path, one_thread):
     from benchmarks.scan_gseq_coverage import split_scores
+    from equinlp.apps.scan.task import ScanConfig, ScanTask
     from equinlp.harness import load_runs, run_task
-    from equinlp.scan.task import ScanConfig, ScanTask
 
     config = ScanConfig(
         split="template_around_right", cell="grnn", g_hidden=4, pretrain_steps=2, finetune_steps=0, batch_size=8,

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 import equinlp as eq
-from equinlp.bias.analysis import summarise
-from equinlp.bias.prompts import CONTEXTS, prompts, read_templates
-from equinlp.bias.scoring import labels_from_scores, masked_texts, scorer
-from equinlp.bias.stats import gap_interval, share_interval, shares
+from equinlp.apps.bias.analysis import summarise
+from equinlp.apps.bias.prompts import CONTEXTS, prompts, read_templates
+from equinlp.apps.bias.scoring import labels_from_scores, masked_texts, scorer
+from equinlp.apps.bias.stats import gap_interval, share_interval, shares
+from equinlp.symmetry.wordgroups import word_group
 from equinlp.testing import bpe_tokenizer
-from equinlp.wordgroups import word_group
 
 CORPUS = ["The man said he was kind and the woman said she was rude in Manchester to mankind"] * 50
 
@@ -79,7 +79,7 @@ def test_bootstrap_on_known_data():
 
 
 def test_regard_through_the_local_evaluate_measurement(tmp_path):
-    from equinlp.testing import tiny_regard_classifier
+    from tests.fixtures import tiny_regard_classifier
 
     folder = tiny_regard_classifier(tmp_path / "regard")
     judge = scorer(f"regard:{folder}")

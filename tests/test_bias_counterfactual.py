@@ -9,13 +9,14 @@ import pandas as pd
 import pytest
 from test_bias_page import needs_chromium, render, status
 
-from equinlp.bias import counterfactual as cf
-from equinlp.bias.generate import Decoding
-from equinlp.bias.run import BiasConfig, BiasTask
+from equinlp.apps.bias import counterfactual as cf
+from equinlp.apps.bias.generate import Decoding
+from equinlp.apps.bias.run import BiasConfig
+from equinlp.apps.bias.task import BiasTask
 from equinlp.harness import load_runs, run_task
 from equinlp.harness.cli import print_report
+from equinlp.symmetry.wordgroups import word_group
 from equinlp.testing import tiny_causal_lm, word_tokenizer
-from equinlp.wordgroups import word_group
 
 GROUP_WORDS = [w for c in word_group("gender").cycles for w in c] + ["his", "her", "him", "hers"]
 TEMPLATE_WORDS = "The was known for"

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import equinlp as eq
-from equinlp.bias.generate import Decoding, generate, select_by_score
-from equinlp.bias.scoring import scorer
+from equinlp.apps.bias.generate import Decoding, generate, select_by_score
+from equinlp.apps.bias.scoring import scorer
 from equinlp.testing import tiny_causal_lm
 
 PROMPTS = ["the man worked as", "the woman was known for", "the man said that he"]

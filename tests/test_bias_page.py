@@ -13,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from equinlp.bias import html_report
-from equinlp.bias.counterfactual import METRICS, VIEWS
-from equinlp.bias.html_report import write_page
-from equinlp.wordgroups import WordGroup
+from equinlp.apps.bias import html_report
+from equinlp.apps.bias.counterfactual import METRICS, VIEWS
+from equinlp.apps.bias.html_report import write_page
+from equinlp.symmetry.wordgroups import WordGroup
 
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)), None)
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed: apt-get install chromium")

@@ -10,15 +10,17 @@ import pandas as pd
 import pytest
 import torch
 
-from equinlp.bias.generate import Decoding
-from equinlp.bias.report import excludes_zero
-from equinlp.bias.run import BiasConfig, BiasTask, generate_cell, read_cell_samples, read_samples, tables_from
+from equinlp.apps.bias.generate import Decoding
+from equinlp.apps.bias.report import excludes_zero
+from equinlp.apps.bias.run import BiasConfig, generate_cell, read_cell_samples, read_samples
+from equinlp.apps.bias.task import BiasTask, tables_from
 from equinlp.cli import main
-from equinlp.embedded import ModelOptions
 from equinlp.errors import EquinlpError
 from equinlp.harness import SettingsChanged, load_runs, run_task
-from equinlp.testing import tiny_causal_lm, tiny_regard_classifier, word_tokenizer
-from equinlp.wordgroups import word_group
+from equinlp.harness.model_options import ModelOptions
+from equinlp.symmetry.wordgroups import word_group
+from equinlp.testing import tiny_causal_lm, word_tokenizer
+from tests.fixtures import tiny_regard_classifier
 
 TEMPLATE_WORDS = "The person was known for described as regarded thought of well-known worked had a job part-time earned money by"
 OTHER_WORDS = "started working good bad kind cruel great terrible nurse doctor and"
@@ -110,7 +112,7 @@ def test_torn_and_damaged_sample_lines(tmp_path, caplog):
 
 
 def test_ctrl_c_keeps_finished_batches_and_the_resumed_run_is_identical(tmp_path, monkeypatch):
-    import equinlp.bias.run as bias_run
+    import equinlp.apps.bias.run as bias_run
 
     model, tok = tiny()
     config = BiasConfig(axes=("race2",), methods=("equitune",), contexts=("respect",), samples=10, **QUIET)

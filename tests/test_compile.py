@@ -14,7 +14,7 @@ from transformers import CompileConfig
 
 import equinlp as eq
 from equinlp.models.sequence import SequenceLevel
-from equinlp.phrases import phrase_permutation
+from equinlp.symmetry.phrases import phrase_permutation
 from equinlp.testing import tiny_causal_lm, tiny_seq2seq
 
 METHODS = {"equitune": eq.equitune, "equizero": eq.equizero, "lambda": eq.lambda_equitune}

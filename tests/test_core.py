@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 import equinlp as eq
-from equinlp.actions import ImageTransform, Invariant
+from equinlp.symmetry.actions import ImageTransform, Invariant
 
 
 def tiny_cnn(classes: int = 5) -> nn.Module:

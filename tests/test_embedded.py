@@ -7,8 +7,8 @@ import torch
 
 import equinlp as eq
 from equinlp.cli import main
-from equinlp.embedded import CACHED_NAME, load_model
-from equinlp.wordgroups import word_group
+from equinlp.models.loading import CACHED_NAME, load_model
+from equinlp.symmetry.wordgroups import word_group
 
 pytestmark = pytest.mark.slow
 

@@ -83,7 +83,7 @@ def test_cli_rejects_unknown_group_and_method(capsys):
     assert main(["generate", "hi", "--group", "gendr"]) == 2
     assert "did you mean 'gender'?" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown group 'caste'"):
-        from equinlp.wordgroups import word_group
+        from equinlp.symmetry.wordgroups import word_group
 
         word_group("caste")
 
@@ -97,7 +97,7 @@ def test_help_imports_no_application_and_python_m_works():
         "import sys\n"
         "from equinlp.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "apps = ('gymnasium', 'equinlp.rl', 'equinlp.vision', 'equinlp.scan', 'equinlp.bias')\n"
+        "apps = ('gymnasium', 'equinlp.apps.rl', 'equinlp.apps.vision', 'equinlp.apps.scan', 'equinlp.apps.bias')\n"
         "print(sorted(m for m in apps if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -1,6 +1,6 @@
 """Exact by construction: equivariance bit for bit in every dtype, across calls and within one batch, ties included.
 
-Each row is folded and aggregated in the canonical frame of its orbit (equinlp/frames.py), so ``x`` and ``h·x``
+Each row is folded and aggregated in the canonical frame of its orbit (equinlp/symmetry/frames.py), so ``x`` and ``h·x``
 run the very same arithmetic; nothing here uses a tolerance.
 """
 
@@ -117,7 +117,7 @@ def test_the_trivial_group_reproduces_the_base_model_on_a_mixed_batch(tok, swap)
 @pytest.mark.parametrize("group", ["gender", "race"])
 def test_embedded_model_in_bfloat16_is_exact(group, method, embedded_cache):
     """SmolLM2 in bf16 (its logits tie often): greedy and seeded top-k 40, every row of the orbit batch exact."""
-    from equinlp.wordgroups import word_group
+    from equinlp.symmetry.wordgroups import word_group
 
     model, tok = eq.load_model("smollm2", dtype=torch.bfloat16)
     action = word_group(group).action(tok)

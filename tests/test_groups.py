@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from equinlp import groups
+from equinlp.symmetry import groups
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 import equinlp as eq
-from equinlp.aggregate import Argmin, Mean, Relaxed, Weighted, WeightNet
-from equinlp.methods import METHODS, aggregator_from_config, check_method, config_fields, make_aggregator, method_names
+from equinlp.methods.aggregate import Argmin, Mean, Relaxed, Weighted, WeightNet
+from equinlp.methods.registry import METHODS, check_method, config_fields, make_aggregator, method_names
+from equinlp.models.config import aggregator_from_config
 from equinlp.testing import tiny_causal_lm, tiny_seq2seq
 
 GENERAL = ["his", "her"]  # words the gender group does not move
@@ -98,12 +99,12 @@ def test_unknown_methods_and_missing_feature_width_are_clear_errors():
 
 
 def test_cli_and_apps_go_through_the_registry(tok, swap):
-    from equinlp.bias.generate import METHODS as BIAS_METHODS
-    from equinlp.generate_command import METHODS as CLI_METHODS
-    from equinlp.generate_command import build_method
-    from equinlp.rl.qnet import METHODS as RL_METHODS
-    from equinlp.scan.equi import METHODS as SCAN_METHODS
-    from equinlp.vision.wrap import METHODS as VISION_METHODS
+    from equinlp.apps.bias.generate import METHODS as BIAS_METHODS
+    from equinlp.apps.generate import METHODS as CLI_METHODS
+    from equinlp.apps.generate import build_method
+    from equinlp.apps.rl.qnet import METHODS as RL_METHODS
+    from equinlp.apps.scan.equi import METHODS as SCAN_METHODS
+    from equinlp.apps.vision.wrap import METHODS as VISION_METHODS
 
     assert SCAN_METHODS == RL_METHODS == VISION_METHODS == method_names(with_base=True)
     assert CLI_METHODS == (*method_names(with_base=True), "canonical")  # canonical: the sequence-level one

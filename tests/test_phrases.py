@@ -5,7 +5,7 @@ import itertools
 import pytest
 
 from equinlp.errors import EquinlpError
-from equinlp.phrases import phrase_permutation
+from equinlp.symmetry.phrases import phrase_permutation
 
 NAMES = [("Lakisha Washington", "Emily Walsh", "Latoya Robinson")]
 TEXTS = [

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import equinlp as eq
+from equinlp.symmetry.vocab import VocabularyError
+from equinlp.symmetry.wordgroups import word_group, word_group_names
 from equinlp.testing import tiny_causal_lm, word_tokenizer
-from equinlp.vocab import VocabularyError
-from equinlp.wordgroups import word_group, word_group_names
 
 PROMPTS = ["the man said that his", "the woman said that her"]
 
@@ -61,8 +61,8 @@ def test_relaxed_methods_run_on_every_paper_axis(name):
     """The reference's R-EquiGPT2 runs took he, she, his, her, him as general words on every axis."""
     from types import SimpleNamespace
 
-    from equinlp.bias.generate import Decoding
-    from equinlp.bias.run import _continue_tokens
+    from equinlp.apps.bias.generate import Decoding
+    from equinlp.apps.bias.run import _continue_tokens
 
     group = word_group(name)
     swapped = [w for cycle in group.cycles for w in cycle]

@@ -9,20 +9,20 @@ import numpy as np
 import pytest
 import torch
 
-from equinlp.actions import LinearAction
+from equinlp.apps.rl import dqn as dqn_module
+from equinlp.apps.rl.dqn import DQNConfig, evaluate, train
+from equinlp.apps.rl.envs import ENVS, GridWorld, env_spec
+from equinlp.apps.rl.qnet import EquivariantQ, QNetwork, build_q
+from equinlp.apps.rl.report import table
+from equinlp.apps.rl.task import TASK, RLConfig
 from equinlp.cli import build_parser, main
 from equinlp.errors import EquinlpError
-from equinlp.groups import cyclic
 from equinlp.harness import load_runs, run_task
 from equinlp.harness.cli import config_from_args
 from equinlp.harness.options import settings_fields
 from equinlp.harness.state import load_state
-from equinlp.rl import dqn as dqn_module
-from equinlp.rl.dqn import DQNConfig, evaluate, train
-from equinlp.rl.envs import ENVS, GridWorld, env_spec
-from equinlp.rl.qnet import EquivariantQ, QNetwork, build_q
-from equinlp.rl.report import table
-from equinlp.rl.task import TASK, RLConfig
+from equinlp.symmetry.actions import LinearAction
+from equinlp.symmetry.groups import cyclic
 from equinlp.testing import TOLERANCE, equivariance_error
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -6,8 +6,8 @@ import pickle
 import numpy as np
 import pytest
 
+from equinlp.apps.vision.safe_pickle import load_data_pickle
 from equinlp.errors import EquinlpError
-from equinlp.safe_pickle import load_data_pickle
 
 
 class Exploit:
@@ -35,7 +35,7 @@ def test_a_crafted_pickle_runs_nothing(tmp_path, monkeypatch):
 
 def test_a_crafted_cifar_folder_runs_nothing(tmp_path, monkeypatch):
     """`vision clip --data-dir` reads CIFAR's pickled release through the restricted unpickler."""
-    from equinlp.vision.data import cifar_arrays
+    from equinlp.apps.vision.data import cifar_arrays
 
     monkeypatch.chdir(tmp_path)
     folder = tmp_path / "cifar-100-python"

@@ -2,8 +2,8 @@ from collections import Counter
 
 import pytest
 
-from equinlp.scan.grammar import all_commands, interpret
-from equinlp.scan.splits import SPLITS, export_split, format_line, scan_dataset, scan_split
+from equinlp.apps.scan.grammar import all_commands, interpret
+from equinlp.apps.scan.splits import SPLITS, export_split, format_line, scan_dataset, scan_split
 
 SIZES = {
     "simple": (16728, 4182),
@@ -75,7 +75,7 @@ def test_export_writes_the_official_format_and_datasets_load(tmp_path):
 
 
 def test_group_coverage_bounds_what_symmetrization_can_reach():
-    from equinlp.scan.coverage import _orbit, coverage
+    from equinlp.apps.scan.coverage import _orbit, coverage
 
     assert _orbit("jump left and run twice", ("jump", "run")) == ["jump left and run twice", "run left and jump twice"]
     jump = coverage("addprim_jump", "verb")
@@ -86,7 +86,7 @@ def test_group_coverage_bounds_what_symmetrization_can_reach():
 
 
 def test_reachable_marks_each_test_command_in_order():
-    from equinlp.scan.coverage import reachable
+    from equinlp.apps.scan.coverage import reachable
 
     reached = reachable("template_around_right", "direction")
     commands = [command for command, _ in scan_split("template_around_right")["test"]]

@@ -5,13 +5,13 @@ import pytest
 import torch
 from test_scan_models import COMMANDS, assert_equivariant_scan
 
-from equinlp.actions import TokenPermutation
+from equinlp.apps.scan.canonical import CanonicalSCAN
+from equinlp.apps.scan.data import encode, scan_actions, tokenizers
+from equinlp.apps.scan.gmodel import G_CELLS, GSeq2Seq, GSeq2SeqConfig
+from equinlp.apps.scan.task import ScanConfig, ScanTask, base_cell
 from equinlp.errors import EquinlpError
-from equinlp.groups import from_permutations
-from equinlp.scan.canonical import CanonicalSCAN
-from equinlp.scan.data import encode, scan_actions, tokenizers
-from equinlp.scan.gmodel import G_CELLS, GSeq2Seq, GSeq2SeqConfig
-from equinlp.scan.task import ScanConfig, ScanTask, base_cell
+from equinlp.symmetry.actions import TokenPermutation
+from equinlp.symmetry.groups import from_permutations
 from equinlp.testing import equivariance_error
 
 # Commands fixed by some element of the groups below (no verb of the group, or no direction): their

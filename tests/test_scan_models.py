@@ -1,10 +1,10 @@
 import pytest
 import torch
 
+from equinlp.apps.scan.data import encode, scan_actions, tokenizers
+from equinlp.apps.scan.equi import MAX_LENGTH, build, exact_match
+from equinlp.apps.scan.model import AttnSeq2Seq, Seq2SeqConfig
 from equinlp.errors import EquinlpError
-from equinlp.scan.data import encode, scan_actions, tokenizers
-from equinlp.scan.equi import MAX_LENGTH, build, exact_match
-from equinlp.scan.model import AttnSeq2Seq, Seq2SeqConfig
 from equinlp.testing import TOLERANCE, equivariance_error
 
 # No element of any group below fixes these commands: a fixed command must get an invariant output, and
@@ -45,7 +45,7 @@ def module_for(method, options, cell, group, in_tok, out_tok, dtype=torch.float6
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("method, options", VARIANTS)
 def test_scan_models_are_exactly_equivariant(method, options, cell, group, data, dtype):
-    """Bit for bit in float32 and float64: commands fold in their canonical frames (equinlp/frames.py), so packed RNN
+    """Bit for bit in float32 and float64: commands fold in their canonical frames (equinlp/symmetry/frames.py), so packed RNN
     batches are the same whichever image of a command comes in."""
     in_tok, out_tok, batch = data
     module = module_for(method, options, cell, group, in_tok, out_tok, dtype)
@@ -84,7 +84,7 @@ def test_exact_match_compares_up_to_the_first_eos(data):
 
 @pytest.mark.parametrize("method", ["equitune", "equizero", "lambda"])
 def test_t5_through_the_core_wrapper_is_equivariant(method):
-    from equinlp.scan.hf import HFSeq2Seq, joint_tokenizer, tiny_t5
+    from equinlp.apps.scan.hf import HFSeq2Seq, joint_tokenizer, tiny_t5
 
     tok = joint_tokenizer()
     torch.manual_seed(0)
@@ -103,7 +103,7 @@ def test_t5_through_the_core_wrapper_is_equivariant(method):
 def reference_rows(model, in_action, out_action, src, mask):
     """The reference code's decoding of one command ``src [S]``, copy by copy (batch 1, a Python loop over g):
     ``[G, 50, V]`` log-probs pulled back to the command's frame, zero rows after each copy's EOS."""
-    from equinlp.wordlevel import BOS, EOS
+    from equinlp.models.tokenizers import BOS, EOS
 
     rows = torch.zeros(in_action.group.order, MAX_LENGTH, model.config.out_vocab, dtype=torch.float64)
     for g in range(in_action.group.order):
@@ -120,7 +120,7 @@ def reference_rows(model, in_action, out_action, src, mask):
 
 
 def up_to_eos(tokens):
-    from equinlp.wordlevel import EOS
+    from equinlp.models.tokenizers import EOS
 
     tokens = tokens.tolist()
     return tokens[: tokens.index(EOS) + 1] if EOS in tokens else tokens
@@ -174,8 +174,8 @@ def test_decoding_options_are_checked(method, options, data):
 
 
 def test_equizero_defaults_to_the_paper_rule_and_older_runs_read_as_decoded():
+    from equinlp.apps.scan.task import ScanConfig
     from equinlp.harness.options import defaults
-    from equinlp.scan.task import ScanConfig
 
     assert ScanConfig().equizero_score == "paper"
     assert ScanConfig(proxy="entropy").equizero_score == "decoded"  # the paper's rule is max-probability's

@@ -11,16 +11,16 @@ from test_scan_gmodel import FIXED, actions_for, g_model
 from test_scan_models import COMMANDS, assert_equivariant_scan
 from test_scan_run import Interrupt
 
-import equinlp.scan.train as scan_train
+import equinlp.apps.scan.train as scan_train
+from equinlp.apps.scan.canonical import CanonicalSCAN
+from equinlp.apps.scan.data import encode, scan_actions, tokenizers
+from equinlp.apps.scan.gmodel import GSeq2Seq, GSeq2SeqConfig
+from equinlp.apps.scan.splits import scan_split
+from equinlp.apps.scan.task import ScanConfig, ScanTask
+from equinlp.apps.scan.train import TrainConfig, hold_out, learning_rate, train
 from equinlp.harness import SettingsChanged, run_task
-from equinlp.scan.canonical import CanonicalSCAN
-from equinlp.scan.data import encode, scan_actions, tokenizers
-from equinlp.scan.gmodel import GSeq2Seq, GSeq2SeqConfig
-from equinlp.scan.splits import scan_split
-from equinlp.scan.task import ScanConfig, ScanTask
-from equinlp.scan.train import TrainConfig, hold_out, learning_rate, train
+from equinlp.models.tokenizers import EOS
 from equinlp.testing import equivariance_error
-from equinlp.wordlevel import EOS
 
 REFERENCE = {"encoder": "shared-eos", "init": "reference", "attention": "dot"}
 

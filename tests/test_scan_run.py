@@ -12,19 +12,19 @@ from pathlib import Path
 import pytest
 import torch
 
-import equinlp.scan.train as scan_train
+import equinlp.apps.scan.train as scan_train
+from equinlp.apps.scan.data import encode, scan_actions, tokenizers
+from equinlp.apps.scan.equi import build
+from equinlp.apps.scan.model import AttnSeq2Seq, Seq2SeqConfig
+from equinlp.apps.scan.report import plot, table
+from equinlp.apps.scan.splits import scan_split
+from equinlp.apps.scan.task import ScanConfig, ScanTask
+from equinlp.apps.scan.train import TrainConfig, train
 from equinlp.cli import build_parser, main
 from equinlp.harness import SettingsChanged, load_runs, run_task
 from equinlp.harness.cli import add_run_command, config_from_args
 from equinlp.harness.options import flag, settings_fields
 from equinlp.harness.state import load_state
-from equinlp.scan.data import encode, scan_actions, tokenizers
-from equinlp.scan.equi import build
-from equinlp.scan.model import AttnSeq2Seq, Seq2SeqConfig
-from equinlp.scan.report import plot, table
-from equinlp.scan.splits import scan_split
-from equinlp.scan.task import ScanConfig, ScanTask
-from equinlp.scan.train import TrainConfig, train
 
 TINY = {"pretrain_steps": 6, "lambda_steps": 4, "finetune_steps": 10, "batch_size": 32, "save_every": 4, "test_limit": 24}
 

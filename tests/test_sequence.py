@@ -5,7 +5,7 @@ import torch
 
 import equinlp as eq
 from equinlp.models.sequence import SEQUENCE_METHODS, SequenceLevel
-from equinlp.phrases import phrase_permutation
+from equinlp.symmetry.phrases import phrase_permutation
 from equinlp.testing import tiny_causal_lm, word_tokenizer
 
 NAMES = [("Lakisha Washington", "Emily Walsh", "Latoya Robinson")]
@@ -47,7 +47,7 @@ def test_every_method_is_exactly_equivariant_as_text(lm, method, decoding, toget
     action = phrase_permutation(*generators)
     weight_net = None
     if method == "lambda":  # a λ-net away from its uniform start
-        weight_net = eq.aggregate.WeightNet(model.config.hidden_size)
+        weight_net = eq.WeightNet(model.config.hidden_size)
         torch.nn.init.normal_(weight_net.net[-1].weight, std=2.0)
         weight_net.eval()
     wrapped = SequenceLevel(model, tok, action, method, weight_net=weight_net)
@@ -121,7 +121,7 @@ def test_sampling_needs_seeds_and_methods_are_checked(lm):
 def test_embedded_model_multi_token_groups_are_exact(group, embedded_cache):
     """SmolLM2 on names and disability terms (several tokens each): every method with greedy, seeded top-k 40 and
     beam search, continuation(g·x) == g·continuation(x) as text (one call per orbit; and once one call per prompt)."""
-    from equinlp.wordgroups import word_group
+    from equinlp.symmetry.wordgroups import word_group
 
     model, tok = eq.load_model("smollm2")
     action = word_group(group).action_at("auto", tok)

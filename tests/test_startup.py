@@ -44,5 +44,5 @@ def test_generate_help_needs_torch_but_no_model_stack():
 def test_public_names_resolve_and_unknown_ones_fail_clearly():
     code = "import equinlp as eq\nassert set(eq.__all__) <= set(dir(eq))\nprint(eq.equitune.__module__)\neq.nope"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.stdout.strip() == "equinlp.paper_methods"
+    assert done.stdout.strip() == "equinlp.models.paper_methods"
     assert "module 'equinlp' has no attribute 'nope'" in done.stderr

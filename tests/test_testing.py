@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import equinlp as eq
-from equinlp.actions import ImageTransform, Invariant, LinearAction
+from equinlp.symmetry.actions import ImageTransform, Invariant, LinearAction
 from equinlp.testing import TOLERANCE, equivariance_error, tiny_causal_lm
 
 PROMPTS = ["the man said that he was", "the Black person worked as a"]

@@ -3,16 +3,16 @@
 import pytest
 import torch
 
-from equinlp.bias.fluency import perplexities
-from equinlp.bias.generate import Decoding
-from equinlp.bias.run import BiasConfig, generate_cell, score_cell
-from equinlp.generate_command import GenerateConfig, _token_orbit
+from equinlp.apps.bias.fluency import perplexities
+from equinlp.apps.bias.generate import Decoding
+from equinlp.apps.bias.run import BiasConfig, generate_cell, score_cell
+from equinlp.apps.generate import GenerateConfig, _token_orbit
+from equinlp.apps.scan.data import encode
 from equinlp.models.sequence import SequenceLevel, decode_texts
 from equinlp.models.text import continuation_ids, encode_prompts, prompt_ids
-from equinlp.scan.data import encode
+from equinlp.models.tokenizers import BOS, PAD
+from equinlp.symmetry.wordgroups import word_group
 from equinlp.testing import tiny_causal_lm, with_bos, word_tokenizer
-from equinlp.wordgroups import word_group
-from equinlp.wordlevel import BOS, PAD
 
 TEXT_WORDS = "The person was known for described as regarded thought of well-known worked had a job part-time earned money by"
 GROUP_WORDS = [w for c in word_group("gender").words for w in c] + ["his", "her", "him", "hers"]

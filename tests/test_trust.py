@@ -13,14 +13,15 @@ import pytest
 import torch
 
 import equinlp as eq
-from equinlp.bias.run import BiasConfig, BiasTask
+from equinlp.apps.bias.run import BiasConfig
+from equinlp.apps.bias.task import BiasTask
 from equinlp.errors import EquinlpError
 from equinlp.harness import RunStore, SettingsChanged, run_task, settings
 from equinlp.harness.cli import print_report
 from equinlp.models.sequence import SequenceLevel
-from equinlp.phrases import phrase_permutation
+from equinlp.symmetry.phrases import phrase_permutation
+from equinlp.symmetry.wordgroups import group_file
 from equinlp.testing import tiny_causal_lm, word_tokenizer
-from equinlp.wordgroups import group_file
 from tests.toy_task import ToyConfig, ToyTask
 
 GROUP = {"name": "g", "description": "d", "source": "s", "cycles": [["man", "woman"]], "subjects": ["man", "woman"]}
@@ -285,7 +286,7 @@ def test_config_from_a_run_envelope_redoes_that_run_in_its_folder(tmp_path):
 
 
 def test_templates_in_utf8_with_a_bom_and_in_utf16(tmp_path):
-    from equinlp.bias.prompts import read_templates
+    from equinlp.apps.bias.prompts import read_templates
 
     path = tmp_path / "t.txt"
     path.write_bytes("\ufeffwas known for\nworked as\n".encode())
@@ -299,7 +300,7 @@ def test_templates_in_utf8_with_a_bom_and_in_utf16(tmp_path):
 
 
 def test_cycles_given_as_a_string_are_named(tmp_path):
-    from equinlp.wordgroups import word_group
+    from equinlp.symmetry.wordgroups import word_group
 
     path = tmp_path / "g.json"
     path.write_text(json.dumps({**GROUP, "cycles": "man woman"}))
@@ -318,7 +319,7 @@ def test_token_level_with_a_multi_token_group_is_refused_before_the_lock_and_the
 
 def test_bias_run_help_lists_every_built_in_axis(capsys):
     from equinlp.cli import main
-    from equinlp.wordgroups import word_group_names
+    from equinlp.symmetry.wordgroups import word_group_names
 
     with pytest.raises(SystemExit):
         main(["bias", "run", "--help"])
@@ -348,7 +349,7 @@ def test_a_run_json_with_unset_settings_is_taken_back(tmp_path):
 
 
 def test_a_utf16_file_without_a_byte_order_mark_is_refused(tmp_path):
-    from equinlp.bias.prompts import read_templates
+    from equinlp.apps.bias.prompts import read_templates
 
     path = tmp_path / "t.txt"
     path.write_bytes("was known for\n".encode("utf-16-le"))
@@ -372,7 +373,7 @@ def test_mixed_settings_are_marked_in_tables_indexed_by_the_run_coordinates(tmp_
 
 
 def test_generate_refuses_sampling_options_without_sampling():
-    from equinlp.generate_command import GenerateConfig
+    from equinlp.apps.generate import GenerateConfig
 
     with pytest.raises(EquinlpError, match="--top-k only act when sampling: add --do-sample"):
         GenerateConfig(top_k=5)

@@ -14,21 +14,22 @@ import pytest
 import torch
 from torch import nn
 
-from equinlp.actions import ImageTransform, Invariant
+from equinlp.apps.vision import clip_task
+from equinlp.apps.vision import task as task_module
+from equinlp.apps.vision import train as train_module
+from equinlp.apps.vision.clip import CLIPClassifier, EquiCLIP, clip_prompts, templates_for, zero_shot_weights
+from equinlp.apps.vision.clip_task import CLIPConfig
+from equinlp.apps.vision.cnn import AlexNet, ResNet18, build_cnn
+from equinlp.apps.vision.data import cifar, digits, fashion_mnist, find_fashion_mnist, image_folder
+from equinlp.apps.vision.task import VisionConfig, VisionTask
+from equinlp.apps.vision.wrap import InvariantClassifier
 from equinlp.cli import main
 from equinlp.harness import load_runs, run_task
 from equinlp.harness.options import flag
 from equinlp.harness.state import load_state
-from equinlp.testing import TOLERANCE, equivariance_error, save_tiny_clip, tiny_clip
-from equinlp.vision import clip_task
-from equinlp.vision import task as task_module
-from equinlp.vision import train as train_module
-from equinlp.vision.clip import CLIPClassifier, EquiCLIP, clip_prompts, templates_for, zero_shot_weights
-from equinlp.vision.clip_task import CLIPConfig
-from equinlp.vision.cnn import AlexNet, ResNet18, build_cnn
-from equinlp.vision.data import cifar, digits, fashion_mnist, find_fashion_mnist, image_folder
-from equinlp.vision.task import VisionConfig, VisionTask
-from equinlp.vision.wrap import InvariantClassifier
+from equinlp.symmetry.actions import ImageTransform, Invariant
+from equinlp.testing import TOLERANCE, equivariance_error
+from tests.fixtures import save_tiny_clip, tiny_clip
 
 GROUPS = ["rot90", "rot180", "mirror", "d4"]
 METHODS = ["equitune", "equizero", "lambda"]

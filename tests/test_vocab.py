@@ -2,8 +2,8 @@ import pytest
 import torch
 
 import equinlp as eq
+from equinlp.symmetry.wordgroups import WordGroup, read_word_group, word_group, word_group_names
 from equinlp.testing import bpe_tokenizer
-from equinlp.wordgroups import WordGroup, read_word_group, word_group, word_group_names
 
 CORPUS = [
     "The man said that he was kind. The woman said that she was kind. He and She went. The chairwoman spoke.",

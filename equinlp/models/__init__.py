@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from equinlp.actions import TokenPermutation
-from equinlp.aggregate import Aggregator, Proxy
-from equinlp.config import EquiConfig
-from equinlp.methods import aggregator_from_config
-from equinlp.models.base import EquiModel
+from equinlp.methods.aggregate import Aggregator, Proxy
+from equinlp.models.base import FAMILIES, EquiModel
 from equinlp.models.causal_lm import EquiCausalLM
+from equinlp.models.config import EquiConfig, aggregator_from_config
 from equinlp.models.hf import register_with_auto_classes
-from equinlp.models.peft_support import load_adapters
-from equinlp.models.saving import BASE_DIR, load_parts
+from equinlp.models.saving import feature_size
 from equinlp.models.seq2seq import EquiSeq2SeqLM
-
-FAMILIES: dict[str, type[EquiModel]] = {"causal": EquiCausalLM, "seq2seq": EquiSeq2SeqLM}
+from equinlp.symmetry.actions import TokenPermutation
 
 ActionArg = TokenPermutation | tuple[TokenPermutation, TokenPermutation]
 
@@ -41,7 +36,7 @@ def wrap(model: nn.Module, action: ActionArg, aggregator: Aggregator, config: Eq
         model: any ``AutoModelForCausalLM`` / ``AutoModelForSeq2SeqLM`` (the base model).
         action: a ``TokenPermutation``, or ``(in_action, out_action)`` over the same group.
         aggregator: how copies combine (``Mean()``, ``Argmin(...)``, ``Weighted(...)``, maybe ``Relaxed``);
-            the config's method fields are read from it (``equinlp.methods.config_fields``).
+            the config's method fields are read from it (``equinlp.methods.registry.config_fields``).
         config: other settings (``sampler``, ...).
 
     Returns the wrapper in eval mode (and the base with it).
@@ -53,17 +48,12 @@ def wrap(model: nn.Module, action: ActionArg, aggregator: Aggregator, config: Eq
 
 
 def wrap_method(model: nn.Module, action: ActionArg, config: EquiConfig, **build: Any) -> EquiModel:
-    """Wrap ``model`` with the aggregator ``config`` describes (``equinlp.methods.aggregator_from_config``).
+    """Wrap ``model`` with the aggregator ``config`` describes (``equinlp.methods.registry.aggregator_from_config``).
 
     ``build``: ``proxy`` (a callable) or ``weight_net`` (a module) that the config cannot name.
     """
     family_of(model)  # refuse what cannot be wrapped before reading its feature width
     return wrap(model, action, aggregator_from_config(config, feature_size(model), **build), config)
-
-
-def feature_size(model: nn.Module) -> int:
-    """Width of the LM head's input: the features λ-equitune weighs each copy by."""
-    return model.get_output_embeddings().weight.shape[1]
 
 
 def from_pretrained(
@@ -83,21 +73,10 @@ def from_pretrained(
         weight_net: the λ-net module, needed only if it was a custom one.
         base_kwargs: keyword arguments for the base model's ``from_pretrained`` (``dtype``, ``device_map``).
     """
-    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
-
-    directory = Path(directory)
-    config = EquiConfig.load(directory)
-    auto = AutoModelForSeq2SeqLM if config.family == "seq2seq" else AutoModelForCausalLM
-    if config.base_fine_tuned:
-        base = auto.from_pretrained(directory / BASE_DIR, **(base_kwargs or {}))
-    elif base is None or isinstance(base, str):
-        base = auto.from_pretrained(base or config.base_model_name_or_path, **(base_kwargs or {}))
-    base = load_adapters(base, directory)  # PEFT adapters saved in directory/adapter
-    config, in_action, out_action, aggregator = load_parts(directory, proxy, weight_net, feature_size(base))
-    return wrap(base, (in_action, out_action), aggregator, config)
+    return EquiModel.from_pretrained(directory, base=base, proxy=proxy, weight_net=weight_net, **(base_kwargs or {}))
 
 
-register_with_auto_classes()
+register_with_auto_classes(EquiCausalLM, EquiSeq2SeqLM)
 
 __all__ = [
     "FAMILIES",

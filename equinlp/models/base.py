@@ -29,14 +29,20 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationConfig, PreTrainedModel
 
-from equinlp.actions import TokenPermutation
-from equinlp.aggregate import Aggregator, Relaxed
-from equinlp.config import EquiConfig
-from equinlp.core import combine
-from equinlp.frames import OrbitFrames
-from equinlp.groups import Group
-from equinlp.methods import config_fields
+from equinlp.methods.aggregate import Aggregator, Relaxed
+from equinlp.methods.core import combine
+from equinlp.methods.registry import config_fields
+from equinlp.models.config import EquiConfig
+from equinlp.models.generation import generate as generate_symmetrized
 from equinlp.models.peft_support import base_parameters, hook_target, refuse_unsupported_peft
+from equinlp.models.saving import load_pretrained
+from equinlp.models.saving import save_pretrained as save_wrapper
+from equinlp.symmetry.actions import TokenPermutation
+from equinlp.symmetry.frames import OrbitFrames
+from equinlp.symmetry.groups import Group
+
+# family name -> wrapper class, filled as each family's module defines its class (causal_lm.py, seq2seq.py)
+FAMILIES: dict[str, type[EquiModel]] = {}
 
 
 class EquiModel(PreTrainedModel):
@@ -46,7 +52,7 @@ class EquiModel(PreTrainedModel):
     ``push_to_hub`` writes the equinlp folder, ``num_parameters`` counts the λ-net), but it skips
     ``PreTrainedModel.__init__``: that would rewrite the base config's attention settings. ``model.config`` is
     the base model's config (every reader of ``is_encoder_decoder``, ``eos_token_id``, ``vocab_size``...
-    sees the base's values); ``model.equi_config`` is the :class:`~equinlp.config.EquiConfig` saved as
+    sees the base's values); ``model.equi_config`` is the :class:`~equinlp.models.config.EquiConfig` saved as
     ``config.json``. Wrapping puts the wrapper, and so the base model, in eval mode, as HF's
     ``from_pretrained`` does: call ``.train()`` to train.
     """
@@ -62,6 +68,11 @@ class EquiModel(PreTrainedModel):
     _tuple_output = False  # the caller asked for return_dict=False
     _frames: OrbitFrames | None = None  # the rows' canonical frames, during a call
     _decoding = False  # inside generate(): one run of sequences, from the prompt to the last step
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.family:
+            FAMILIES[cls.family] = cls
 
     def __init__(
         self,
@@ -297,9 +308,7 @@ class EquiModel(PreTrainedModel):
         **kwargs: Any,
     ) -> Any:
         """HF ``generate`` on the symmetrized model; see :func:`equinlp.models.generation.generate`."""
-        from equinlp.models.generation import generate
-
-        return generate(self, inputs, generation_config, logits_processor, seed, **kwargs)
+        return generate_symmetrized(self, inputs, generation_config, logits_processor, seed, **kwargs)
 
     def save_pretrained(self, save_directory: str | os.PathLike, save_base: bool | None = None, **kwargs: Any) -> None:
         """Write the equinlp config, the group action and any λ weights; the base model only if fine-tuned.
@@ -308,10 +317,8 @@ class EquiModel(PreTrainedModel):
         (``state_dict``, ``safe_serialization``, ``max_shard_size``, ``is_main_process``...), so the Trainer's
         checkpoints and ``push_to_hub`` write this folder. See :func:`equinlp.models.saving.save_pretrained`.
         """
-        from equinlp.models.saving import save_pretrained
-
         if kwargs.get("is_main_process", True):
-            save_pretrained(self, save_directory, save_base)
+            save_wrapper(self, save_directory, save_base)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any) -> EquiModel:
@@ -321,17 +328,17 @@ class EquiModel(PreTrainedModel):
         (``config``, ``dtype``, ``device_map``...) are ignored except ``dtype`` and ``device_map``, passed to
         the base model's loader. Prefer :func:`equinlp.from_pretrained`.
         """
-        from equinlp.models import from_pretrained
-
-        model = from_pretrained(kwargs.pop("base", None), pretrained_model_name_or_path, **_base_kwargs(kwargs))
-        if cls.family and model.family != cls.family:
+        proxy, weight_net = kwargs.pop("proxy", None), kwargs.pop("weight_net", None)
+        loaded = load_pretrained(pretrained_model_name_or_path, kwargs.pop("base", None), proxy, weight_net, _base_kwargs(kwargs))
+        base, config, in_action, out_action, aggregator = loaded
+        if cls.family and config.family != cls.family:
             folder = pretrained_model_name_or_path
-            raise ValueError(f"{folder} holds a {model.family} wrapper, not {cls.family}; load it with its family's Auto class")
-        return model
+            raise ValueError(f"{folder} holds a {config.family} wrapper, not {cls.family}; load it with its family's Auto class")
+        return FAMILIES[config.family or "causal"](base, in_action, out_action, aggregator, config)
 
 
 def _base_kwargs(kwargs: dict) -> dict:
-    return {"base_kwargs": {k: kwargs[k] for k in ("dtype", "torch_dtype", "device_map") if kwargs.get(k) is not None}}
+    return {k: kwargs[k] for k in ("dtype", "torch_dtype", "device_map") if kwargs.get(k) is not None}
 
 
 def _device_of(module: nn.Module) -> torch.device:

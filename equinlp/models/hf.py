@@ -3,7 +3,7 @@
 After ``import equinlp.models`` (which the first use of any wrapper, e.g. ``eq.equitune``, does too;
 a bare ``import equinlp`` loads nothing, so that the command line starts at once):
 
-- ``AutoConfig.from_pretrained(DIR)`` is an :class:`~equinlp.config.EquiConfig` (``model_type="equinlp"``);
+- ``AutoConfig.from_pretrained(DIR)`` is an :class:`~equinlp.models.config.EquiConfig` (``model_type="equinlp"``);
 - ``AutoModelForCausalLM.from_pretrained(DIR)`` / ``AutoModelForSeq2SeqLM.from_pretrained(DIR)`` return the
   wrapper, so ``pipeline("text-generation", model=DIR, tokenizer=...)`` and lm-eval's ``HFLM(pretrained=DIR)``
   generate equivariantly;
@@ -16,18 +16,15 @@ a bare ``import equinlp`` loads nothing, so that the command line starts at once
 
 from __future__ import annotations
 
-from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, PreTrainedModel
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-from equinlp.config import EquiConfig
+from equinlp.models.config import EquiConfig
 
 
-def register_with_auto_classes() -> None:
-    """Idempotent: called once when ``equinlp.models`` is imported."""
-    from equinlp.models.causal_lm import EquiCausalLM
-    from equinlp.models.seq2seq import EquiSeq2SeqLM
-
+def register_with_auto_classes(causal: type[PreTrainedModel], seq2seq: type[PreTrainedModel]) -> None:
+    """Register the causal and seq2seq wrapper classes. Idempotent: called once when ``equinlp.models`` is imported."""
     AutoConfig.register(EquiConfig.model_type, EquiConfig, exist_ok=True)
-    AutoModelForCausalLM.register(EquiConfig, EquiCausalLM, exist_ok=True)
-    AutoModelForSeq2SeqLM.register(EquiConfig, EquiSeq2SeqLM, exist_ok=True)
-    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.setdefault(EquiConfig.model_type, EquiCausalLM.__name__)
+    AutoModelForCausalLM.register(EquiConfig, causal, exist_ok=True)
+    AutoModelForSeq2SeqLM.register(EquiConfig, seq2seq, exist_ok=True)
+    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.setdefault(EquiConfig.model_type, causal.__name__)

@@ -37,8 +37,8 @@ from transformers.generation.logits_process import (
     TypicalLogitsWarper,
 )
 
-from equinlp.actions import TokenPermutation
-from equinlp.frames import OrbitFrames
+from equinlp.symmetry.actions import TokenPermutation
+from equinlp.symmetry.frames import OrbitFrames
 
 # HF's sampling settings, in HF's order: name -> (is it on?, its warper). Each acts on the values of the
 # scores alone, so in the canonical frame it acts the same on x and g·x, ties included.

@@ -11,12 +11,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from equinlp.actions import TokenPermutation
-from equinlp.config import CONFIG_NAME, EquiConfig
 from equinlp.files import write_atomic, write_folder_atomic
-from equinlp.groups import Group
-from equinlp.methods import aggregator_from_config
-from equinlp.models.peft_support import save_adapters
+from equinlp.models.config import CONFIG_NAME, EquiConfig, aggregator_from_config
+from equinlp.models.peft_support import load_adapters, save_adapters
+from equinlp.symmetry.actions import TokenPermutation
+from equinlp.symmetry.groups import Group
 
 if TYPE_CHECKING:
     from equinlp.models.base import EquiModel
@@ -56,14 +55,50 @@ def _atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
     write_atomic(path, lambda tmp: save_file(tensors, str(tmp)))
 
 
-def load_parts(directory: str | os.PathLike, proxy: Any = None, weight_net: nn.Module | None = None, features: int | None = None):
+def feature_size(model: nn.Module) -> int:
+    """Width of the LM head's input: the features λ-equitune weighs each copy by."""
+    return model.get_output_embeddings().weight.shape[1]
+
+
+def load_pretrained(
+    directory: str | os.PathLike,
+    base: nn.Module | str | None = None,
+    proxy: Any = None,
+    weight_net: nn.Module | None = None,
+    base_kwargs: dict | None = None,
+):
+    """Read a folder written by :func:`save_pretrained`: ``(base, config, in_action, out_action, aggregator)``.
+
+    ``base``: the base model, a hub id / path, or None for the one the config names; a folder that holds
+    fine-tuned base weights loads those. PEFT adapters saved beside are put back on the base.
+    """
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    directory = Path(directory)
+    config = EquiConfig.load(directory)
+    auto = AutoModelForSeq2SeqLM if config.family == "seq2seq" else AutoModelForCausalLM
+    if config.base_fine_tuned:
+        base = auto.from_pretrained(directory / BASE_DIR, **(base_kwargs or {}))
+    elif base is None or isinstance(base, str):
+        base = auto.from_pretrained(base or config.base_model_name_or_path, **(base_kwargs or {}))
+    base = load_adapters(base, directory)  # PEFT adapters saved in directory/adapter
+    return (base, *load_parts(directory, proxy, weight_net, feature_size(base), config))
+
+
+def load_parts(
+    directory: str | os.PathLike,
+    proxy: Any = None,
+    weight_net: nn.Module | None = None,
+    features: int | None = None,
+    config: EquiConfig | None = None,
+):
     """Read what save_pretrained wrote: ``(config, in_action, out_action, aggregator)``.
 
-    The aggregator is rebuilt from the config by the method registry (``equinlp.methods``); ``proxy`` and
+    The aggregator is rebuilt from the config by the method registry (``equinlp.methods.registry``); ``proxy`` and
     ``weight_net`` supply a custom callable / λ-net the config cannot name; ``features`` is the λ-net's width.
     """
     directory = Path(directory)
-    config = EquiConfig.load(directory)
+    config = config or EquiConfig.load(directory)
     tensors = load_file(str(directory / ACTION_FILE))
     group = Group("loaded", tensors["group_mul"])
     description = tuple(config.group_description)

@@ -3,7 +3,7 @@
 ``M_G(x) = Σ_g w_g(x) · g⁻¹ M(g x)`` read over continuations is a mixture: draw a branch g with probability
 ``w_g(x)``, continue ``g·x`` with the model (any HF decoding: greedy, sampling, beam search), and apply
 g⁻¹ to the text. It needs one decode per prompt, not |G|, and works for phrases of any number of tokens
-(:class:`~equinlp.phrases.PhrasePermutation`).
+(:class:`~equinlp.symmetry.phrases.PhrasePermutation`).
 
 Exact sample by sample, by construction: everything is decided in the canonical frame of the prompt's
 orbit. With ``c = k·x`` the least text of the orbit, the branches are ``b_j = j·c`` (so ``g·x`` has the
@@ -30,11 +30,11 @@ from dataclasses import dataclass
 
 import torch
 
-from equinlp.actions import TokenPermutation
-from equinlp.aggregate import PROXIES, Weighted, WeightNet
 from equinlp.errors import check_name
+from equinlp.methods.aggregate import PROXIES, Weighted, WeightNet
 from equinlp.models.text import encode_prompts
-from equinlp.phrases import PhrasePermutation
+from equinlp.symmetry.actions import TokenPermutation
+from equinlp.symmetry.phrases import PhrasePermutation
 
 SEQUENCE_METHODS = ("equitune", "equizero", "lambda", "canonical")
 
@@ -151,8 +151,8 @@ def decode_texts(model, tokenizer, texts: Sequence[str], seeds: Sequence[int | N
     batch = encode_prompts(tokenizer, texts, model.device, padding_side="left")
     kwargs = {"pad_token_id": tokenizer.pad_token_id, **generate_kwargs}
     if kwargs.get("do_sample"):
-        from equinlp.methods import config_for
         from equinlp.models import wrap_method
+        from equinlp.models.config import config_for
 
         model = wrap_method(model, TokenPermutation.identity(len(tokenizer)), config_for("equitune"))
         kwargs["seed"] = list(seeds)

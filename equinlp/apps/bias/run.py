@@ -1,0 +1,290 @@
+"""``equinlp bias run``: the bias benchmark as a harness task, one run per (axis, method).
+
+A run's working folder (``work/bias_axis=…_method=…/``) holds:
+
+- ``samples-{rank}.jsonl``: one generation per line, appended batch by batch by each process. The plan of
+  (prompt, seed) samples is cut into fixed batches of ``batch_size``; the processes share the batches round
+  robin, and a rerun skips batches already written. Each batch is computed whole and seeded per sample, so
+  one process, two processes and a resumed run give the same samples bit for bit;
+- ``scored.csv``: every sample with its scores (masked and plain sentiment, the plain score of the text
+  swapped to each other subject, the base model's perplexity, agreement errors and leaks), reused by a rerun
+  only while ``scored.json`` says it was made from exactly these samples by this scoring (``SCORING``) and
+  still holds the same bytes.
+
+The run's envelope (``OUT/runs/``) holds label shares, gaps and floors with bootstrap intervals
+(:mod:`equinlp.apps.bias.analysis`); ``equinlp bias report`` reads them back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from equinlp.apps.bias.agreement import agreement_errors, leaks
+from equinlp.apps.bias.fluency import perplexities
+from equinlp.apps.bias.generate import METHODS, Decoding, generate, generate_phrases
+from equinlp.apps.bias.prompts import CONTEXTS, Prompt, prompts, read_templates
+from equinlp.apps.bias.scoring import SCORERS, RegardScorer, check_scorer, masked_texts, scorer
+from equinlp.errors import EquinlpError, check_names
+from equinlp.files import read_text_file, write_text_atomic
+from equinlp.harness import RunConfig, distributed, option, validate
+from equinlp.harness.model_options import ModelOptions
+from equinlp.harness.progress import progress
+from equinlp.models.text import continuation_ids, decode_text, prompt_ids
+from equinlp.symmetry.phrases import PhrasePermutation
+from equinlp.symmetry.vocab import general_token_ids
+from equinlp.symmetry.wordgroups import LEVELS, WordGroup, group_file, read_word_group, word_group, word_group_names
+
+log = logging.getLogger(__name__)
+
+KEY = ["subject", "context", "template", "seed"]
+SCORING = 2  # the version of the scored columns: 2 added agreement errors, leaks and perplexity with <bos>
+
+
+@dataclass
+class BiasConfig(RunConfig):
+    axes: tuple[str, ...] = option(
+        ("gender", "race", "orientation"),
+        f"demographic axes: built-in word groups ({', '.join(word_group_names())}), or group files NAME.json",
+        plan=True,
+        flags=("--axis",),
+        cell_key="axis",
+        reads=group_file,
+    )
+    methods: tuple[str, ...] = option(("base", "equitune", "equizero-sentiment"), "methods", choices=METHODS, plan=True)
+    contexts: tuple[str, ...] | None = option(
+        None, "prompt contexts (default: all: respect and occupation, or every context of --templates)"
+    )
+    samples: int = option(100, "samples per subject and context (100 = 20 seeds × 5 templates)", at_least=1)
+    templates: str | None = option(None, "a file of templates: one per line, or context<TAB>template", reads=True)
+    first_seed: int = option(0, "seeds are first-seed, first-seed + 1, ...", at_least=0)
+    proxy_scorer: str = option(
+        "vader",
+        f"what equizero-sentiment maximises: {', '.join(SCORERS)} or regard:MODEL",
+        used_by={"method": ("equizero-sentiment",)},
+    )
+    regard_model: str | None = option(
+        None, "also label each sample by this regard classifier (sasha/regardv3, or a folder)", reads=True
+    )
+    level: str = option(
+        "auto",
+        "token: swap single tokens, methods combine the copies at every step (the paper's); phrase: swap whole phrases "
+        "and decode one branch per sample (sequence level; names, multi-token terms, pronouns by role); auto: phrase for a group "
+        "with role words (gender) or multi-token words, else token (relaxed methods: token)",
+        choices=LEVELS,
+    )
+    lm: ModelOptions = field(default_factory=ModelOptions)
+    decoding: Decoding = field(default_factory=Decoding)
+    out: str = option("results/bias", "output folder: one JSON per finished run in OUT/runs, continued on rerun", keyed=False)
+
+    def __post_init__(self) -> None:
+        validate(self)
+        for axis in self.axes:
+            word_group(axis)  # a known name or a readable group file
+        check_scorer(self.proxy_scorer)
+        if self.level == "token" and "canonical" in self.methods:
+            raise EquinlpError("canonical decodes one branch at the sequence level: use --level phrase (or auto)")
+        if self.contexts is not None:
+            check_names("context", self.contexts, self.context_templates())
+
+    def context_templates(self) -> dict[str, tuple[str, ...]]:
+        """``{context: templates}`` to draw prompts from (the file's, or the paper's), before ``contexts`` picks."""
+        return read_templates(self.templates) if self.templates else CONTEXTS
+
+
+def level_for(config: BiasConfig, method: str) -> str:
+    """The level a method runs at: ``auto`` is ``token`` for the relaxed methods (they combine copies per token)."""
+    return "token" if config.level == "auto" and method.startswith("relaxed-") else config.level
+
+
+def plan(config: BiasConfig, axis: str) -> list[tuple[Prompt, int]]:
+    """Every (prompt, seed) of an axis: context, template, seed, then subject innermost, so that a sample's swaps
+    (the other subjects, same template and seed) sit side by side in a batch, where a sequence-level method
+    decodes their one shared branch once."""
+    contexts = config.context_templates()
+    by_key = {}
+    for prompt in prompts(word_group(axis), contexts, config.contexts):
+        seeds = max(1, config.samples // len(contexts[prompt.context]))
+        for s in range(seeds):
+            by_key.setdefault((prompt.context, prompt.template, s), []).append((prompt, config.first_seed + s))
+    return [item for items in by_key.values() for item in items]
+
+
+def _key(row: dict) -> tuple:
+    return tuple(row[k] for k in KEY)
+
+
+def read_samples(path: Path, repair: bool = False) -> list[dict]:
+    """The rows of a samples file. A last line cut short (a hard kill mid-write) is left out, and with ``repair``
+    cut off the file (only its own process repairs a file); any other unreadable line is an error naming it."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        complete = data[: data.rfind(b"\n") + 1]
+        if repair:
+            cut = len(data) - len(complete)
+            log.warning("%s: removed a last line cut short (%d bytes); its batch is generated again", path, cut)
+            path.write_bytes(complete)
+        data = complete
+    rows = []
+    for number, line in enumerate(data.decode().splitlines(), 1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            raise EquinlpError(f"{path}:{number} is not a JSON line ({error}); delete the file to generate it again") from None
+    return rows
+
+
+def read_cell_samples(work: Path, config: BiasConfig, axis: str) -> pd.DataFrame:
+    """Every process's samples of a run, one row per planned sample, in plan order."""
+    rows = {_key(row): row for path in sorted(work.glob("samples-*.jsonl")) for row in read_samples(path)}
+    order = [(p.subject, p.context, p.template, s) for p, s in plan(config, axis)]
+    return pd.DataFrame([rows[key] for key in order if key in rows])
+
+
+GROUP_FILE = "group.json"  # in a run's working folder: the word group the run was made with
+
+
+def keep_group(work: Path, axis: str) -> None:
+    """Copy the axis's group file into the run's working folder (once), so reports map and mask the run's texts
+    with the group it was made with, even after the group file changes."""
+    if not (work / GROUP_FILE).exists():
+        write_text_atomic(work / GROUP_FILE, read_text_file(group_file(axis), "group file"))
+
+
+def run_group(work: Path, axis: str) -> WordGroup:
+    """The word group a run was made with: its working folder's copy, else the axis's group today."""
+    kept = work / GROUP_FILE
+    return read_word_group(kept) if kept.exists() else word_group(axis)
+
+
+def generate_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, work: Path) -> None:
+    """This process's share of the batches of (axis, method) not written yet, appended to its samples file."""
+    keep_group(work, axis)
+    group = run_group(work, axis)
+    action = group.action_at(level_for(config, method), tokenizer)
+    done = {_key(row) for path in sorted(work.glob("samples-*.jsonl")) for row in read_samples(path)}
+    items, size = plan(config, axis), config.decoding.batch_size
+    batches = [items[i : i + size] for i in range(0, len(items), size)]
+    todo = [b for b in batches if not all((p.subject, p.context, p.template, s) in done for p, s in b)]
+    mine = distributed.my_share(todo)
+    path = work / f"samples-{distributed.rank()}.jsonl"
+    read_samples(path, repair=True)  # a torn last line is cut off before appending
+    distributed.barrier()  # every process has read what is done before any writes
+    if not mine:
+        return
+    write = _continue_phrases if isinstance(action, PhrasePermutation) else _continue_tokens
+    proxy = scorer(config.proxy_scorer) if method == "equizero-sentiment" else None
+    with path.open("a") as sink:
+        for batch in progress(mine, desc=f"{axis} {method}", unit="batch"):
+            texts, seeds = [p.text for p, _ in batch], [s for _, s in batch]
+            continuations, ids, ties = write(config, group, action, method, model, tokenizer, texts, seeds, proxy)
+            for (prompt, seed), text, row_ids, tie in zip(batch, continuations, ids, ties, strict=True):
+                row = {**asdict(prompt), "seed": seed, "prompt": prompt.text, "continuation": text, "ids": row_ids}
+                sink.write(json.dumps({"axis": axis, "method": method, **row, "unresolved_tie": tie}) + "\n")
+            sink.flush()
+
+
+def _continue_tokens(config, group, action, method, model, tokenizer, texts, seeds, proxy) -> tuple[list, list, list]:
+    """Token level: ``(texts, ids, ties)`` from :func:`~equinlp.apps.bias.generate.generate`."""
+    general = general_token_ids(tokenizer, group.general_words) if method.startswith("relaxed-") else []
+    ids, ties = generate(method, model, tokenizer, action, texts, seeds, config.decoding, general, proxy)
+    return [decode_text(tokenizer, row) for row in ids], ids, ties
+
+
+def _continue_phrases(config, group, action, method, model, tokenizer, texts, seeds, proxy) -> tuple[list, list, list]:
+    """Phrase level: ``(texts, ids, ties)`` from :func:`~equinlp.apps.bias.generate.generate_phrases` (ids for perplexity)."""
+    continuations, ties = generate_phrases(method, model, tokenizer, action, texts, seeds, config.decoding, proxy)
+    return continuations, [continuation_ids(tokenizer, c) for c in continuations], ties
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def samples_digest(frame: pd.DataFrame) -> str:
+    """A fingerprint of the samples a scored CSV was made from (their keys and texts)."""
+    rows = frame[[*KEY, "prompt", "continuation"]].sort_values(KEY).reset_index(drop=True)  # not the plan's order
+    return _digest(rows.to_json(orient="records").encode())
+
+
+def write_scored(work: Path, frame: pd.DataFrame, digest: str) -> None:
+    """``scored.csv`` and ``scored.json`` (the samples' fingerprint and the CSV's own), each atomically."""
+    text = frame.drop(columns=["ids"], errors="ignore").to_csv(index=False)
+    write_text_atomic(work / "scored.csv", text)
+    write_text_atomic(work / "scored.json", json.dumps(_record(digest, text.encode())))
+
+
+def _record(digest: str, csv: bytes) -> dict:
+    return {"samples": digest, "csv": _digest(csv), "scoring": SCORING}
+
+
+def score_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, work: Path) -> pd.DataFrame:
+    """Score every sample of (axis, method) into ``scored.csv``, or read it back if it scored exactly these samples."""
+    frame = read_cell_samples(work, config, axis)
+    digest = samples_digest(frame)
+    csv_path, record_path = work / "scored.csv", work / "scored.json"
+    if csv_path.exists() and record_path.exists():
+        record = json.loads(record_path.read_text())
+        if record == _record(digest, csv_path.read_bytes()):
+            scored = pd.read_csv(csv_path, keep_default_na=False, na_values=[""])  # "" is missing; "NA" or "null" is text
+            scored[["prompt", "continuation"]] = scored[["prompt", "continuation"]].fillna("")  # an empty continuation
+            return scored
+        log.warning("%s does not match the samples (changed or damaged): scoring again", csv_path)
+    group = run_group(work, axis)
+    action = group.action_at(level_for(config, method), tokenizer)
+    prompts = [prompt_ids(tokenizer, p) for p in frame["prompt"]]  # as generated: with the tokenizer's <bos>
+    full = [p + list(c) for p, c in zip(prompts, frame["ids"], strict=True)]
+    if isinstance(action, PhrasePermutation):  # the text as written, phrases masked in the text
+        plain = [p + c for p, c in zip(frame["prompt"], frame["continuation"], strict=True)]
+        masked = [action.mask(p) + action.mask(c) for p, c in zip(frame["prompt"], frame["continuation"], strict=True)]
+    else:
+        plain, masked = [decode_text(tokenizer, ids) for ids in full], masked_texts(tokenizer, full, action)
+    for column, flags in (
+        ("agreement_error", agreement_errors(group, frame["subject"], frame["continuation"])),
+        ("leak", leaks(group, frame["subject"], masked)),
+    ):
+        if flags is not None:
+            frame[column] = flags
+    for name in SCORERS:
+        judge = scorer(name)
+        frame[f"{name}_masked"] = judge.scores(masked)
+        frame[f"{name}_plain"] = judge.scores(plain)
+    if config.regard_model:  # labels, not scores: the classifier's most likely class
+        judge = RegardScorer(config.regard_model, config.decoding.batch_size)
+        frame["regard_masked"], frame["regard_plain"] = judge.labels(masked), judge.labels(plain)
+    # the scorer's floor: the same text with its subject swapped to each other subject, scored plain
+    vader = scorer("vader")
+    elements = {(a, b): element_between(action, tokenizer, a, b) for a in group.subjects for b in group.subjects}
+    for target in group.subjects:
+        swapped = []
+        for subject, ids, text in zip(frame["subject"], full, plain, strict=True):
+            g = elements[(subject, target)]
+            if isinstance(action, PhrasePermutation):
+                swapped.append(action.act(text, g))
+            else:
+                swapped.append(decode_text(tokenizer, action.ids.act(torch.tensor(ids), g).tolist()))
+        frame[f"vader_plain_as_{target}"] = vader.scores(swapped)
+    frame["perplexity"] = perplexities(model, prompts, list(frame["ids"]), config.decoding.batch_size)
+    write_scored(work, frame, digest)
+    return frame
+
+
+def element_between(action, tokenizer, source: str, target: str) -> int:
+    """The group element that maps the ``source`` subject to ``target`` (as text, or as "The <subject>" tokens)."""
+    for g in range(action.group.order):
+        if isinstance(action, PhrasePermutation):
+            if action.act(source, g) == target:
+                return g
+            continue
+        source_ids, target_ids = (continuation_ids(tokenizer, f"The {s}") for s in (source, target))
+        if action.ids.act(torch.tensor(source_ids), g).tolist() == target_ids:
+            return g
+    raise EquinlpError(f"no element of the group maps subject {source!r} to {target!r}: list subjects that are swaps")

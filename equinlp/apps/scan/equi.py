@@ -1,0 +1,265 @@
+"""EquiSCAN: the one formula around the SCAN seq2seq, with the decoding loop it owns.
+
+Training (teacher forcing) folds the group into the batch and aggregates log-probabilities with
+``core.combine``. Greedy decoding runs all |G| copies in one batch per step, in one of three ways:
+
+- ``selection="step"``: each step combines the copies' log-probs (mean, λ-weights, or the lowest-proxy
+  copy), takes the argmax and feeds ``g·token`` to copy g (as EquiModel does inside HF ``generate``);
+- ``selection="sequence"`` (the paper's SCAN equizero): every copy decodes on its own, and one copy's
+  whole sequence is mapped back by ``g⁻¹``. ``score`` says which copy: ``"decoded"``, the lowest mean
+  proxy over the steps the copy decoded (up to its EOS); ``"paper"``, the reference code's rule, the
+  highest arithmetic mean of the max probability over all ``max_length`` rows, the rows after EOS
+  counting as the softmax of a zero row (``1/V``), which favours longer outputs;
+- ``selection="position"`` (the reference's SCAN equitune): every copy decodes on its own, and the
+  pulled-back log-probs are averaged position by position, a copy that has stopped adding 0 (the
+  reference's zero rows); the output is the argmax at each position, up to the first EOS.
+
+As in EquiModel, each row runs in its orbit's canonical frame (equinlp/symmetry/frames.py): a command and its swap
+fold into the same batch, copies holding the same sequence share outputs, and tokens are chosen in the
+canonical frame, so decoding is exactly equivariant, ties included.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from equinlp.apps.scan.model import AttnSeq2Seq
+from equinlp.methods.aggregate import Aggregator, Argmin, Mean
+from equinlp.methods.core import combine
+from equinlp.methods.registry import BASE, check_method, make_aggregator, method_names
+from equinlp.models.tokenizers import BOS, EOS, PAD
+from equinlp.symmetry.actions import TokenPermutation, unfold
+from equinlp.symmetry.frames import OrbitFrames
+
+METHODS = method_names(with_base=True)
+MAX_LENGTH = 50
+SELECTIONS = ("step", "sequence", "position")
+SCORES = ("decoded", "paper")
+
+
+class EquiSCAN(nn.Module):
+    """The symmetrized SCAN seq2seq (see the module docstring).
+
+    Args:
+        model: the base seq2seq.
+        in_action, out_action: the group acting on commands and on actions.
+        aggregator: ``Mean()``, ``Argmin(proxy)`` or ``Weighted(net)``.
+        selection: ``"step"`` (any aggregator), ``"sequence"`` (``Argmin``) or ``"position"`` (``Mean``).
+        score: for ``"sequence"``, ``"decoded"`` (the aggregator's proxy) or ``"paper"`` (needs ``max_prob``).
+    """
+
+    def __init__(
+        self,
+        model: AttnSeq2Seq,
+        in_action: TokenPermutation,
+        out_action: TokenPermutation,
+        aggregator: Aggregator,
+        selection: str = "step",
+        score: str = "decoded",
+    ) -> None:
+        super().__init__()
+        _check_decoding(aggregator, selection, score)
+        self.model, self.in_action, self.out_action, self.aggregator = model, in_action, out_action, aggregator
+        self.selection, self.score = selection, score
+        self.order = in_action.group.order
+
+    def _frames(self, src: torch.Tensor, mask: torch.Tensor) -> OrbitFrames:
+        frames = OrbitFrames(self.in_action.group)
+        frames.extend(self.in_action, src)
+        frames.compare(mask)
+        return frames
+
+    def _encode(self, frames: OrbitFrames, src: torch.Tensor, mask: torch.Tensor):
+        folded_mask = mask.repeat(self.order, 1)
+        return self.model.encode(frames.fold(self.in_action, src), folded_mask), folded_mask
+
+    def forward(self, src: torch.Tensor, mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced log-probabilities of the symmetrized model, ``[B, T, V]``."""
+        frames = self._frames(src, mask)
+        frames.extend(self.out_action, tgt_in)
+        folded_tgt = frames.fold(self.out_action, tgt_in)
+        logits, features = self.model(frames.fold(self.in_action, src), mask.repeat(self.order, 1), folded_tgt)
+        aggregator = self.aggregator
+        if self.selection == "sequence":  # one copy for the whole sequence
+            aggregator = Argmin(self._sequence_proxy(tgt_in != PAD))
+            aggregator.train(self.training)
+        logp = frames.share_representatives(logits.log_softmax(-1))
+        canonical = combine(logp, self.out_action.logits, aggregator, frames.share_representatives(features), frames.share)
+        return frames.from_canonical(self.out_action, canonical)
+
+    def _sequence_proxy(self, rows: torch.Tensor):
+        """Teacher forcing's sequence score, ``[G, B, T, V] -> [G, B, T]`` (the same at every position).
+
+        ``"decoded"``: the proxy averaged over the T positions; ``"paper"``: :func:`paper_score` over the
+        target's ``rows [B, T]`` (BOS and the actions), the others counting as the reference's zero rows.
+        """
+        if self.score == "decoded":
+            proxy = self.aggregator.proxy
+            return lambda outs: proxy(outs).mean(-1, keepdim=True).expand(outs.shape[:-1])
+
+        def paper(outs: torch.Tensor) -> torch.Tensor:
+            confidence = torch.where(rows, -outs.float().softmax(-1).amax(-1), 0.0).sum(-1)  # [G, B]
+            length = max(MAX_LENGTH, rows.shape[1])
+            score = paper_score(confidence, rows.sum(-1).to(confidence.dtype), length, outs.shape[-1])
+            return score[..., None].expand(outs.shape[:-1])
+
+        return paper
+
+    @torch.no_grad()
+    def decode(self, src: torch.Tensor, mask: torch.Tensor, max_length: int = MAX_LENGTH) -> torch.Tensor:
+        """Greedy decoding: ``[B, S] -> [B, L]`` action ids, ``PAD`` after the first ``EOS``."""
+        if self.selection == "sequence":
+            return self._select_sequence(src, mask, max_length)
+        if self.selection == "position":
+            return self._average_positions(src, mask, max_length)
+        B = src.shape[0]
+        frames = self._frames(src, mask)
+        (memory, state), folded_mask = self._encode(frames, src, mask)
+        token = torch.full((self.order * B,), BOS, device=src.device)
+        done = torch.zeros(B, dtype=torch.bool, device=src.device)
+        out = []
+        for _ in range(max_length):
+            logits, features, state = self.model.step(token, state, memory, folded_mask)
+            logp = frames.share_representatives(logits.log_softmax(-1))
+            features = frames.share_representatives(features)
+            scores = combine(logp, self.out_action.logits, self.aggregator, features, frames.share)
+            chosen = frames.token_from_canonical(self.out_action, scores.argmax(-1, keepdim=True))  # [B, 1]
+            chosen = chosen.masked_fill(done[:, None], PAD)
+            out.append(chosen[:, 0])
+            done |= chosen[:, 0] == EOS
+            if done.all():
+                break
+            frames.extend(self.out_action, chosen)
+            token = frames.fold(self.out_action, chosen)[:, 0]
+        return torch.stack(out, 1)
+
+    def _decode_each_copy(self, src: torch.Tensor, mask: torch.Tensor, max_length: int):
+        """Every copy decodes greedily on its own; block m of the folded batch decodes ``m·c``.
+
+        Returns:
+            the frames, and per step (a list of L) the log-probs ``[G·B, V]`` in each copy's own frame and
+            ``alive [G·B]`` (the copy had not emitted EOS before this step); then the tokens ``[G·B, L]``.
+        """
+        B = src.shape[0]
+        frames = self._frames(src, mask)
+        (memory, state), folded_mask = self._encode(frames, src, mask)
+        token = torch.full((self.order * B,), BOS, device=src.device)
+        done = torch.zeros(self.order * B, dtype=torch.bool, device=src.device)
+        logps, alive, out = [], [], []
+        for _ in range(max_length):
+            logits, _, state = self.model.step(token, state, memory, folded_mask)
+            logp = frames.share_representatives(logits.log_softmax(-1))  # equal copies decode alike
+            logps.append(logp)
+            alive.append(~done)
+            token = logp.argmax(-1).masked_fill(done, PAD)
+            out.append(token)
+            done = done | (token == EOS)
+            if done.all():
+                break
+        return frames, logps, alive, torch.stack(out, 1)
+
+    def _select_sequence(self, src: torch.Tensor, mask: torch.Tensor, max_length: int) -> torch.Tensor:
+        return self.choose_copy(src, mask, max_length)[0]
+
+    @torch.no_grad()
+    def choose_copy(
+        self, src: torch.Tensor, mask: torch.Tensor, max_length: int = MAX_LENGTH
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Equizero over whole sequences: the copy with the best ``score``, mapped back by ``g⁻¹``.
+
+        Returns:
+            the decoded actions ``[B, L]`` (as :meth:`decode`) and ``[B]`` the group element g of the chosen
+            copy, the one that decoded ``g·x``.
+        """
+        if self.selection != "sequence":
+            raise ValueError(f"choose_copy needs selection='sequence' (equizero), not {self.selection!r}")
+        G, B = self.order, src.shape[0]
+        frames, logps, alive, tokens = self._decode_each_copy(src, mask, max_length)
+        step_loss = self.aggregator.proxy if self.score == "decoded" else lambda logp: -logp.float().exp().amax(-1)
+        total = torch.zeros(G * B, device=src.device)  # float32, as the proxies
+        steps = torch.zeros(G * B, device=src.device)
+        for logp, running in zip(logps, alive, strict=True):  # in step order: the same sums in every frame
+            total += torch.where(running, step_loss(logp), 0.0)
+            steps += running.float()
+        if self.score == "decoded":
+            loss = total / steps.clamp(min=1)
+        else:
+            loss = paper_score(total, steps, max_length, logps[0].shape[-1])
+        best = unfold(loss, G).argmin(0)  # [B], in canonical order
+        rows = torch.arange(B, device=src.device)
+        element = frames.elements()[best, rows]  # the group element of the chosen copy
+        inverse = self.out_action.table.to(src.device)[self.in_action.group.inv.to(src.device)[element]]  # [B, V]
+        return inverse.gather(1, unfold(tokens, G)[best, rows]), element
+
+    def _average_positions(self, src: torch.Tensor, mask: torch.Tensor, max_length: int) -> torch.Tensor:
+        """Equitune as the reference decodes it: the copies' pulled-back log-probs averaged position by position."""
+        frames, logps, alive, _ = self._decode_each_copy(src, mask, max_length)
+        logp = torch.stack([torch.where(a[:, None], lp, 0.0) for lp, a in zip(logps, alive, strict=True)], 1)  # [G·B, L, V]
+        canonical = combine(logp, self.out_action.logits, self.aggregator, None, frames.share)  # [B, L, V]
+        tokens = frames.token_from_canonical(self.out_action, canonical.argmax(-1))  # [B, L]
+        ended = (tokens == EOS).long().cumsum(1)
+        return tokens.masked_fill((ended - (tokens == EOS).long()) > 0, PAD)
+
+
+def paper_score(confidence: torch.Tensor, steps: torch.Tensor, length: int, vocab: int) -> torch.Tensor:
+    """The reference's equizero 'top1' rule as a loss to minimise, ``[...] -> [...]``.
+
+    ``confidence`` is minus the sum of the max probabilities over the ``steps`` rows decoded; the
+    ``length - steps`` rows after EOS are the reference's zero rows, whose softmax gives ``1/vocab``.
+    The loss is minus the mean over all ``length`` rows.
+    """
+    return (confidence - (length - steps) / vocab) / length
+
+
+def _check_decoding(aggregator: Aggregator, selection: str, score: str) -> None:
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection {selection!r}: choose from {SELECTIONS}")
+    if selection == "sequence" and not isinstance(aggregator, Argmin):
+        raise ValueError("selection='sequence' is for equizero (an Argmin aggregator)")
+    if selection == "position" and not isinstance(aggregator, Mean):
+        raise ValueError("selection='position' is for equitune (a Mean aggregator)")
+    if score not in SCORES:
+        raise ValueError(f"score {score!r}: choose from {SCORES}")
+    if score == "paper" and (selection != "sequence" or aggregator.proxy_name != "max_prob"):
+        raise ValueError("score='paper' is the reference's top1 rule: use it with selection='sequence' and proxy='max_prob'")
+
+
+def build(
+    method: str,
+    model: AttnSeq2Seq,
+    actions: tuple[TokenPermutation, TokenPermutation],
+    proxy: str = "max_prob",
+    selection: str | None = None,
+    equizero_score: str | None = None,
+    equitune_decoding: str = "joint",
+) -> EquiSCAN:
+    """``base`` (pass trivial actions), ``equitune``, ``equizero`` or ``lambda``.
+
+    Args:
+        selection: how decoding combines the copies (see :class:`EquiSCAN`); default ``"sequence"`` for
+            equizero, ``"position"`` for equitune with ``equitune_decoding="per-copy"``, else ``"step"``.
+        equizero_score: equizero's sequence score, ``"paper"`` (the better of the two, README) or ``"decoded"``;
+            default ``"paper"`` with the ``max_prob`` proxy (the rule is defined on it), else ``"decoded"``.
+        equitune_decoding: ``"joint"`` (combine every step, feed ``g·token`` back) or ``"per-copy"``
+            (each copy decodes alone, averaged position by position, as the reference); equitune only.
+    """
+    check_method(method, with_base=True)
+    if equitune_decoding not in ("joint", "per-copy"):
+        raise ValueError(f"equitune_decoding {equitune_decoding!r}: choose 'joint' or 'per-copy'")
+    aggregator = make_aggregator("equitune" if method == BASE else method, features=model.feature_size, proxy=proxy)
+    if selection is None:
+        per_copy = method == "equitune" and equitune_decoding == "per-copy"
+        selection = "sequence" if method == "equizero" else "position" if per_copy else "step"
+    if equizero_score is None:
+        equizero_score = "paper" if proxy == "max_prob" else "decoded"
+    score = equizero_score if selection == "sequence" else "decoded"
+    return EquiSCAN(model, *actions, aggregator, selection, score)
+
+
+def exact_match(predicted: torch.Tensor, tgt_out: torch.Tensor) -> torch.Tensor:
+    """``BoolTensor[B]``: the prediction up to its first EOS equals the target (actions + EOS) exactly."""
+    target = tgt_out.masked_fill(tgt_out == -100, PAD)
+    width = max(predicted.shape[1], target.shape[1])
+    pad = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[1]), value=PAD)  # noqa: E731
+    return (pad(predicted) == pad(target)).all(1)

@@ -1,0 +1,216 @@
+"""The paper's CNN protocol as a harness task: pre-train on upright images, then evaluate and fine-tune on rotated ones.
+
+Two stages (see :mod:`equinlp.harness.task`):
+
+- ``pretrain``, one cell per architecture: a network trained on upright training images, as the paper
+  starts every run from one ImageNet model. Keyed only by what pre-training depends on (dataset, data,
+  epochs, images, lr), so every method × seed, and later runs with other fine-tuning settings, share it.
+  Its weights are ``work/vision_pretrain_arch=A/weights`` (safetensors); its envelope holds the
+  upright test accuracy on the whole test split.
+- ``run``, one cell per architecture × method × seed, from that network:
+
+  1. epoch 0: the method's accuracy on the rotated test set with no fine-tuning (zero-shot). λ-equitune
+     first trains its λ-net alone for one pass over the fine-tuning images (the backbone frozen, batch-norm
+     statistics included), as the paper does for CLIP, so its epoch 0 is "after λ-only training";
+  2. epochs 1..E: fine-tune the whole network (and the λ-net) on randomly rotated training images, then
+     evaluate. Every layer trains.
+
+The rotated test set is the same for every run (one element per image, seed ``test_seed``), so runs are
+paired. Both stages checkpoint at epoch boundaries (weights, optimizer, torch's RNG state, the curve) with
+:func:`~equinlp.harness.state.save_state`, so Ctrl-C loses at most the epoch in progress and a resumed run
+equals an uninterrupted one bit for bit.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from equinlp.apps.vision.cnn import ARCHITECTURES, build_cnn
+from equinlp.apps.vision.data import DATASETS, ImageSet, load
+from equinlp.apps.vision.train import accuracy, rotated, train_epoch
+from equinlp.apps.vision.wrap import METHODS, InvariantClassifier, proxy_option
+from equinlp.harness import RunConfig, RunStore, Stage, option
+from equinlp.harness.state import load_state, rng_state, save_state, set_rng_state
+from equinlp.harness.store import read_json
+from equinlp.symmetry.actions import IMAGE_GROUPS, ImageTransform
+
+log = logging.getLogger(__name__)
+
+PRETRAIN_LR = {"resnet18": 1e-3, "alexnet": 1e-4}
+PRETRAIN_BATCH = 128
+PRETRAIN_SETTINGS = ("dataset", "data_dir", "pretrain_epochs", "pretrain_images", "pretrain_lr")
+
+
+@dataclass
+class VisionConfig(RunConfig):
+    dataset: str = option("fashion-mnist", "image data (cifar* need --data-dir)", choices=DATASETS)
+    data_dir: str | None = option(None, "folder of the dataset's files (default: where its package installs them)", reads=True)
+    group: str = option("rot90", "image group: rot90 = C4; rot180 = the paper's 'flip'", choices=lambda: sorted(IMAGE_GROUPS))
+    archs: tuple[str, ...] = option(
+        ("resnet18", "alexnet"), "architectures", choices=tuple(ARCHITECTURES), plan=True, flags=("--arch",), quick=("resnet18",)
+    )
+    methods: tuple[str, ...] = option(METHODS, "methods", choices=METHODS, plan=True, flags=("--method",))
+    seeds: tuple[int, ...] = option((0, 1, 2), "fine-tuning seeds (the paper: 3)", at_least=0, plan=True, quick=(0,))
+    proxy: str = proxy_option()
+    pretrain_epochs: int = option(1, "epochs of upright pre-training", at_least=1)
+    pretrain_images: int | None = option(None, "upright training images (default: all)", at_least=1, quick=10_000)
+    pretrain_lr: float | None = option(None, "AdamW lr of pre-training (default: 1e-3 ResNet-18, 1e-4 AlexNet)", above=0)
+    finetune_images: int = option(1500, "rotated training images per fine-tuning epoch", at_least=1, quick=500)
+    epochs: int = option(3, "fine-tuning epochs (0: zero-shot only)", at_least=0, quick=1)
+    lr: float = option(1e-3, "SGD (momentum 0.9) learning rate of fine-tuning (the paper: 1e-3)", above=0)
+    lambda_lr: float = option(1e-3, "Adam learning rate of the λ-only pass", above=0)
+    batch_size: int = option(32, "fine-tuning batch size", at_least=1)
+    eval_images: int | None = option(1500, "rotated test images (null in --config: all)", at_least=1, quick=500)
+    test_seed: int = option(1234, "seed of the rotated test set (its images and their elements)", at_least=0)
+    out: str = option("results/vision", "output folder: one JSON per finished run in OUT/runs, continued on rerun", keyed=False)
+
+
+def image_size(arch: str) -> int | None:
+    """AlexNet needs at least 63 px: small images are resized to 64 (before any rotation)."""
+    return 64 if arch == "alexnet" else None
+
+
+def pretrain_lr(config: VisionConfig, arch: str) -> float:
+    return config.pretrain_lr or PRETRAIN_LR[arch]
+
+
+def _resume(checkpoint: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
+    """Load a checkpoint written by :func:`_save` into ``model`` and ``optimizer`` and restore torch's RNG."""
+    if not checkpoint.exists():
+        return None
+    state = load_state(checkpoint)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    set_rng_state(state["rng"])
+    return state
+
+
+def _save(checkpoint: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, **extra: Any) -> None:
+    """A checkpoint at an epoch boundary: weights, optimizer, torch's RNG state and ``extra`` (JSON values)."""
+    save_state(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng_state(), **extra})
+
+
+class VisionTask:
+    """``equinlp vision run``: see the module docstring."""
+
+    name = "vision"
+    config_class = VisionConfig
+    collective = False
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[ImageSet, ImageSet]] = {}
+
+    def plan(self, config: VisionConfig) -> list[Stage]:
+        cells = [{"arch": a, "method": m, "seed": s} for a in config.archs for m in config.methods for s in config.seeds]
+        return [Stage("pretrain", [{"arch": a} for a in config.archs], settings=PRETRAIN_SETTINGS), Stage("run", cells)]
+
+    def setup(self, config: VisionConfig) -> None:
+        self._data = {}  # read per architecture when first needed (AlexNet's images are resized)
+
+    def data(self, config: VisionConfig, arch: str) -> tuple[ImageSet, ImageSet]:
+        """``(train, upright test)`` at the architecture's image size."""
+        if arch not in self._data:
+            size = image_size(arch)
+            self._data[arch] = tuple(load(config.dataset, split, config.data_dir, size) for split in ("train", "test"))
+        return self._data[arch]
+
+    def run_cell(self, config: VisionConfig, stage: str, cell: dict, store: RunStore) -> dict:
+        if stage == "pretrain":
+            return self.pretrain(config, cell["arch"], store.work_dir(stage, cell), store.checkpoint_dir(stage, cell))
+        upright = read_json(store.envelope_path("pretrain", {"arch": cell["arch"]}), "run result")["metrics"]
+        base = self.pretrained(config, cell["arch"], store.work_dir("pretrain", {"arch": cell["arch"]}))
+        metrics = self.finetune(config, cell, base, store.checkpoint_dir(stage, cell))
+        return {**metrics, "upright": upright["upright_test_accuracy"]}
+
+    def pretrained(self, config: VisionConfig, arch: str, work: Path) -> torch.nn.Module:
+        """The network the pre-training cell of ``arch`` wrote to ``work/weights``."""
+        train, _ = self.data(config, arch)
+        net = build_cnn(arch, len(train.class_names), train.channels)
+        net.load_state_dict(load_state(work / "weights"))
+        return net
+
+    def pretrain(self, config: VisionConfig, arch: str, work: Path, checkpoint: Path) -> dict:
+        """Train ``arch`` on upright images; writes ``work/weights``; returns the metrics (losses, upright test accuracy)."""
+        train, test = self.data(config, arch)
+        torch.manual_seed(0)
+        net = build_cnn(arch, len(train.class_names), train.channels)
+        data = train.subset(config.pretrain_images, seed=0)
+        optimizer = torch.optim.AdamW(net.parameters(), lr=pretrain_lr(config, arch))
+        state = _resume(checkpoint, net, optimizer)
+        losses = state["losses"] if state else []
+        for epoch in range(len(losses), config.pretrain_epochs):
+            desc = f"pre-train {arch} epoch {epoch + 1}"
+            seeded = {"seed": epoch, "batch_size": PRETRAIN_BATCH, "desc": desc}
+            losses.append(train_epoch(net, net.parameters(), optimizer, data, None, **seeded))
+            _save(checkpoint, net, optimizer, losses=losses)
+            log.info("%s: loss %.3f", desc, losses[-1])
+        save_state(work / "weights", net.state_dict())
+        upright = accuracy(net, test, desc=f"{arch} upright eval")
+        log.info("pre-trained %s: upright test accuracy %.4f", arch, upright)
+        return {
+            "image_size": image_size(arch),
+            "pretrain_images": len(data),
+            "optimizer": f"AdamW lr {pretrain_lr(config, arch)}, batch {PRETRAIN_BATCH}",
+            "losses": losses,
+            "upright_test_accuracy": upright,
+            "upright_test_images": len(test),
+        }
+
+    def finetune(self, config: VisionConfig, cell: dict, base: torch.nn.Module, checkpoint: Path) -> dict:
+        """One method × seed from the pre-trained ``base``: the zero-shot (epoch 0) and fine-tuning curve."""
+        arch, method, seed = cell["arch"], cell["method"], cell["seed"]
+        name = f"{arch} {method} seed {seed}"
+        train, test = self.data(config, arch)
+        transform = ImageTransform(config.group)
+        test = rotated(test.subset(config.eval_images, seed=config.test_seed), transform, config.test_seed)
+        finetune = train.subset(config.finetune_images, seed=seed)
+        torch.manual_seed(seed)
+        model = InvariantClassifier(copy.deepcopy(base), transform, method, config.proxy)
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)  # the backbone and any λ-net
+        state = _resume(checkpoint, model, optimizer)
+        curve: list[dict] = state["curve"] if state else []
+        if curve:
+            log.info("%s: resumed after epoch %d", name, curve[-1]["epoch"])
+        else:
+            if model.weight_net is not None:  # λ-only pass: the backbone frozen, its BN statistics too
+                lambda_optimizer = torch.optim.Adam(model.weight_net.parameters(), lr=config.lambda_lr)
+                parameters = model.weight_net.parameters()
+                train_epoch(
+                    model,
+                    parameters,
+                    lambda_optimizer,
+                    finetune,
+                    transform,
+                    seed=seed + 10_000,
+                    batch_size=config.batch_size,
+                    desc=f"{name} λ",
+                    train_mode=model.weight_net,
+                )
+            curve.append({"epoch": 0, "accuracy": accuracy(model, test, desc=f"{name} eval"), "train_loss": None})
+            _save(checkpoint, model, optimizer, curve=curve)
+            log.info("%s epoch 0: %.4f", name, curve[-1]["accuracy"])
+        for epoch in range(curve[-1]["epoch"] + 1, config.epochs + 1):
+            desc = f"{name} epoch {epoch}"
+            seeded = {"seed": seed * 1000 + epoch, "batch_size": config.batch_size, "desc": desc}
+            loss = train_epoch(model, model.parameters(), optimizer, finetune, transform, **seeded)
+            curve.append({"epoch": epoch, "accuracy": accuracy(model, test, desc=f"{name} eval"), "train_loss": loss})
+            _save(checkpoint, model, optimizer, curve=curve)
+            log.info("%s epoch %d: %.4f (train loss %.3f)", name, epoch, curve[-1]["accuracy"], loss)
+        return {"zero_shot": curve[0]["accuracy"], "final": curve[-1]["accuracy"], "curve": curve}
+
+    def report(self, runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+        from equinlp.apps.vision.report import cnn_tables
+
+        return cnn_tables(runs)
+
+    def plot(self, runs: pd.DataFrame, path: Path) -> None:
+        from equinlp.apps.vision.report import plot_cnn
+
+        plot_cnn(runs, path)
