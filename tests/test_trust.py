@@ -148,7 +148,7 @@ def test_sequence_level_pads_on_the_left_whatever_the_tokenizer_says(method):
     """Branch choices read the logits and features at each prompt's last token, never at a pad."""
     model = tiny_causal_lm(len(word_tokenizer(WORDS)), family="llama").eval()
     action = phrase_permutation([("Lakisha Washington", "Emily Walsh")])
-    weight_net = eq.aggregate.WeightNet(model.config.hidden_size)
+    weight_net = eq.WeightNet(model.config.hidden_size)
     torch.nn.init.normal_(weight_net.net[-1].weight, std=2.0)
     chosen, texts = {}, {}
     for side in ("left", "right"):
