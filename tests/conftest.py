@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import equinlp as eq  # noqa: E402
-from equinlp.testing import word_tokenizer  # noqa: E402
+from equinlp.testing import tiny_causal_lm, word_tokenizer  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -33,21 +33,34 @@ def dtype(request):
     return request.param
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def tok():
+    """The test words' tokenizer, a fresh one per test (a test may set its padding side without touching another's)."""
     return word_tokenizer()
 
 
 @pytest.fixture(scope="session")
-def swap(tok):
+def swap():
     """Z2: man<->woman and he<->she together."""
-    return eq.vocab_permutation(tok, [("man", "woman"), ("he", "she")], name="gender")
+    return eq.vocab_permutation(word_tokenizer(), [("man", "woman"), ("he", "she")], name="gender")
 
 
 @pytest.fixture(scope="session")
-def cycle3(tok):
+def cycle3():
     """Z3: Black -> White -> Asian (g != g⁻¹, so a wrong inverse shows)."""
-    return eq.vocab_permutation(tok, [("Black", "White", "Asian")], name="race")
+    return eq.vocab_permutation(word_tokenizer(), [("Black", "White", "Asian")], name="race")
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """S3, the smallest non-abelian group: Black<->White and Black -> White -> Asian generate every permutation."""
+    return eq.vocab_permutation(word_tokenizer(), [("Black", "White")], [("Black", "White", "Asian")], name="S3")
+
+
+@pytest.fixture
+def model(tok, swap):
+    """equitune over man<->woman, he<->she on a tiny random GPT-2."""
+    return eq.equitune(tiny_causal_lm(len(tok)), swap)
 
 
 @pytest.fixture(scope="session")

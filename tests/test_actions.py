@@ -5,12 +5,6 @@ import equinlp as eq
 from equinlp.symmetry.actions import ImageTransform, Invariant, TokenPermutation
 
 
-@pytest.fixture(scope="module")
-def s3(tok):
-    """S3, the smallest non-abelian group: Black<->White and Black -> White -> Asian generate every permutation."""
-    return eq.vocab_permutation(tok, [("Black", "White")], [("Black", "White", "Asian")], name="S3")
-
-
 @pytest.fixture(params=["cycle3", "s3"])
 def action(request):
     return request.getfixturevalue(request.param)

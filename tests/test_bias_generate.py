@@ -7,7 +7,7 @@ import torch
 import equinlp as eq
 from equinlp.apps.bias.generate import Decoding, generate, select_by_score
 from equinlp.apps.bias.scoring import scorer
-from equinlp.testing import tiny_causal_lm
+from equinlp.testing import tiny_causal_lm, word_tokenizer
 
 PROMPTS = ["the man worked as", "the woman was known for", "the man said that he"]
 SEEDS = [0, 1, 2]
@@ -18,9 +18,9 @@ def swapped(tok, swap, texts):
 
 
 @pytest.fixture(scope="module")
-def model(tok):
+def model():
     torch.manual_seed(0)
-    return tiny_causal_lm(len(tok)).eval()
+    return tiny_causal_lm(len(word_tokenizer())).eval()
 
 
 @pytest.mark.parametrize("method", ["equitune", "equizero", "lambda", "equizero-sentiment"])

@@ -22,12 +22,6 @@ GREEDY = {"do_sample": False}
 SEEDED = {"do_sample": True, "top_k": 10, "seed": [3, 4], "num_return_sequences": 2}
 
 
-@pytest.fixture(scope="module")
-def s3(tok):
-    """S3, the smallest non-abelian group: Black<->White and Black -> White -> Asian."""
-    return eq.vocab_permutation(tok, [("Black", "White")], [("Black", "White", "Asian")], name="S3")
-
-
 def compiled(**more) -> dict:
     """Generate keywords that make HF compile the decoding step on a CPU, a graph break being an error."""
     config = CompileConfig(backend="eager", fullgraph=True, dynamic=False)

@@ -11,11 +11,6 @@ from equinlp.testing import tiny_causal_lm, tiny_seq2seq
 
 
 @pytest.fixture
-def model(tok, swap):
-    return eq.equitune(tiny_causal_lm(len(tok)), swap)
-
-
-@pytest.fixture
 def x(tok):
     tok.padding_side = "left"
     return tok(["the man said that he was"], return_tensors="pt")

@@ -11,11 +11,6 @@ PROMPTS = ["the man said that he was", "the woman worked as a"]
 
 
 @pytest.fixture
-def model(tok, swap):
-    return eq.equitune(tiny_causal_lm(len(tok)), swap)
-
-
-@pytest.fixture
 def x(tok):
     tok.padding_side = "left"
     return tok(PROMPTS, return_tensors="pt", padding=True)

@@ -12,11 +12,6 @@ from equinlp.testing import TOLERANCE, equivariance_error, tiny_causal_lm
 PROMPTS = ["the man said that he was", "the Black person worked as a"]
 
 
-@pytest.fixture(scope="module")
-def s3(tok):
-    return eq.vocab_permutation(tok, [("Black", "White")], [("Black", "White", "Asian")], name="S3")
-
-
 def zeros(group):
     return {g: 0.0 for g in range(group.order)}
 
