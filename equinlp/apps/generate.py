@@ -15,7 +15,6 @@ from equinlp.harness.model_options import ModelOptions
 from equinlp.harness.options import option, validate
 from equinlp.methods.aggregate import PROXIES
 from equinlp.methods.registry import BASE, method_names
-from equinlp.models.config import config_for
 from equinlp.symmetry.phrases import PhrasePermutation
 from equinlp.symmetry.wordgroups import LEVELS, word_group, word_group_names
 
@@ -78,6 +77,7 @@ def build_method(model: torch.nn.Module, action, method: str, proxy: str):
     """The wrapped model for a method name; ``base`` is the model under the trivial group, so that it decodes
     with the same seeded sampler as the methods (each row's draw its own, equal seeds for a prompt's swaps)."""
     from equinlp.models import wrap_method
+    from equinlp.models.config import config_for
     from equinlp.symmetry.actions import TokenPermutation
 
     if method == BASE:
