@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from equinlp.models.base import EquiModel
+from equinlp.models.hf import register_causal
 
 
 class EquiCausalLM(EquiModel):
@@ -41,3 +42,6 @@ class EquiCausalLM(EquiModel):
         if labels is not None:
             loss = self._token_loss(output.logits[..., :-1, :], labels[..., 1:], num_items_in_batch)
         return self._with_loss(output, loss)
+
+
+register_causal(EquiCausalLM)

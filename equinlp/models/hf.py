@@ -1,7 +1,7 @@
 """Register the wrappers with HF's Auto classes, so that a saved folder loads through HF tooling.
 
-After ``import equinlp.models`` (which the first use of any wrapper, e.g. ``eq.equitune``, does too;
-a bare ``import equinlp`` loads nothing, so that the command line starts at once):
+Once a family's module is imported (the first use of any wrapper, e.g. ``eq.equitune`` or a name of
+``equinlp.models``, imports them all; a bare ``import equinlp`` loads nothing, so the command line starts at once):
 
 - ``AutoConfig.from_pretrained(DIR)`` is an :class:`~equinlp.models.config.EquiConfig` (``model_type="equinlp"``);
 - ``AutoModelForCausalLM.from_pretrained(DIR)`` / ``AutoModelForSeq2SeqLM.from_pretrained(DIR)`` return the
@@ -21,10 +21,15 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 
 from equinlp.models.config import EquiConfig
 
+AutoConfig.register(EquiConfig.model_type, EquiConfig, exist_ok=True)
 
-def register_with_auto_classes(causal: type[PreTrainedModel], seq2seq: type[PreTrainedModel]) -> None:
-    """Register the causal and seq2seq wrapper classes. Idempotent: called once when ``equinlp.models`` is imported."""
-    AutoConfig.register(EquiConfig.model_type, EquiConfig, exist_ok=True)
-    AutoModelForCausalLM.register(EquiConfig, causal, exist_ok=True)
-    AutoModelForSeq2SeqLM.register(EquiConfig, seq2seq, exist_ok=True)
-    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.setdefault(EquiConfig.model_type, causal.__name__)
+
+def register_causal(wrapper: type[PreTrainedModel]) -> None:
+    """``AutoModelForCausalLM`` loads an equinlp folder as ``wrapper``, and HF's causal-LM table names it."""
+    AutoModelForCausalLM.register(EquiConfig, wrapper, exist_ok=True)
+    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.setdefault(EquiConfig.model_type, wrapper.__name__)
+
+
+def register_seq2seq(wrapper: type[PreTrainedModel]) -> None:
+    """``AutoModelForSeq2SeqLM`` loads an equinlp folder as ``wrapper``."""
+    AutoModelForSeq2SeqLM.register(EquiConfig, wrapper, exist_ok=True)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from equinlp.models.base import EquiModel, _continues_a_cache
+from equinlp.models.hf import register_seq2seq
 
 
 class EquiSeq2SeqLM(EquiModel):
@@ -106,3 +107,6 @@ class EquiSeq2SeqLM(EquiModel):
         if labels is not None:
             loss = self._token_loss(output.logits, labels, num_items_in_batch)
         return self._with_loss(output, loss)
+
+
+register_seq2seq(EquiSeq2SeqLM)
