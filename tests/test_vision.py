@@ -5,7 +5,6 @@ and report, on scikit-learn's digits and a tiny saved CLIP."""
 import copy
 import dataclasses
 import gzip
-import json
 import pickle
 import shutil
 
@@ -524,36 +523,6 @@ def test_the_lambda_only_stage_leaves_the_frozen_backbone_and_its_batch_norm_unt
     after = model.backbone.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # weights and running statistics alike
     assert model.weight_net.net[-1].weight.abs().sum() > 0  # while the λ-net did learn
-
-
-def test_results_from_before_the_harness_are_migrated_and_found_done(tmp_path, monkeypatch, capsys):
-    """benchmarks/migrate_vision.py turns the old run and pre-training JSONs into envelopes that a rerun of
-    the command that made them finds done, and that the report reads."""
-    from benchmarks.migrate_vision import migrate
-
-    old = {**dataclasses.asdict(digits_config(tmp_path, methods=("base",))), "data_dir": None}
-    old = {k: list(v) if isinstance(v, tuple) else v for k, v in old.items() if k != "threads"}
-    curve = [{"epoch": 0, "accuracy": 0.25, "train_loss": None}, {"epoch": 1, "accuracy": 0.5, "train_loss": 1.5}]
-    run = {"dataset": "digits", "arch": "resnet18", "method": "base", "seed": 0, "group": "rot90", "proxy": None}
-    (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / "digits_resnet18_base_seed0.json").write_text(
-        json.dumps({**run, "zero_shot": 0.25, "final": 0.5, "curve": curve, "config": old})
-    )
-    pretrained = {"dataset": "digits", "arch": "resnet18", "image_size": None, "pretrain_epochs": 4, "pretrain_images": 1347}
-    pretrained |= {"optimizer": "AdamW lr 0.001, batch 128", "upright_test_accuracy": 0.9, "upright_test_images": 150}
-    (tmp_path / "pretrained").mkdir()
-    (tmp_path / "pretrained" / "digits_resnet18_e4_n1347.json").write_text(json.dumps(pretrained))
-    assert len(migrate(tmp_path)) == 2 and migrate(tmp_path) == []  # a second pass finds nothing to do
-
-    def no_setup(*args, **kwargs):
-        raise AssertionError("every run is done: nothing loads")
-
-    monkeypatch.setattr(VisionTask, "setup", no_setup)
-    (envelope,) = run_task(VisionTask(), digits_config(tmp_path, methods=("base",)))
-    assert envelope["metrics"] == {"zero_shot": 0.25, "final": 0.5, "curve": curve, "upright": 0.9}
-    assert envelope["migrated_from"].endswith("digits_resnet18_base_seed0.json") and envelope["commit"] is None
-    assert main(["vision", "report", str(tmp_path)]) == 0
-    assert "25.0" in capsys.readouterr().out
 
 
 def test_missing_fashion_mnist_is_one_line_from_the_cli(tmp_path, capsys):
