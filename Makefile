@@ -52,9 +52,11 @@ test: setup docs
 	$(OFFLINE) $(BIN)/python -m pytest -q --durations=5
 	$(BIN)/ruff check .
 
-# The docs site: result tables regenerated from the committed envelopes, then a strict build into site/.
+# The docs site: result tables regenerated from the committed envelopes and the layout page from the package,
+# then a strict build into site/.
 docs: $(VENV)/.dev
 	$(BIN)/python -m docs.gen_results
+	$(BIN)/python -m docs.gen_layout
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 docs-serve: docs

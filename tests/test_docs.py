@@ -28,3 +28,14 @@ def test_results_pages_are_the_report_commands_tables(tmp_path, monkeypatch):
     page = gen_results.page(ROOT / "reports" / "scan_verb4")
     assert page.startswith("# scan_verb4") and "`equinlp scan report reports/scan_verb4`" in page
     assert "exact-match accuracy (%)" in page and (tmp_path / "scan_verb4.png").is_file()
+
+
+def test_the_layout_page_lists_every_module_with_its_summary():
+    """docs/gen_layout.py draws the layout from the package: a new module appears with its docstring's first sentence."""
+    from docs import gen_layout
+
+    page = gen_layout.page()
+    for path in (ROOT / "equinlp").rglob("*.py"):
+        name = path.parent.name + "/" if path.name == "__init__.py" else path.name
+        assert f"`{name}`" in page, name
+    assert "- `core.py`: The one formula, written once." in page
