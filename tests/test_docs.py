@@ -36,6 +36,8 @@ def test_the_layout_page_lists_every_module_with_its_summary():
 
     page = gen_layout.page()
     for path in (ROOT / "equinlp").rglob("*.py"):
+        if not (path.parent / "__init__.py").is_file():  # an evaluate script's folder, loaded by path
+            continue
         name = path.parent.name + "/" if path.name == "__init__.py" else path.name
         assert f"`{name}`" in page, name
     assert "- `core.py`: The one formula, written once." in page
