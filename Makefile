@@ -8,7 +8,7 @@ OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup demo test docs docs-serve lint clean
+.PHONY: setup demo test test-fast docs docs-serve lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ demo: $(VENV)/.demo
 test: setup docs
 	$(OFFLINE) $(BIN)/python -m pytest -q --durations=5
 	$(BIN)/ruff check .
+
+# The inner loop while developing: every test but the slow and the multi-process ones (CI runs them all).
+test-fast: $(VENV)/.dev
+	$(OFFLINE) $(BIN)/python -m pytest -q -m "not slow and not distributed"
 
 # The docs site: result tables regenerated from the committed envelopes and the layout page from the package,
 # then a strict build into site/.
