@@ -44,3 +44,18 @@ def test_a_run_starts_with_a_one_line_plan(tmp_path, caplog):
     caplog.clear()
     run_task(SizedToy(), ToyConfig(seeds=(0, 1, 2), out=str(tmp_path)))
     assert f"toy: 4 runs, 31 steps; 3 already done, 1 to compute in {tmp_path}" in caplog.text
+
+
+def test_hf_loading_bars_follow_the_same_rule(monkeypatch):
+    """Off a terminal HF's "Loading weights" bar stays quiet while a model loads, unless progress is asked for."""
+    from transformers.utils import logging as hf_logging
+
+    from equinlp.harness.model_options import hf_progress_bars
+
+    seen = []
+    for wanted in ("", "1"):
+        monkeypatch.setenv("EQUINLP_PROGRESS", wanted)
+        with hf_progress_bars():
+            seen.append(hf_logging.is_progress_bar_enabled())
+    assert seen == [False, True]  # pytest's stderr is not a terminal
+    assert hf_logging.is_progress_bar_enabled()  # put back as it was

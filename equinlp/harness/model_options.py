@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from equinlp.errors import EquinlpError
 from equinlp.harness.options import option, validate
+from equinlp.harness.progress import disabled
 from equinlp.models.loading import DEFAULT_MODEL, DTYPES, load_model, load_tokenizer
 
 
@@ -44,7 +48,23 @@ class ModelOptions:
 
     def _loading(self, load, *args):
         try:
-            return load(*args)
+            with hf_progress_bars():
+                return load(*args)
         except OSError as error:  # no such hub id, no network, a folder without weights or tokenizer
             reason = str(error).strip().splitlines()[0]
             raise EquinlpError(f"--model {self.model} could not be loaded: {reason}") from error
+
+
+@contextmanager
+def hf_progress_bars() -> Iterator[None]:
+    """HF's own bars ("Loading weights") follow equinlp's rule while a model loads: on a terminal, or when asked."""
+    from transformers.utils import logging as hf_logging
+
+    hidden = disabled()
+    shown = hidden is False or (hidden is None and sys.stderr.isatty())
+    was = hf_logging.is_progress_bar_enabled()
+    (hf_logging.enable_progress_bar if shown else hf_logging.disable_progress_bar)()
+    try:
+        yield
+    finally:
+        (hf_logging.enable_progress_bar if was else hf_logging.disable_progress_bar)()
