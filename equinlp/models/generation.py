@@ -229,7 +229,8 @@ def _scores_read_in_row_frames(config: GenerationConfig, logits_processor: Logit
     """Whether anything besides the token choice reads the scores in each row's own frame: the caller's
     processors, one of HF's that reads token ids, or ``output_logits``. Else the wrapper leaves the scores in the
     canonical frames where the choice is made, and skips mapping them to the rows' frames and back each step."""
-    return bool(logits_processor) or bool(config.output_logits) or any(getattr(config, k, None) is not None for k in READ_TOKEN_IDS)
+    reading = any(getattr(config, key, None) is not None for key in READ_TOKEN_IDS)
+    return bool(logits_processor) or bool(config.output_logits) or reading
 
 
 def _batch_size(model: EquiModel, model_kwargs: dict) -> int:
