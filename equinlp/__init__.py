@@ -32,7 +32,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "equinlp.models.sequence": ("SEQUENCE_METHODS", "SequenceLevel"),
     "equinlp.models.paper_methods": ("equitune", "equizero", "lambda_equitune"),
     "equinlp.symmetry.phrases": ("PhrasePermutation", "phrase_permutation"),
-    "equinlp.testing": ("assert_equivariant", "equivariance_error"),
+    "equinlp.testing": ("assert_equivariant", "check_equivariance", "equivariance_error"),
     "equinlp.symmetry.vocab": ("VocabularyError", "general_token_ids", "vocab_permutation", "vocab_permutation_pair"),
 }
 _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}

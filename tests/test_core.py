@@ -24,8 +24,8 @@ def aggregators(features: int):
 def test_symmetrized_cnn_is_invariant(kind, method):
     action = ImageTransform(kind)
     cnn = tiny_cnn()
-    features = lambda x: x.flatten(1)[:, :32]  # noqa: E731 - any function of the transformed input
-    model = eq.symmetrize(cnn, action, Invariant(action.group), aggregators(32)[method], features=features)
+    with_features = lambda x: (cnn(x), x.flatten(1)[:, :32])  # noqa: E731 - features: any function of the input
+    model = eq.symmetrize(with_features, action, Invariant(action.group), aggregators(32)[method])
     x = torch.randn(4, 3, 8, 8, dtype=torch.float64)
     reference = model(x)
     assert not torch.allclose(cnn(action.act(x, 1)), cnn(x))  # the CNN alone is not invariant
@@ -45,6 +45,16 @@ def test_symmetrized_map_is_equivariant():
 def test_symmetrize_refuses_mismatched_groups_and_missing_features():
     with pytest.raises(ValueError, match="same group"):
         eq.symmetrize(tiny_cnn(), ImageTransform("rot90"), Invariant(eq.cyclic(2)), eq.Mean())
-    with pytest.raises(ValueError, match="features"):
-        action = ImageTransform("rot90")
-        eq.symmetrize(tiny_cnn(), action, Invariant(action.group), eq.Weighted(eq.WeightNet(4)))
+    action = ImageTransform("rot90")
+    model = eq.symmetrize(tiny_cnn(), action, Invariant(action.group), eq.Weighted(eq.WeightNet(4)))
+    with pytest.raises(ValueError, match="needs features"):
+        model(torch.randn(2, 3, 8, 8, dtype=torch.float64))
+
+
+def test_symmetrize_runs_the_backbone_once_on_the_folded_batch():
+    action = ImageTransform("d4")
+    cnn, calls = tiny_cnn(), []
+    cnn.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape[0]))
+    model = eq.symmetrize(lambda x: (cnn(x), x.flatten(1)[:, :32]), action, Invariant(action.group), aggregators(32)["lambda"])
+    model(torch.randn(3, 3, 8, 8, dtype=torch.float64))
+    assert calls == [8 * 3]

@@ -10,6 +10,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, LogitsProcessorList, Top
 
 import equinlp as eq
 from equinlp.models.sampling import EquivariantChoice
+from equinlp.symmetry.frames import OrbitFrames
 from equinlp.testing import tiny_causal_lm
 
 DTYPES = [torch.float32, torch.float64, torch.bfloat16]
@@ -81,11 +82,16 @@ def test_ties_are_broken_in_the_canonical_frame(tok):
     scores[0, [man, nurse]] = 1.0  # an exact tie, as half precision makes them
     swapped = swap.logits.act(scores, 1)
     assert swap.ids.act(scores.argmax(-1), 1) != swapped.argmax(-1)  # id order is not equivariant
+    def choose(x: torch.Tensor, scores: torch.Tensor, warpers, seeds) -> torch.Tensor:
+        frames = OrbitFrames(swap.group)
+        frames.extend(swap, x)  # what the wrapper's hooks do with every token fed to the model
+        return EquivariantChoice(swap, frames, warpers, seeds)(x, scores).argmax(-1)
+
     for warpers in (None, LogitsProcessorList([TopKLogitsWarper(2)])):
         for seed in range(8):
             seeds = [seed] if warpers else None
-            ours = EquivariantChoice(swap, warpers=warpers, seeds=seeds)(x, scores).argmax(-1)
-            theirs = EquivariantChoice(swap, warpers=warpers, seeds=seeds)(swap.ids.act(x, 1), swapped).argmax(-1)
+            ours = choose(x, scores, warpers, seeds)
+            theirs = choose(swap.ids.act(x, 1), swapped, warpers, seeds)
             assert torch.equal(theirs, swap.ids.act(ours, 1))
 
 

@@ -162,3 +162,85 @@ def test_return_dict_false_gives_a_tuple(model, x):
     with torch.no_grad():
         loss, logits = model(**x, labels=labels, return_dict=False)[:2]
     assert loss.ndim == 0 and torch.equal(logits, reference)
+
+
+@pytest.mark.parametrize("family", ["causal", "seq2seq"])
+def test_frames_are_extended_once_per_step(family, tok, swap, x, monkeypatch):
+    """The token choice reads the wrapper's frames: one ``extend`` per forward (and one for a seq2seq source)."""
+    from equinlp.symmetry.frames import OrbitFrames
+
+    model = eq.equitune(tiny_causal_lm(len(tok)) if family == "causal" else tiny_seq2seq(len(tok)), swap)
+    extends, forwards = [], []
+    extend = OrbitFrames.extend
+    monkeypatch.setattr(OrbitFrames, "extend", lambda self, *args: extends.append(1) or extend(self, *args))
+    model.unwrap().register_forward_pre_hook(lambda module, args: forwards.append(1))
+    model.generate(**x, max_new_tokens=6, min_new_tokens=6)
+    assert len(forwards) == 6 and len(extends) == 6 + (family == "seq2seq")
+
+
+class Recorder:
+    """A caller's logits processor: keeps the scores it is given, changes nothing."""
+
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, input_ids, scores):
+        self.seen.append(scores.clone())
+        return scores
+
+
+@pytest.fixture
+def orbit(tok, swap):
+    """A prompt and its swap, unpadded: the second row's canonical frame is not its own."""
+    ids = tok(["the man said that he was"], return_tensors="pt")["input_ids"]
+    ids = torch.cat([ids, swap.ids.act(ids, 1)])
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+@pytest.mark.parametrize("kw", [{"do_sample": False}, {"do_sample": True, "top_k": 10, "seed": 2}])
+def test_scores_stay_canonical_unless_something_reads_them(kw, model, orbit, monkeypatch):
+    """Without a processor that reads them, the scores are not mapped to the rows' frames and back; with one,
+    it sees each row's own frame (the wrapper's forward), and the tokens are the same either way."""
+    from equinlp.symmetry.frames import OrbitFrames
+
+    calls = []
+    for name in ("to_canonical", "from_canonical"):
+        original = getattr(OrbitFrames, name)
+        monkeypatch.setattr(OrbitFrames, name, lambda self, *a, _f=original, _n=name: calls.append(_n) or _f(self, *a))
+    fast = model.generate(**orbit, max_new_tokens=5, **kw)
+    assert calls == []
+    recorder = Recorder()
+    slow = model.generate(**orbit, max_new_tokens=5, logits_processor=[recorder], **kw)
+    assert torch.equal(fast, slow) and calls.count("to_canonical") == 5
+    with torch.no_grad():
+        first = model(**orbit).logits[:, -1]
+    assert torch.equal(recorder.seen[0], first)
+
+
+def test_output_scores_are_the_same_on_both_paths(model, orbit):
+    kw = {"max_new_tokens": 4, "output_scores": True, "return_dict_in_generate": True, "do_sample": True, "top_k": 10}
+    fast = model.generate(**orbit, seed=3, **kw)
+    slow = model.generate(**orbit, seed=3, logits_processor=[Recorder()], **kw)
+    assert torch.equal(fast.sequences, slow.sequences)
+    assert all(torch.equal(a, b) for a, b in zip(fast.scores, slow.scores, strict=True))
+    greedy = model.generate(**orbit, **{**kw, "do_sample": False, "top_k": None})
+    with torch.no_grad():
+        first = model(**orbit).logits[:, -1]
+    assert torch.equal(greedy.scores[0], first)
+
+
+def test_sampling_warpers_are_hfs_in_hfs_order(model):
+    """``SAMPLING_WARPERS`` against what HF builds for a config with every warper on: same classes, same order."""
+    from transformers import GenerationConfig
+
+    from equinlp.models.sampling import SAMPLING_WARPERS, take_sampling_warpers
+
+    values = {"temperature": 0.7, "top_h": 0.5, "top_k": 10, "top_p": 0.9, "min_p": 0.05, "typical_p": 0.9,
+              "epsilon_cutoff": 3e-4, "eta_cutoff": 3e-4}  # fmt: skip
+    assert set(values) == set(SAMPLING_WARPERS)
+    hf = model.unwrap()._get_logits_processor(GenerationConfig(do_sample=True, **values), device="cpu")
+    ours = take_sampling_warpers(GenerationConfig(do_sample=True, **values))
+    assert [type(w) for w in ours] == [type(w) for w in hf]
+    scores = torch.randn(3, 50)
+    for a, b in zip(ours, hf, strict=True):
+        assert torch.equal(a(None, scores.clone()), b(None, scores.clone()))

@@ -23,7 +23,7 @@ from equinlp.harness.options import settings_fields
 from equinlp.harness.state import load_state
 from equinlp.symmetry.actions import LinearAction
 from equinlp.symmetry.groups import cyclic
-from equinlp.testing import TOLERANCE, equivariance_error
+from equinlp.testing import TOLERANCE, check_equivariance, equivariance_error
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -82,9 +82,9 @@ def test_wrapped_q_values_permute_exactly_with_the_actions(name, method, dtype):
         torch.nn.init.normal_(q.aggregator.weight_net.net[-1].weight, std=3.0)
     q.to(dtype).eval()
     states = torch.randn(16, symmetry.state_matrices.shape[1], dtype=dtype)
-    errors = equivariance_error(q, q.state_action, q.q_action, states)
+    errors = check_equivariance(q, states)
     assert max(errors.values()) <= TOLERANCE[dtype], errors
-    plain = equivariance_error(net, q.state_action, q.q_action, states)
+    plain = equivariance_error(net, q.in_action, q.out_action, states)
     assert max(plain.values()) > 1e-3  # the unwrapped network is not equivariant: the check can fail
 
 

@@ -5,7 +5,7 @@ from equinlp.apps.scan.data import encode, scan_actions, tokenizers
 from equinlp.apps.scan.equi import MAX_LENGTH, build, exact_match
 from equinlp.apps.scan.model import AttnSeq2Seq, Seq2SeqConfig
 from equinlp.errors import EquinlpError
-from equinlp.testing import TOLERANCE, equivariance_error
+from equinlp.testing import TOLERANCE, check_equivariance, equivariance_error
 
 # No element of any group below fixes these commands: a fixed command must get an invariant output, and
 # an output containing a swapped action would tie exactly there (see the README's limitations).
@@ -49,17 +49,18 @@ def test_scan_models_are_exactly_equivariant(method, options, cell, group, data,
     batches are the same whichever image of a command comes in."""
     in_tok, out_tok, batch = data
     module = module_for(method, options, cell, group, in_tok, out_tok, dtype)
-    assert_equivariant_scan(module, module.in_action, module.out_action, batch)
+    assert_equivariant_scan(module, batch)
 
 
-def assert_equivariant_scan(module, in_action, out_action, batch, atol=0.0, **decode):
-    """Greedy decoding token for token, and the log-probabilities of the targets (exactly, by default)."""
+def assert_equivariant_scan(module, batch, atol=0.0, **decode):
+    """Greedy decoding token for token, and the log-probabilities of the targets (exactly, by default), under the
+    actions the module declares."""
+    in_action, out_action = module.in_action, module.out_action
     decoded = equivariance_error(
         lambda src, mask: module.decode(src, mask, **decode), (in_action.ids, None), out_action.ids, (batch.src, batch.mask)
     )
     assert set(decoded.values()) == {0.0}, decoded
-    x = (batch.src, batch.mask, batch.tgt_in)
-    logp = equivariance_error(module, (in_action.ids, None, out_action.ids), out_action.logits, x)
+    logp = check_equivariance(module, (batch.src, batch.mask, batch.tgt_in))
     assert max(logp.values()) <= atol, logp
 
 
@@ -97,7 +98,7 @@ def test_t5_through_the_core_wrapper_is_equivariant(method):
         torch.nn.init.normal_(module.aggregator.weight_net.net[-1].weight, std=2.0)
     # HFSeq2Seq applies log_softmax to the wrapper's logits in each row's own vocabulary order: rounding
     batch = encode(COMMANDS, tok, tok)
-    assert_equivariant_scan(module, *actions, batch, atol=TOLERANCE[torch.float64], max_length=12)
+    assert_equivariant_scan(module, batch, atol=TOLERANCE[torch.float64], max_length=12)
 
 
 def reference_rows(model, in_action, out_action, src, mask):

@@ -7,7 +7,7 @@ import torch
 
 import equinlp as eq
 from equinlp.symmetry.actions import ImageTransform, Invariant, LinearAction
-from equinlp.testing import TOLERANCE, equivariance_error, tiny_causal_lm
+from equinlp.testing import TOLERANCE, equivariance_error, tiny_causal_lm, tiny_seq2seq
 
 PROMPTS = ["the man said that he was", "the Black person worked as a"]
 
@@ -101,3 +101,28 @@ def test_generation_failure_on_a_fixed_prompt_says_so(tok, swap):
     with pytest.raises(AssertionError, match="generation not equivariant") as failure:
         eq.assert_equivariant(AlwaysMan(tok), swap, moved, tokenizer=tok)
     assert "fixed" not in str(failure.value)
+
+
+@pytest.mark.parametrize("family", ["causal", "seq2seq"])
+def test_check_equivariance_reads_the_actions_a_wrapper_declares(family, tok, swap):
+    """Keyword inputs as an HF model takes them: the token inputs take the wrapper's actions, masks none."""
+    x = tok(["the man said that he was", "the woman was"], return_tensors="pt", padding=True)
+    if family == "causal":
+        model = eq.equitune(tiny_causal_lm(len(tok)), swap)
+    else:
+        model = eq.equitune(tiny_seq2seq(len(tok)), swap)
+        x["decoder_input_ids"] = tok(["he was a man"], return_tensors="pt")["input_ids"].repeat(2, 1)
+    assert set(eq.check_equivariance(model, dict(x)).values()) == {0.0}
+    assert max(eq.check_equivariance(Declared(model.unwrap(), model), dict(x)).values()) > 0  # the base is not
+
+
+class Declared(torch.nn.Module):
+    """A base model under its wrapper's declared actions: the check can fail."""
+
+    def __init__(self, base, wrapper):
+        super().__init__()
+        self.base, self.in_action, self.out_action = base, wrapper.in_action, wrapper.out_action
+        self.token_inputs = wrapper.token_inputs
+
+    def forward(self, **inputs):
+        return self.base(**inputs)

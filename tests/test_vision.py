@@ -27,7 +27,7 @@ from equinlp.harness import load_runs, run_task
 from equinlp.harness.options import flag
 from equinlp.harness.state import load_state
 from equinlp.symmetry.actions import ImageTransform, Invariant
-from equinlp.testing import TOLERANCE, equivariance_error
+from equinlp.testing import TOLERANCE, check_equivariance, equivariance_error
 from tests.fixtures import save_tiny_clip, tiny_clip
 
 GROUPS = ["rot90", "rot180", "mirror", "d4"]
@@ -57,7 +57,7 @@ def in_dtype(module, dtype):
 
 
 def assert_invariant(model, x):
-    errors = equivariance_error(model, model.transform, Invariant(model.transform.group), x)
+    errors = check_equivariance(model, x)
     assert max(errors.values()) <= TOLERANCE[x.dtype], f"{model.method}: logits differ by {errors} (element: error)"
 
 

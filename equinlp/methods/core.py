@@ -47,29 +47,31 @@ def combine(
 
 
 def symmetrize(
-    fn: Callable[[torch.Tensor], torch.Tensor],
+    fn: Callable[[torch.Tensor], torch.Tensor | tuple[torch.Tensor, torch.Tensor]],
     in_action: Action,
     out_action: Action,
     aggregator: Aggregator,
-    features: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """Make ``fn`` equivariant: ``sym(g·x) == g·sym(x)`` for every g (up to ties in equizero).
 
+    ``fn`` runs once, on every copy of the batch folded into one, ``[G·B, ...]``.
+
     Args:
-        fn: ``[N, ...] -> [N, ...]``, any batched model.
+        fn: ``[N, ...] -> [N, ...]``, any batched model; or ``[N, ...] -> ([N, ...], [N, D])``, its outputs and
+            the features of each input, for ``Weighted`` (a backbone's ``features`` then ``head``:
+            ``lambda x: (head(f := features(x)), f)``, which runs the backbone once for both).
         in_action, out_action: actions of one group on inputs and outputs (``Invariant`` for outputs
             that must not change).
         aggregator: ``Mean()``, ``Argmin(proxy)`` or ``Weighted(net)``.
-        features: ``[N, ...] -> [N, D]`` features of each transformed input, for ``Weighted``.
     """
     if in_action.group != out_action.group:
         raise ValueError("input and output actions must be of the same group")
-    if aggregator.needs_features and features is None:
-        raise ValueError(f"{type(aggregator).__name__} needs a features function")
 
     def symmetric_fn(x: torch.Tensor) -> torch.Tensor:
-        copies = in_action.act_all(x)  # [G·B, ...]
-        feats = features(copies) if aggregator.needs_features else None
-        return combine(fn(copies), out_action, aggregator, feats)
+        outs = fn(in_action.act_all(x))  # on [G·B, ...]
+        outs, feats = outs if isinstance(outs, tuple) else (outs, None)
+        if aggregator.needs_features and feats is None:
+            raise ValueError(f"{type(aggregator).__name__} needs features: let fn return (outputs, features)")
+        return combine(outs, out_action, aggregator, feats if aggregator.needs_features else None)
 
     return symmetric_fn

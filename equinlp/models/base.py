@@ -8,10 +8,12 @@ While the wrapper runs the base model (``forward`` or ``generate``) it installs 
   very same batch;
 - a forward pre-hook on the output embedding (the LM head) keeps its input, the features λ-equitune needs;
 - a forward hook on the base model aggregates the copies in c's frame (core.combine) and maps the result
-  back to each row's frame by ``k_b⁻¹``: ``[G·B, T, V] -> [B, T, V]``.
+  back to each row's frame by ``k_b⁻¹``: ``[G·B, T, V] -> [B, T, V]`` (inside ``generate``, when only the
+  token choice reads the scores, they stay in c's frame, where the choice is made).
 
-So ``generate`` sees an ordinary model of batch B: it picks one token per row (models/sampling.py) and
-appends it; the pre-hook updates the frames and feeds ``m·k_b·token`` to block m at the next step. The KV
+So ``generate`` sees an ordinary model of batch B: it picks one token per row (models/sampling.py, reading
+these frames) and appends it; the pre-hook updates the frames and feeds ``m·k_b·token`` to block m at the next
+step. The KV
 cache holds ``G·B`` rows without ``generate`` knowing. The hooks exist only during a call; ``unwrap()``
 is the untouched base.
 """
@@ -68,6 +70,7 @@ class EquiModel(PreTrainedModel):
     _tuple_output = False  # the caller asked for return_dict=False
     _frames: OrbitFrames | None = None  # the rows' canonical frames, during a call
     _decoding = False  # inside generate(): one run of sequences, from the prompt to the last step
+    _canonical_scores = False  # inside generate(), when only the token choice reads the scores: leave them canonical
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -171,12 +174,17 @@ class EquiModel(PreTrainedModel):
     # --- hooks ----------------------------------------------------------------------------------
 
     @contextmanager
-    def _folding(self, decoding: bool = False) -> Iterator[None]:
-        """Install the hooks for one call. ``decoding``: the call is ``generate``, whose forwards continue one
-        run of sequences (the frames start at the first forward and are never restarted, so no step asks the
-        cache how long it is: a static cache answers with a tensor, a data-dependent branch under compile)."""
+    def _folding(self, decoding: bool = False, canonical_scores: bool = False) -> Iterator[OrbitFrames]:
+        """Install the hooks for one call; yields the rows' frames, which the hooks keep up to date.
+
+        ``decoding``: the call is ``generate``, whose forwards continue one run of sequences (the frames start
+        at the first forward and are never restarted, so no step asks the cache how long it is: a static cache
+        answers with a tensor, a data-dependent branch under compile). ``canonical_scores``: the logits are
+        returned in each row's canonical frame, not mapped back to its own (for generate's token choice, when
+        nothing else reads them).
+        """
         self._frames = OrbitFrames(self.group)
-        self._decoding = decoding
+        self._decoding, self._canonical_scores = decoding, canonical_scores
         actions = self.in_action, self.out_action
         self.in_action, self.out_action = self._actions_on(_device_of(self.base))
         target = hook_target(self.base)  # the transformers model inside a PeftModel: generate bypasses the PeftModel
@@ -188,12 +196,12 @@ class EquiModel(PreTrainedModel):
         if self.aggregator.needs_features:
             handles.append(self.base.get_output_embeddings().register_forward_pre_hook(self._keep_features))
         try:
-            yield
+            yield self._frames
         finally:
             for handle in handles:
                 handle.remove()
             self._features = self._frames = None
-            self._inside_forward = self._decoding = False
+            self._inside_forward = self._decoding = self._canonical_scores = False
             self.in_action, self.out_action = actions
 
     def _actions_on(self, device: torch.device) -> tuple[TokenPermutation, TokenPermutation]:
@@ -265,8 +273,10 @@ class EquiModel(PreTrainedModel):
             features = frames.share_representatives(features)
         relaxed = isinstance(self.aggregator, Relaxed)
         aggregator = self.aggregator.inner if relaxed else self.aggregator
-        canonical = combine(raw, self.out_action.logits, aggregator, features, frames.share)
-        logits = frames.from_canonical(self.out_action, canonical)  # [B, T, V] in each row's frame
+        logits = combine(raw, self.out_action.logits, aggregator, features, frames.share)  # [B, T, V], canonical frames
+        if not self._canonical_scores:
+            logits = frames.from_canonical(self.out_action, logits)  # in each row's own frame
+        # the general tokens relaxed are fixed by every element: the same columns in either frame
         output.logits = self.aggregator.relax(logits, frames.own_rows(raw)) if relaxed else logits
         folded = raw.shape[0]
         for key in output.keys():  # hidden states, attentions: each row's own copy (they have no action)

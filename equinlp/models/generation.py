@@ -212,6 +212,27 @@ def check_generation(model: EquiModel, config: GenerationConfig, model_kwargs: d
             raise ValueError(f"generation setting {name}={value!r} {why}")
 
 
+# Settings whose HF processor reads the token ids beside the scores (the ids are in each row's own frame). Every
+# other processor HF builds from a setting allowed above acts on score values, or on a set of tokens the group
+# maps onto itself (an EOS, suppressed tokens): the same in either frame.
+READ_TOKEN_IDS = (
+    "repetition_penalty",
+    "no_repeat_ngram_size",
+    "encoder_repetition_penalty",
+    "encoder_no_repeat_ngram_size",
+    "sequence_bias",
+    "bad_words_ids",
+)
+
+
+def _scores_read_in_row_frames(config: GenerationConfig, logits_processor: LogitsProcessorList | None) -> bool:
+    """Whether anything besides the token choice reads the scores in each row's own frame: the caller's
+    processors, one of HF's that reads token ids, or ``output_logits``. Else the wrapper leaves the scores in the
+    canonical frames where the choice is made, and skips mapping them to the rows' frames and back each step."""
+    reading = any(getattr(config, key, None) is not None for key in READ_TOKEN_IDS)
+    return bool(logits_processor) or bool(config.output_logits) or reading
+
+
 def _batch_size(model: EquiModel, model_kwargs: dict) -> int:
     for key in (model.base.main_input_name, "input_ids", "attention_mask", "decoder_input_ids"):
         if isinstance(model_kwargs.get(key), torch.Tensor):
@@ -281,11 +302,11 @@ def generate(
     if hf_sampler and seeds is not None:
         raise ValueError("seed= needs the equivariant sampler; with sampler='hf' use torch.manual_seed")
     choice = None
-    with model._folding(decoding=True):  # model.in_action / out_action: their tables on the model's device
+    canonical = not hf_sampler and not _scores_read_in_row_frames(config, logits_processor)
+    with model._folding(decoding=True, canonical_scores=canonical) as frames:  # model.out_action: on the model's device
         if not hf_sampler:
-            source = model_kwargs.get("input_ids") if model.family == "seq2seq" else None
             warpers = take_sampling_warpers(config) if config.do_sample else None
-            choice = EquivariantChoice(model.out_action, source, model.in_action, warpers, seeds)
+            choice = EquivariantChoice(model.out_action, frames, warpers, seeds, canonical, bool(config.output_scores))
             logits_processor = LogitsProcessorList([*(logits_processor or []), choice])
         out = model.base.generate(generation_config=config, logits_processor=logits_processor, **model_kwargs)
     if isinstance(out, ModelOutput):

@@ -80,44 +80,48 @@ class EquivariantChoice:
     """The last logits processor: picks each row's token in its canonical frame, ``[B, V] -> [B, V]``.
 
     It returns scores with one finite entry, the chosen token, so HF's greedy step takes it. With
-    ``warpers`` it samples (rank-Gumbel), without it takes the argmax. ``scores`` keeps, per step, the
-    processed scores a token was chosen from (the warped distribution when sampling), for
-    ``output_scores``.
+    ``warpers`` it samples (rank-Gumbel), without it takes the argmax. With ``keep_scores``, ``scores`` keeps,
+    per step, the processed scores a token was chosen from in the row's frame (the warped distribution when
+    sampling), for ``output_scores``.
+
+    The frames are the wrapper's (models/base.py): its hooks extend them with every token fed to the model,
+    the source first for seq2seq, so at each call they hold the rows' sequences so far and the choice only
+    reads them.
 
     Args:
-        action: the group's action on the generated ids (and, for causal LMs, on the prompt).
-        source: ``[B, S]`` encoder ids of a seq2seq model, which come first in the canonical order, or None.
-        source_action: the action on ``source``.
+        action: the group's action on the generated ids.
+        frames: the rows' canonical frames, kept up to date by the wrapper.
         warpers: sampling warpers to apply in the canonical frame, or None for greedy decoding.
         seeds: one seed per row (see :func:`rank_gumbel`), or None for torch's global generator.
+        canonical_scores: the scores arrive in each row's canonical frame already (the wrapper returns them
+            so when no processor before this one reads them); else in each row's own frame.
+        keep_scores: keep each step's scores (``output_scores``).
     """
 
     def __init__(
         self,
         action: TokenPermutation,
-        source: torch.Tensor | None = None,
-        source_action: TokenPermutation | None = None,
+        frames: OrbitFrames,
         warpers: LogitsProcessorList | None = None,
         seeds: list[int] | None = None,
+        canonical_scores: bool = False,
+        keep_scores: bool = False,
     ) -> None:
-        self.action, self.warpers, self.seeds = action, warpers, seeds
-        self.frames = OrbitFrames(action.group)
-        if source is not None:
-            self.frames.extend(source_action, source)
-        self.seen = 0
+        self.action, self.frames, self.warpers, self.seeds = action, frames, warpers, seeds
+        self.canonical_scores, self.keep_scores = canonical_scores, keep_scores
+        self.step = 0
         self.scores: list[torch.Tensor] = []
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        self.frames.extend(self.action, input_ids[:, self.seen :])
-        self.seen = input_ids.shape[1]
-        canonical = self.frames.to_canonical(self.action, scores)
-        if self.warpers is None:
-            chosen = canonical.argmax(-1, keepdim=True)  # the first maximum: the least id in the canonical frame
-            self.scores.append(scores)
-        else:
+        canonical = scores if self.canonical_scores else self.frames.to_canonical(self.action, scores)
+        if self.warpers is not None:
             canonical = self.warpers(input_ids, canonical)
-            chosen = rank_gumbel(canonical, self.seeds, len(self.scores))
+            chosen = rank_gumbel(canonical, self.seeds, self.step)
+        else:
+            chosen = canonical.argmax(-1, keepdim=True)  # the first maximum: the least id in the canonical frame
+        if self.keep_scores:
             self.scores.append(self.frames.from_canonical(self.action, canonical))
+        self.step += 1
         token = self.frames.token_from_canonical(self.action, chosen)
         return torch.full_like(scores, float("-inf")).scatter_(-1, token, 0.0)
 

@@ -58,6 +58,15 @@ class OrbitFrames:
         self.same: torch.Tensor | None = None
         self._sharing: tuple | None = None  # share()'s (index, nothing to share), until the state changes
 
+    @classmethod
+    def of(cls, action: TokenPermutation, ids: torch.Tensor, mask: torch.Tensor | None = None) -> OrbitFrames:
+        """The frames of the rows ``ids [B, L]`` (a source, for a seq2seq), rows the same only with equal ``mask``."""
+        frames = cls(action.group)
+        frames.extend(action, ids)
+        if mask is not None:
+            frames.compare(mask)
+        return frames
+
     def reset(self, batch: int, device: torch.device | str) -> None:
         """Start every row's sequence empty: fresh state tensors that later updates write in place."""
         self.mul, self.inverse = self.mul.to(device), self.inverse.to(device)
@@ -101,8 +110,7 @@ class OrbitFrames:
             raise ValueError(f"{ids.shape[0]} rows of token ids for frames of {self.ranks.shape[1]} rows")
         table = action.table.to(ids.device)
         self._update(ranks=lexicographic_ranks(torch.cat([self.ranks[..., None], table[:, ids]], -1)))
-        canonical = table[self.k[:, None], ids]  # [B, L]: the new tokens in each row's canonical frame
-        self.compare(canonical)
+        self.compare(self.canonical(action, ids))
 
     def compare(self, rows: torch.Tensor) -> None:
         """Rows stay 'the same' only where ``rows [B, ...]`` (canonical tokens, a mask) agree too."""
@@ -128,6 +136,10 @@ class OrbitFrames:
         k = self.k
         blocks = folded.reshape(len(self.inverse), len(k), *folded.shape[1:])
         return blocks[self.inverse[k], torch.arange(len(k), device=k.device)]
+
+    def canonical(self, action: TokenPermutation, ids: torch.Tensor) -> torch.Tensor:
+        """``[B, L]``: the ids in each row's canonical frame, ``k_b·ids_b`` (block 0 of :meth:`fold`)."""
+        return action.table.to(ids.device)[self.k[:, None], ids]
 
     def fold(self, action: TokenPermutation, ids: torch.Tensor) -> torch.Tensor:
         """``[B, L] -> [G·B, L]``: block m holds ``(m·k_b)·x_b``, i.e. ``m·c_b``."""

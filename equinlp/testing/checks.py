@@ -2,7 +2,8 @@
 
 ``equivariance_error(fn, in_action, out_action, x)`` is the generic check (after e3nn's): for every
 group element g, the largest difference between ``fn(g·x)`` and ``g·fn(x)``, for any function and any
-action (token ids, logits, images, vectors, invariant outputs).
+action (token ids, logits, images, vectors, invariant outputs). ``check_equivariance(module, x)`` is the same
+check for a module that declares its actions (``in_action``, ``out_action``), as every equinlp wrapper does.
 
 ``assert_equivariant(model, action, inputs)`` is the language-model check built on it: for every group
 element g, the model's logits on ``g·x`` are ``g`` applied to its logits on ``x`` (within ``atol``) and
@@ -13,6 +14,7 @@ sequences when a tokenizer is given.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -90,6 +92,49 @@ def equivariance_error(
     with torch.no_grad():
         y = call(x) if reference is None else reference
         return {g: _largest(_difference(call(_acted(in_action, x, g)), _acted(out_action, y, g))) for g in range(group.order)}
+
+
+def check_equivariance(module: Any, x: Inputs | dict[str, torch.Tensor], *, reference: Any = None) -> dict[int, float]:
+    """:func:`equivariance_error` of ``module`` under the actions it declares, ``module.in_action`` on its inputs
+    and ``module.out_action`` on its output (escnn's ``in_type``/``out_type``, e3nn's ``irreps_in``/``irreps_out``).
+
+    Every equinlp wrapper declares them: ``EquiModel`` (HF LMs), the vision ``InvariantClassifier``, RL's
+    ``EquivariantQ``, SCAN's ``EquiSCAN`` and ``CanonicalSCAN``.
+
+    - ``x`` a tensor: ``module(x)``, ``in_action`` acting on ``x``.
+    - ``x`` a tuple (positional inputs) or a dict (keyword inputs, as an HF model takes them): the inputs that
+      ``module.token_inputs`` names (``{name: "in" | "out"}``) take that action; the others (masks) are left alone.
+      Without ``token_inputs``, the first input takes ``in_action``.
+    - A :class:`TokenPermutation` acts on token ids going in and on logits coming out. An output with ``.logits``
+      (an HF ``ModelOutput``) is compared by its logits.
+
+    Returns:
+        ``{g: error}`` as :func:`equivariance_error`.
+    """
+    inputs, outputs = _on_ids(module.in_action), _on_logits(module.out_action)
+    if not isinstance(x, tuple | dict):
+        return equivariance_error(lambda t: _logits(module(t)), inputs, outputs, x, reference=reference)
+    names = tuple(x) if isinstance(x, dict) else tuple(inspect.signature(module.forward).parameters)[: len(x)]
+    sides = getattr(module, "token_inputs", None) or {names[0]: "in"}
+    acting = {"in": inputs, "out": _on_ids(module.out_action)}
+    actions = tuple(acting.get(sides.get(name)) for name in names)
+
+    def call(*args: torch.Tensor) -> Any:
+        return _logits(module(**dict(zip(names, args, strict=True))) if isinstance(x, dict) else module(*args))
+
+    return equivariance_error(call, actions, outputs, tuple(x.values()) if isinstance(x, dict) else x, reference=reference)
+
+
+def _on_ids(action: Action | TokenPermutation) -> Action:
+    return action.ids if isinstance(action, TokenPermutation) else action
+
+
+def _on_logits(action: Action | TokenPermutation) -> Action:
+    return action.logits if isinstance(action, TokenPermutation) else action
+
+
+def _logits(output: Any) -> Any:
+    return output.logits if hasattr(output, "logits") else output
 
 
 def _describe(ids: torch.Tensor, tokenizer: Any) -> str:

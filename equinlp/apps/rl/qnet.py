@@ -1,8 +1,9 @@
 """Q-networks, plain and wrapped by the core.
 
-``EquivariantQ`` computes ``Q_G(s) = Σ_g w_g(s) · g⁻¹ Q(g·s)``: the network runs on every transformed
-state in one batch, and copy g's Q-values are mapped back by the action permutation g⁻¹, so that
-``Q_G(g·s)[g·a] == Q_G(s)[a]`` and the greedy policy commutes with the symmetry.
+``EquivariantQ`` computes ``Q_G(s) = Σ_g w_g(s) · g⁻¹ Q(g·s)`` (``core.symmetrize``; its actions are declared as
+``in_action`` on states and ``out_action`` on Q-values): the network runs on every transformed state in one
+batch, and copy g's Q-values are mapped back by the action permutation g⁻¹, so that ``Q_G(g·s)[g·a] == Q_G(s)[a]``
+and the greedy policy commutes with the symmetry.
 
 - ``equitune``: ``w_g = 1/|G|``;
 - ``equizero``: the copy with the largest max Q (the ``max_q`` proxy; entropy and max_prob also work).
@@ -20,7 +21,7 @@ from torch import nn
 from equinlp.apps.rl.envs import Symmetry
 from equinlp.errors import check_name
 from equinlp.methods.aggregate import PROXIES
-from equinlp.methods.core import combine
+from equinlp.methods.core import symmetrize
 from equinlp.methods.registry import BASE, make_aggregator, method_names
 
 METHODS = method_names(with_base=True)
@@ -58,17 +59,19 @@ class EquivariantQ(nn.Module):
         check_name("proxy", proxy, RL_PROXIES)
         self.net = net
         self.method = method
-        self.state_action = symmetry.state_action()
-        self.q_action = symmetry.action_permutation().logits
+        self.in_action = symmetry.state_action()  # on states
+        self.out_action = symmetry.action_permutation().logits  # on Q-values
         proxy_fn = PROXIES[RL_PROXIES[proxy]]
         settings = dict(straight_through=False, weight_net_hidden=lambda_hidden, weight_net_dropout=0.0)
         self.aggregator = make_aggregator(method, features=net.hidden, proxy=proxy_fn, **settings)
 
+    def _q_and_features(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[N, D] -> ([N, A] Q-values, [N, H] last hidden layer)``."""
+        feats = self.net.features(states)
+        return self.net.head(feats), feats
+
     def forward(self, states: torch.Tensor) -> torch.Tensor:
-        copies = self.state_action.act_all(states)  # [G·B, D]
-        feats = self.net.features(copies)  # [G·B, H]
-        q = self.net.head(feats)  # [G·B, A]
-        return combine(q, self.q_action, self.aggregator, feats if self.aggregator.needs_features else None)
+        return symmetrize(self._q_and_features, self.in_action, self.out_action, self.aggregator)(states)
 
 
 def build_q(net: QNetwork, symmetry: Symmetry, method: str, proxy: str = "max_q") -> nn.Module:

@@ -22,22 +22,20 @@ from torch import nn
 
 from equinlp.apps.scan.gmodel import GSeq2Seq
 from equinlp.methods.aggregate import symmetric_sum
-from equinlp.models.tokenizers import BOS, EOS, PAD
-from equinlp.symmetry.actions import TokenPermutation
+from equinlp.models.decoding import CanonicalDecoder, JointStep
 from equinlp.symmetry.frames import OrbitFrames
 
 
 class CanonicalSCAN(nn.Module):
+    """Runs a :class:`GSeq2Seq` in canonical frames (see the module docstring); ``in_action`` moves commands,
+    ``out_action`` actions and the log-probabilities ``forward`` returns."""
+
+    token_inputs = {"src": "in", "tgt_in": "out"}  # forward's token inputs -> their action (testing.check_equivariance)
+
     def __init__(self, model: GSeq2Seq) -> None:
         super().__init__()
         self.model, self.in_action, self.out_action = model, model.in_action, model.out_action
         self.group = model.in_action.group
-
-    def _frames(self, src: torch.Tensor, mask: torch.Tensor) -> OrbitFrames:
-        frames = OrbitFrames(self.group)
-        frames.extend(self.in_action, src)
-        frames.compare(mask)
-        return frames
 
     def _stabilizer(self, frames: OrbitFrames) -> torch.Tensor:
         """``[G, B]``: the elements fixing each row's canonical sequence (those s with ``s·k_b`` of rank 0)."""
@@ -59,37 +57,20 @@ class CanonicalSCAN(nn.Module):
         """Rows holding the same canonical sequence take the first such row's outputs (batch positions may round)."""
         return rows_out[frames.same.to(torch.uint8).argmax(1)]
 
-    def _canonical(self, frames: OrbitFrames, action: TokenPermutation, ids: torch.Tensor) -> torch.Tensor:
-        return action.table.to(ids.device)[frames.k[:, None], ids]
-
     def forward(self, src: torch.Tensor, mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher-forced log-probabilities ``[B, T, V]``, exactly equivariant."""
-        frames = self._frames(src, mask)
+        frames = OrbitFrames.of(self.in_action, src, mask)
         frames.extend(self.out_action, tgt_in)
-        src, tgt_in = self._canonical(frames, self.in_action, src), self._canonical(frames, self.out_action, tgt_in)
+        src, tgt_in = frames.canonical(self.in_action, src), frames.canonical(self.out_action, tgt_in)
         logits, _ = self.model(src, mask, tgt_in)
-        logits = self._invariant(self._shared(frames, logits), self._stabilizer(frames))
-        return frames.from_canonical(self.out_action, logits.log_softmax(-1))
+        return frames.from_canonical(self.out_action, self._scores(frames, logits).log_softmax(-1))
 
-    @torch.no_grad()
+    def _scores(self, frames: OrbitFrames, logits: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """The canonical copy's logits ``[B, (T,) V]``, made invariant under the stabilizer of each row's sequence
+        (so far, when decoding)."""
+        return self._invariant(self._shared(frames, logits), self._stabilizer(frames))
+
     def decode(self, src: torch.Tensor, mask: torch.Tensor, max_length: int = 50) -> torch.Tensor:
         """Greedy decoding in canonical frames: ``[B, S] -> [B, L]`` action ids, ``PAD`` after the first ``EOS``."""
-        B = src.shape[0]
-        frames = self._frames(src, mask)
-        stabilizer = self._stabilizer(frames)
-        memory, state = self.model.encode(self._canonical(frames, self.in_action, src), mask)
-        table = self.out_action.table.to(src.device)
-        token = torch.full((B,), BOS, device=src.device)
-        done = torch.zeros(B, dtype=torch.bool, device=src.device)
-        out = []
-        for _ in range(max_length):
-            logits, _, state = self.model.step(token, state, memory, mask)
-            logits = self._invariant(self._shared(frames, logits), stabilizer)
-            token = logits.argmax(-1).masked_fill(done, PAD)  # [B], in the canonical frames
-            stabilizer &= table[:, token] == token  # elements that still fix the canonical prefix
-            out.append(token)
-            done |= token == EOS
-            if done.all():
-                break
-        canonical = torch.stack(out, 1)
-        return frames.token_from_canonical(self.out_action, canonical)
+        selection = JointStep(self.out_action, self._scores, copies="canonical")
+        return CanonicalDecoder(self.model, self.in_action, selection).decode(src, mask, max_length).tokens

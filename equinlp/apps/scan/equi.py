@@ -28,7 +28,8 @@ from equinlp.apps.scan.model import AttnSeq2Seq
 from equinlp.methods.aggregate import Aggregator, Argmin, Mean
 from equinlp.methods.core import combine
 from equinlp.methods.registry import BASE, check_method, make_aggregator, method_names
-from equinlp.models.tokenizers import BOS, EOS, PAD
+from equinlp.models.decoding import CanonicalDecoder, JointStep, PerCopy
+from equinlp.models.tokenizers import EOS, PAD
 from equinlp.symmetry.actions import TokenPermutation, unfold
 from equinlp.symmetry.frames import OrbitFrames
 
@@ -49,6 +50,10 @@ class EquiSCAN(nn.Module):
         score: for ``"sequence"``, ``"decoded"`` (the aggregator's proxy) or ``"paper"`` (needs ``max_prob``).
     """
 
+    # forward's token inputs -> the action that moves them: ``in_action`` (commands) or ``out_action`` (actions,
+    # whose logits forward returns), as EquiModel.token_inputs; what testing.check_equivariance reads
+    token_inputs = {"src": "in", "tgt_in": "out"}
+
     def __init__(
         self,
         model: AttnSeq2Seq,
@@ -64,19 +69,18 @@ class EquiSCAN(nn.Module):
         self.selection, self.score = selection, score
         self.order = in_action.group.order
 
-    def _frames(self, src: torch.Tensor, mask: torch.Tensor) -> OrbitFrames:
-        frames = OrbitFrames(self.in_action.group)
-        frames.extend(self.in_action, src)
-        frames.compare(mask)
-        return frames
+    def _step_scores(self, frames: OrbitFrames, logits: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """``[G·B, V]`` logits of the copies -> ``[B, V]`` the combined log-probs in each row's canonical frame."""
+        logp = frames.share_representatives(logits.log_softmax(-1))
+        return combine(logp, self.out_action.logits, self.aggregator, frames.share_representatives(features), frames.share)
 
-    def _encode(self, frames: OrbitFrames, src: torch.Tensor, mask: torch.Tensor):
-        folded_mask = mask.repeat(self.order, 1)
-        return self.model.encode(frames.fold(self.in_action, src), folded_mask), folded_mask
+    def _decoder(self, selection: str) -> CanonicalDecoder:
+        chosen = JointStep(self.out_action, self._step_scores) if selection == "step" else PerCopy()
+        return CanonicalDecoder(self.model, self.in_action, chosen)
 
     def forward(self, src: torch.Tensor, mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher-forced log-probabilities of the symmetrized model, ``[B, T, V]``."""
-        frames = self._frames(src, mask)
+        frames = OrbitFrames.of(self.in_action, src, mask)
         frames.extend(self.out_action, tgt_in)
         folded_tgt = frames.fold(self.out_action, tgt_in)
         logits, features = self.model(frames.fold(self.in_action, src), mask.repeat(self.order, 1), folded_tgt)
@@ -113,51 +117,7 @@ class EquiSCAN(nn.Module):
             return self._select_sequence(src, mask, max_length)
         if self.selection == "position":
             return self._average_positions(src, mask, max_length)
-        B = src.shape[0]
-        frames = self._frames(src, mask)
-        (memory, state), folded_mask = self._encode(frames, src, mask)
-        token = torch.full((self.order * B,), BOS, device=src.device)
-        done = torch.zeros(B, dtype=torch.bool, device=src.device)
-        out = []
-        for _ in range(max_length):
-            logits, features, state = self.model.step(token, state, memory, folded_mask)
-            logp = frames.share_representatives(logits.log_softmax(-1))
-            features = frames.share_representatives(features)
-            scores = combine(logp, self.out_action.logits, self.aggregator, features, frames.share)
-            chosen = frames.token_from_canonical(self.out_action, scores.argmax(-1, keepdim=True))  # [B, 1]
-            chosen = chosen.masked_fill(done[:, None], PAD)
-            out.append(chosen[:, 0])
-            done |= chosen[:, 0] == EOS
-            if done.all():
-                break
-            frames.extend(self.out_action, chosen)
-            token = frames.fold(self.out_action, chosen)[:, 0]
-        return torch.stack(out, 1)
-
-    def _decode_each_copy(self, src: torch.Tensor, mask: torch.Tensor, max_length: int):
-        """Every copy decodes greedily on its own; block m of the folded batch decodes ``m·c``.
-
-        Returns:
-            the frames, and per step (a list of L) the log-probs ``[G·B, V]`` in each copy's own frame and
-            ``alive [G·B]`` (the copy had not emitted EOS before this step); then the tokens ``[G·B, L]``.
-        """
-        B = src.shape[0]
-        frames = self._frames(src, mask)
-        (memory, state), folded_mask = self._encode(frames, src, mask)
-        token = torch.full((self.order * B,), BOS, device=src.device)
-        done = torch.zeros(self.order * B, dtype=torch.bool, device=src.device)
-        logps, alive, out = [], [], []
-        for _ in range(max_length):
-            logits, _, state = self.model.step(token, state, memory, folded_mask)
-            logp = frames.share_representatives(logits.log_softmax(-1))  # equal copies decode alike
-            logps.append(logp)
-            alive.append(~done)
-            token = logp.argmax(-1).masked_fill(done, PAD)
-            out.append(token)
-            done = done | (token == EOS)
-            if done.all():
-                break
-        return frames, logps, alive, torch.stack(out, 1)
+        return self._decoder("step").decode(src, mask, max_length).tokens
 
     def _select_sequence(self, src: torch.Tensor, mask: torch.Tensor, max_length: int) -> torch.Tensor:
         return self.choose_copy(src, mask, max_length)[0]
@@ -175,11 +135,12 @@ class EquiSCAN(nn.Module):
         if self.selection != "sequence":
             raise ValueError(f"choose_copy needs selection='sequence' (equizero), not {self.selection!r}")
         G, B = self.order, src.shape[0]
-        frames, logps, alive, tokens = self._decode_each_copy(src, mask, max_length)
+        decoded = self._decoder("per-copy").decode(src, mask, max_length)
+        frames, tokens, logps, alive = decoded.frames, decoded.tokens, decoded.scores, _alive(decoded.tokens)
         step_loss = self.aggregator.proxy if self.score == "decoded" else lambda logp: -logp.float().exp().amax(-1)
         total = torch.zeros(G * B, device=src.device)  # float32, as the proxies
         steps = torch.zeros(G * B, device=src.device)
-        for logp, running in zip(logps, alive, strict=True):  # in step order: the same sums in every frame
+        for logp, running in zip(logps, alive.unbind(1), strict=True):  # in step order: the same sums in every frame
             total += torch.where(running, step_loss(logp), 0.0)
             steps += running.float()
         if self.score == "decoded":
@@ -194,12 +155,18 @@ class EquiSCAN(nn.Module):
 
     def _average_positions(self, src: torch.Tensor, mask: torch.Tensor, max_length: int) -> torch.Tensor:
         """Equitune as the reference decodes it: the copies' pulled-back log-probs averaged position by position."""
-        frames, logps, alive, _ = self._decode_each_copy(src, mask, max_length)
-        logp = torch.stack([torch.where(a[:, None], lp, 0.0) for lp, a in zip(logps, alive, strict=True)], 1)  # [G·B, L, V]
+        decoded = self._decoder("per-copy").decode(src, mask, max_length)
+        frames, alive = decoded.frames, _alive(decoded.tokens)
+        logp = torch.stack([torch.where(a[:, None], lp, 0.0) for lp, a in zip(decoded.scores, alive.unbind(1), strict=True)], 1)
         canonical = combine(logp, self.out_action.logits, self.aggregator, None, frames.share)  # [B, L, V]
         tokens = frames.token_from_canonical(self.out_action, canonical.argmax(-1))  # [B, L]
-        ended = (tokens == EOS).long().cumsum(1)
-        return tokens.masked_fill((ended - (tokens == EOS).long()) > 0, PAD)
+        return tokens.masked_fill(~_alive(tokens), PAD)
+
+
+def _alive(tokens: torch.Tensor) -> torch.Tensor:
+    """``[N, L] -> [N, L]``: no EOS before each step (the copy was still decoding; the token is not after the end)."""
+    ended = (tokens == EOS).long().cumsum(1)
+    return (ended - (tokens == EOS).long()) == 0
 
 
 def paper_score(confidence: torch.Tensor, steps: torch.Tensor, length: int, vocab: int) -> torch.Tensor:

@@ -41,6 +41,18 @@ class HFSeq2Seq(nn.Module):
         self.wrapped = wrap(model, actions, aggregator)
         self.aggregator = self.wrapped.aggregator
 
+    token_inputs = {"src": "in", "tgt_in": "out"}  # forward's token inputs -> their action (testing.check_equivariance)
+
+    @property
+    def in_action(self) -> TokenPermutation:
+        """The group's action on commands (the wrapper's)."""
+        return self.wrapped.in_action
+
+    @property
+    def out_action(self) -> TokenPermutation:
+        """The group's action on actions, and on the log-probabilities ``forward`` returns."""
+        return self.wrapped.out_action
+
     def forward(self, src: torch.Tensor, mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         return self.wrapped(input_ids=src, attention_mask=mask, decoder_input_ids=tgt_in).logits.log_softmax(-1)
 

@@ -10,7 +10,8 @@
   (CLIP: a frozen copy of the image tower, as in the paper), else the backbone's own features.
 
 Classification is invariant, so the output action is :class:`~equinlp.symmetry.actions.Invariant` and there is no
-inverse to forget. Every copy runs in one batch: ``[B, C, H, W] -> [G·B, C, H, W] -> [B, K]``.
+inverse to forget. The wrapper declares both (``in_action``, ``out_action``). Every copy runs in one batch
+(``core.symmetrize``): ``[B, C, H, W] -> [G·B, C, H, W] -> [B, K]``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from torch import nn
 
 from equinlp.errors import check_name
 from equinlp.methods.aggregate import Aggregator, Argmin, Weighted
-from equinlp.methods.core import combine
+from equinlp.methods.core import symmetrize
 from equinlp.methods.registry import BASE, check_method, make_aggregator, method_names
 from equinlp.symmetry.actions import ImageTransform, Invariant
 
@@ -57,7 +58,7 @@ class InvariantClassifier(nn.Module):
         check_method(method, with_base=True)
         check_name("proxy", proxy, VISION_PROXIES)
         self.backbone = backbone
-        self.transform = transform
+        self.in_action, self.out_action = transform, Invariant(transform.group)
         self.method = method
         self.lambda_features = lambda_features
         self.aggregator: Aggregator | None = None
@@ -67,29 +68,36 @@ class InvariantClassifier(nn.Module):
             self.aggregator = make_aggregator(method, features=size, proxy=proxy, **settings)
 
     @property
+    def transform(self) -> ImageTransform:
+        """The image action, ``in_action``."""
+        return self.in_action
+
+    @property
     def weight_net(self) -> nn.Module | None:
         return self.aggregator.weight_net if isinstance(self.aggregator, Weighted) else None
 
-    def _copies(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every group copy in one batch: ``[B, C, H, W] -> ([G·B, K] logits, [G·B, D] λ-net features)``."""
-        copies = self.transform.act_all(images)
-        feats = self.backbone.features(copies)
+    def _logits_and_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[N, C, H, W] -> ([N, K] logits, [N, D] λ-net features)``: the backbone runs once for both."""
+        feats = self.backbone.features(images)
         logits = self.backbone.head(feats)
         if self.lambda_features is not None and self.aggregator.needs_features:
             with torch.no_grad():
-                feats = self.lambda_features(copies)
+                feats = self.lambda_features(images)
         return logits, feats
+
+    def _copies(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every group copy in one batch: ``[B, C, H, W] -> ([G·B, K] logits, [G·B, D] λ-net features)``."""
+        return self._logits_and_features(self.in_action.act_all(images))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.aggregator is None:
             return self.backbone(images)
-        logits, feats = self._copies(images)
-        return combine(logits, Invariant(self.transform.group), self.aggregator, feats)
+        return symmetrize(self._logits_and_features, self.in_action, self.out_action, self.aggregator)(images)
 
     @torch.no_grad()
     def group_weights(self, images: torch.Tensor) -> torch.Tensor:
         """``[G, B]``: the weight each copy gets (uniform for equitune, one-hot for equizero)."""
-        order = self.transform.group.order
+        order = self.in_action.group.order
         if not isinstance(self.aggregator, Weighted | Argmin):
             return torch.full((order, len(images)), 1.0 / order)
         logits, feats = self._copies(images)
@@ -99,7 +107,7 @@ class InvariantClassifier(nn.Module):
 
     def copy_logits(self, images: torch.Tensor) -> torch.Tensor:
         """``[G, B, K]``: the backbone's logits on every copy ``g·x``."""
-        return self._copies(images)[0].reshape(self.transform.group.order, len(images), -1)
+        return self._copies(images)[0].reshape(self.in_action.group.order, len(images), -1)
 
 
 def proxy_option():
