@@ -94,6 +94,13 @@ class RLTask:
     name = "rl"
     config_class = RLConfig
     collective = False
+    metrics = {"zero_shot": True, "final": True, "mean_over_curve": True}  # greedy returns
+    description = (
+        "The paper's protocol: per env and seed, a plain DQN is pre-trained once; each method then continues from "
+        "those weights (fresh replay buffer, ε = --eps-end). Finished runs in OUT/runs are skipped, an interrupted "
+        "one resumes exactly from its last checkpoint, and a rerun with other settings is refused (or --overwrite). "
+        "Curves are greedy evaluation returns on fixed seeds."
+    )
 
     def plan(self, config: RLConfig) -> list[Stage]:
         envs, methods, seeds = (list(dict.fromkeys(v)) for v in (config.envs, config.methods, config.seeds))

@@ -35,7 +35,8 @@ def plot(runs: pd.DataFrame, path: str | Path) -> Path:
         for k, (metric, stage) in enumerate(STAGES.items()):
             bands = [t_interval(100 * part.loc[part["method"] == method, metric]) for method in methods]
             mean = [m for m, _, _ in bands]
-            error = [[0.0 if pd.isna(lo) else m - lo for m, lo, _ in bands], [0.0 if pd.isna(hi) else hi - m for m, _, hi in bands]]
+            below = [0.0 if pd.isna(lo) else m - lo for m, lo, _ in bands]
+            error = [below, [0.0 if pd.isna(hi) else hi - m for m, _, hi in bands]]
             positions = [i + (k - 0.5) * 0.38 for i in range(len(methods))]
             ax.bar(positions, mean, 0.38, yerr=error, label=stage, capsize=3)
         ax.set_xticks(range(len(methods)), methods)

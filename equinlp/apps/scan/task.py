@@ -246,6 +246,7 @@ class ScanTask:
     name = "scan"
     config_class = ScanConfig
     collective = False
+    metrics = {"zero_shot": True, "fine_tuned": True, "finetune_loss": False}  # exact match (fractions); the last loss
 
     def plan(self, config: ScanConfig) -> list[Stage]:
         bases = [base_cell(config, seed) for seed in config.seeds]

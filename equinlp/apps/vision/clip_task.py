@@ -135,6 +135,12 @@ class CLIPTask:
     name = "clip"
     config_class = CLIPConfig
     collective = False
+    metrics = {"zero_shot_top1": True, "final_top1": True}  # top-1 (%)
+    description = (
+        "Loads any HF CLIPModel (hub id or folder) and builds its zero-shot classifier from the class names "
+        "and CLIP's templates (18 for CIFAR, 80 for ImageNet). Each test image is moved by a random group element. "
+        "With --lambda-steps / --finetune-steps, trains the λ-net alone, then the image tower (λ-net frozen)."
+    )
 
     def __init__(self) -> None:
         self.test: RawImages | None = None

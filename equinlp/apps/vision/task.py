@@ -103,6 +103,14 @@ class VisionTask:
     name = "vision"
     config_class = VisionConfig
     collective = False
+    metrics = {"zero_shot": True, "final": True, "upright": True}  # top-1 accuracies (fractions)
+    description = (
+        "The paper's CNN protocol. Per architecture a network is pre-trained once on upright training "
+        "images (a run of its own, shared by every method and seed); each method × seed then starts from it, is "
+        "evaluated on the randomly rotated test set (epoch 0), and fine-tuned on randomly rotated training images. "
+        "λ-equitune first trains its λ-net alone. Finished runs in OUT/runs are skipped; an interrupted one resumes "
+        "from its last finished epoch."
+    )
 
     def __init__(self) -> None:
         self._data: dict[str, tuple[ImageSet, ImageSet]] = {}
