@@ -37,7 +37,7 @@ def split_scores(results: Path) -> list[dict]:
         config = ScanConfig(**settings, split=envelope["cell"]["split"], cell=envelope["cell"]["cell"], out=str(results))
         task.setup(config)
         seed = envelope["cell"]["seed"]
-        model = task.base_model(config, seed, RunStore(results, "scan"))
+        model = task.pretrained(config, envelope["cell"], RunStore(results, "scan"))
         module = make_module("base", model, task.data.actions("trivial"), config.cell, config.proxy)
         reached = torch.tensor(reachable(config.split, config.group)[: len(task.data.test)])  # --test-limit: the first N
         row = {"seed": seed}

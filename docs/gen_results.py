@@ -9,31 +9,18 @@ outputs (git-ignored); ``make docs`` runs this before ``mkdocs build --strict``.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import sys
 from pathlib import Path
 
+from equinlp.apps import TASKS
+from equinlp.harness.cli import load_task
+
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS, OUT = ROOT / "reports", ROOT / "docs" / "results"
 
-# task name in an envelope -> (command that reports it, "module:attribute" of the task, called if a class)
-TASKS = {
-    "bias": ("bias", "equinlp.apps.bias.task:BiasTask"),
-    "scan": ("scan", "equinlp.apps.scan.task:ScanTask"),
-    "rl": ("rl", "equinlp.apps.rl.task:TASK"),
-    "vision": ("vision", "equinlp.apps.vision.task:VisionTask"),
-    "clip": ("vision", "equinlp.apps.vision.clip_task:CLIPTask"),
-}
-
 log = logging.getLogger("docs.gen_results")
-
-
-def load_task(name: str):
-    module, attribute = TASKS[name][1].split(":")
-    task = getattr(importlib.import_module(module), attribute)
-    return task() if isinstance(task, type) else task
 
 
 def task_of(folder: Path) -> str:
@@ -49,7 +36,7 @@ def page(folder: Path) -> str:
     from equinlp.harness.results import load_runs
 
     name = task_of(folder)
-    task, command = load_task(name), TASKS[name][0]
+    task, command = load_task(TASKS[name].source), TASKS[name].group
     runs = load_runs(folder, name)
     count = len(list((folder / "runs").glob("*.json")))
     lines = [
@@ -75,7 +62,8 @@ def main() -> int:
     index = ["# Results", "", intro, ""]
     for folder in folders:
         (OUT / f"{folder.name}.md").write_text(page(folder))
-        index.append(f"- [{folder.name}]({folder.name}.md): `equinlp {TASKS[task_of(folder)][0]} report reports/{folder.name}`")
+        command = f"equinlp {TASKS[task_of(folder)].group} report reports/{folder.name}"
+        index.append(f"- [{folder.name}]({folder.name}.md): `{command}`")
         log.info("docs/results/%s.md", folder.name)
     (OUT / "index.md").write_text("\n".join(index) + "\n")
     return 0

@@ -83,7 +83,7 @@ def test_a_changed_group_is_refused_naming_it_and_overwrite_recomputes(tmp_path,
     with pytest.raises(SettingsChanged, match=r"group='verb' there, 'verb4' now.*--overwrite"):
         run_task(ScanTask(), tiny(tmp_path, methods=("equitune",), group="verb4"))
     pretrained = []
-    monkeypatch.setattr(ScanTask, "_pretrain", lambda *a: pretrained.append(a))
+    monkeypatch.setattr(ScanTask, "pretrain", lambda *a: pretrained.append(a))
     (envelope,) = run_task(ScanTask(), tiny(tmp_path, methods=("equitune",), group="verb4"), overwrite=True)
     assert envelope["config"]["group"] == "verb4"
     assert pretrained == []  # the base model does not depend on the group: kept

@@ -16,7 +16,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "equinlp.harness.task": ("Stage", "Task", "run_task"),
 }
 _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
-_SUBMODULES = ("cli", "distributed", "options", "progress", "results", "state", "store", "task")
+_SUBMODULES = ("cli", "distributed", "options", "progress", "report", "results", "state", "store", "task")
 
 __all__ = sorted(_MODULE_OF)
 

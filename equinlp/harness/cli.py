@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import types
 import typing
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -170,20 +173,48 @@ def config_from_args(config_class: type, args: argparse.Namespace) -> Any:
 REPORT_HELP = "print the tables of a results folder and save its figure"
 
 
-def add_lazy_subcommands(parser: argparse.ArgumentParser, dest: str, chosen: str | None, builders: dict) -> None:
-    """Subcommands ``{name: (help, build(sub, name, help))}``; only ``chosen`` (the one on the command line) is
-    built, so ``equinlp APP --help`` lists them without importing any task (no torch, no pandas)."""
-    sub = parser.add_subparsers(dest=dest, required=True)
-    for name, (help_text, build) in builders.items():
-        if name == chosen:
-            build(sub, name, help_text)
-        else:
-            sub.add_parser(name, help=help_text, add_help=False)
+@dataclass(frozen=True)
+class Command:
+    """One subcommand of an application, declared without importing it: it runs a task (``run``: the task's
+    ``"module:attribute"``), reports the runs of tasks (``report``: the folder's runs say which), or is the app's
+    own (``build(subparsers, name, help)``)."""
+
+    help: str
+    run: str | None = None
+    report: tuple[str, ...] = ()
+    build: Callable[[Any, str, str], None] | None = None
 
 
-def add_run_command(sub, task, name: str = "run", help: str = "", description: str = "") -> argparse.ArgumentParser:
-    """``equinlp TASK run``: the task's config as flags, ``--overwrite``; runs, then prints the report."""
-    parser = sub.add_parser(name, help=help, description=description or help)
+def load_task(source: str) -> Any:
+    """The task named by ``"module:attribute"`` (a class is instantiated)."""
+    module, attribute = source.split(":")
+    task = getattr(importlib.import_module(module), attribute)
+    return task() if isinstance(task, type) else task
+
+
+def app_arguments(dest: str, commands: dict[str, Command]) -> Callable[[argparse.ArgumentParser, str | None], None]:
+    """An application's ``add_arguments(parser, chosen)``: its subcommands, only ``chosen`` built (and its task
+    imported), so ``equinlp APP --help`` lists them without importing any task (no torch, no pandas)."""
+
+    def add_arguments(parser: argparse.ArgumentParser, chosen: str | None = None) -> None:
+        sub = parser.add_subparsers(dest=dest, required=True)
+        for name, command in commands.items():
+            if name != chosen:
+                sub.add_parser(name, help=command.help, add_help=False)
+            elif command.build is not None:
+                command.build(sub, name, command.help)
+            elif command.run is not None:
+                add_run_command(sub, load_task(command.run), name, help=command.help)
+            else:
+                add_report_command(sub, *map(load_task, command.report), name=name, help=command.help)
+
+    return add_arguments
+
+
+def add_run_command(sub, task, name: str = "run", help: str = "") -> argparse.ArgumentParser:
+    """``equinlp TASK run``: the task's config as flags, ``--overwrite``; runs, then prints the report. The
+    parser's description is the task's ``description`` (default: ``help``)."""
+    parser = sub.add_parser(name, help=help, description=getattr(task, "description", "") or help)
     add_config_arguments(parser, task.config_class)
     parser.add_argument("--overwrite", action="store_true", help="recompute runs in --out that were made with other settings")
 

@@ -1,10 +1,9 @@
-"""``equinlp bias run | report``."""
+"""``equinlp bias run | report``: the harness's commands over :class:`~equinlp.apps.bias.task.BiasTask`."""
 
 from __future__ import annotations
 
-import argparse
-
-from equinlp.harness.cli import REPORT_HELP, add_lazy_subcommands, add_report_command, add_run_command
+from equinlp.apps import TASKS
+from equinlp.harness.cli import REPORT_HELP, Command, app_arguments
 
 EXAMPLES = """examples:
   equinlp bias run --axis race --methods base equitune equizero-sentiment --samples 100 --out results/bias
@@ -14,29 +13,9 @@ EXAMPLES = """examples:
   equinlp bias report results/bias
 """
 
-DESCRIPTION = (
-    "Generate for every demographic prompt with each method, score, and summarise: one run per (axis, method). "
-    "Sample i of every subject uses seed i, so the subjects' samples are paired. Finished runs are kept; an "
-    "interrupted one continues from its last written batch; a changed setting is refused (--overwrite recomputes). "
-    "Under torchrun / accelerate launch the processes share every run's batches, with the same samples as one process."
-)
-
-
 RUN_HELP = "generate, score and summarise per axis and method (resumable)"
 
-
-def add_arguments(parser: argparse.ArgumentParser, chosen: str | None = None) -> None:
-    builders = {"run": (RUN_HELP, _add_run), "report": (REPORT_HELP, _add_report)}
-    add_lazy_subcommands(parser, "bias_command", chosen, builders)
-
-
-def _add_run(sub, name: str, help_text: str) -> None:
-    from equinlp.apps.bias.task import BiasTask
-
-    add_run_command(sub, BiasTask(), name, help=help_text, description=DESCRIPTION)
-
-
-def _add_report(sub, name: str, help_text: str) -> None:
-    from equinlp.apps.bias.task import BiasTask
-
-    add_report_command(sub, BiasTask(), name=name, help=help_text)
+add_arguments = app_arguments(
+    "bias_command",
+    {"run": Command(RUN_HELP, run=TASKS["bias"].source), "report": Command(REPORT_HELP, report=(TASKS["bias"].source,))},
+)

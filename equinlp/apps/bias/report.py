@@ -11,6 +11,7 @@ import pandas as pd
 
 from equinlp.apps.bias.analysis import POOLED
 from equinlp.apps.bias.scoring import LABELS
+from equinlp.harness.report import pyplot, save_figure
 
 COLORS = {"negative": "#d62728", "neutral": "#bbbbbb", "positive": "#2ca02c", "other": "#9467bd"}
 ALL_LABELS = (*LABELS, "other")  # regard classifiers add "other"
@@ -59,11 +60,7 @@ def excludes_zero(tables: dict, scorer: str = "vader", view: str = "masked") -> 
 
 def plot(tables: dict, path: str | Path, scorer: str = "vader", view: str = "masked") -> Path:
     """One panel per (axis, context): stacked label shares per method and subject (contexts not pooled)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     shares = tables["shares"].query("scorer == @scorer and view == @view")
     shares = shares[shares.context != POOLED]
     panels = shares[["axis", "context"]].drop_duplicates().values.tolist()
@@ -93,10 +90,8 @@ def plot(tables: dict, path: str | Path, scorer: str = "vader", view: str = "mas
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     axes[0][0].legend(loc="upper right", fontsize=7, framealpha=0.9)
-    fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 

@@ -6,8 +6,8 @@ copy of the whole module, so an equivariant learner bootstraps from an equivaria
 A checkpoint is written every ``checkpoint_every`` steps, always between two steps, with everything the
 next step reads: both networks, the optimiser, the replay buffer (as tensors), the exploration RNG,
 torch's RNG, the training environment mid-episode (its attributes and its RNG), the step and the curve.
-It is written with :func:`~equinlp.harness.state.save_state` (safetensors + JSON: nothing in it can run
-code). An interrupt, wherever it lands, leaves the last checkpoint; resuming from it repeats the steps
+It is written by the harness's :class:`~equinlp.harness.protocol.Checkpointer` (safetensors + JSON: nothing in
+it can run code). An interrupt, wherever it lands, leaves the last checkpoint; resuming from it repeats the steps
 after it exactly, so a resumed run equals an uninterrupted one bit for bit.
 """
 
@@ -28,7 +28,7 @@ from torch import nn
 from equinlp.apps.rl.envs import EnvSpec
 from equinlp.harness.options import option, validate
 from equinlp.harness.progress import progress
-from equinlp.harness.state import load_state, rng_state, save_state, set_rng_state
+from equinlp.harness.protocol import Checkpointer
 
 log = logging.getLogger(__name__)
 
@@ -205,15 +205,11 @@ def train(
     target = copy.deepcopy(q)
     optimizer = torch.optim.Adam(q.parameters(), lr=config.lr)
     replay = Replay(config.buffer_size, env.observation_space.shape[0])
+    checkpointer = Checkpointer(checkpoint, q=q, target=target, optimizer=optimizer, replay=replay)
     start, curve = 0, []
-    if checkpoint is not None and (checkpoint / "state.json").exists():
-        saved = load_state(checkpoint)
-        q.load_state_dict(saved["q"])
-        target.load_state_dict(saved["target"])
-        optimizer.load_state_dict(saved["optimizer"])
-        replay.load_state_dict(saved["replay"])
-        rng.bit_generator.state = saved["rng"]
-        set_rng_state(saved["torch_rng"])
+    saved = checkpointer.resume()
+    if saved is not None:
+        rng.bit_generator.state = saved["numpy_rng"]
         set_env_state(env, saved["env"])
         start, curve, obs = saved["step"], saved["curve"], saved["obs"].numpy()
         log.info("%s: resumed at step %d from %s", desc, start, checkpoint)
@@ -221,10 +217,8 @@ def train(
         curve.append({"step": 0, "return": evaluate(q, spec, config.eval_episodes)})
 
     def save(step: int) -> None:
-        state = {"q": q.state_dict(), "target": target.state_dict(), "optimizer": optimizer.state_dict()}
-        state.update(replay=replay.state_dict(), rng=rng.bit_generator.state, torch_rng=rng_state())
-        state.update(env=env_state(env), obs=torch.from_numpy(np.array(obs)), step=step, curve=curve)
-        save_state(checkpoint, state)
+        state = {"numpy_rng": rng.bit_generator.state, "env": env_state(env), "obs": torch.from_numpy(np.array(obs))}
+        checkpointer.save(**state, step=step, curve=curve)
 
     for step in progress(range(start, steps), desc=desc, initial=start, total=steps):
         if rng.random() < config.epsilon(step, steps):

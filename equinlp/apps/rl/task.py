@@ -29,9 +29,8 @@ from equinlp.apps.rl.dqn import DQNConfig, train
 from equinlp.apps.rl.envs import ENVS, EnvSpec, env_spec
 from equinlp.apps.rl.qnet import METHODS, RL_PROXIES, QNetwork, build_q
 from equinlp.apps.rl.report import LEGEND, plot, table
-from equinlp.errors import EquinlpError
-from equinlp.harness import RunConfig, RunStore, Stage, option
-from equinlp.harness.state import load_state, save_state
+from equinlp.harness import RunConfig, RunStore, option
+from equinlp.harness.protocol import Transfer
 
 log = logging.getLogger(__name__)
 
@@ -88,39 +87,54 @@ def network(config: RLConfig, spec: EnvSpec) -> QNetwork:
     return QNetwork(symmetry.state_matrices.shape[1], symmetry.action_table.shape[1], config.hidden)
 
 
-class RLTask:
+class RLTask(Transfer):
     """``equinlp rl``: environments and DQN on the harness (cells split across processes, exact resume)."""
 
     name = "rl"
     config_class = RLConfig
-    collective = False
+    metrics = {"zero_shot": True, "final": True, "mean_over_curve": True}  # greedy returns
+    pretrain_settings = PRETRAIN_SETTINGS
+    weights = WEIGHTS
+    description = (
+        "The paper's protocol: per env and seed, a plain DQN is pre-trained once; each method then continues from "
+        "those weights (fresh replay buffer, ε = --eps-end). Finished runs in OUT/runs are skipped, an interrupted "
+        "one resumes exactly from its last checkpoint, and a rerun with other settings is refused (or --overwrite). "
+        "Curves are greedy evaluation returns on fixed seeds."
+    )
 
-    def plan(self, config: RLConfig) -> list[Stage]:
-        envs, methods, seeds = (list(dict.fromkeys(v)) for v in (config.envs, config.methods, config.seeds))
-        pretrain = [{"env": e, "seed": s} for e in envs for s in seeds]
-        runs = [{"env": e, "method": m, "seed": s} for e in envs for m in methods for s in seeds]
-        return [Stage("pretrain", pretrain, settings=PRETRAIN_SETTINGS), Stage("run", runs)]
+    def base_cells(self, config: RLConfig) -> list[dict[str, Any]]:
+        return [{"env": e, "seed": s} for e in _distinct(config.envs) for s in _distinct(config.seeds)]
+
+    def run_cells(self, config: RLConfig) -> list[dict[str, Any]]:
+        envs, methods, seeds = (_distinct(v) for v in (config.envs, config.methods, config.seeds))
+        return [{"env": e, "method": m, "seed": s} for e in envs for m in methods for s in seeds]
+
+    def base_cell_of(self, config: RLConfig, cell: dict[str, Any]) -> dict[str, Any]:
+        return {"env": cell["env"], "seed": cell["seed"]}
 
     def setup(self, config: RLConfig) -> None:
         """Nothing to load: every cell builds its own environment and network."""
 
-    def run_cell(self, config: RLConfig, stage: str, cell: dict[str, Any], store: RunStore) -> dict[str, Any]:
+    def build_base(self, config: RLConfig, cell: dict[str, Any]) -> QNetwork:
+        """A fresh plain Q-network, initialised from the cell's seed."""
+        torch.manual_seed(cell["seed"])
+        return network(config, env_spec(cell["env"]))
+
+    def pretrain(self, config: RLConfig, cell: dict[str, Any], net: QNetwork, checkpoint: Path) -> dict[str, Any]:
         spec, seed = env_spec(cell["env"]), cell["seed"]
-        checkpoint = store.checkpoint_dir(stage, cell)
-        torch.manual_seed(seed)
-        net = network(config, spec)
-        if stage == "pretrain":
-            steps = config.pretrain_steps or spec.pretrain_steps
-            desc = f"{cell['env']} pre-train seed {seed}"
-            curve = train(net, spec, config.dqn, steps, seed, checkpoint=checkpoint, desc=desc)
-            save_state(store.work_dir(stage, cell) / WEIGHTS, net.state_dict())
-            log.info("pre-trained %s seed %d: return %.2f", cell["env"], seed, curve[-1]["return"])
-            return {"steps": steps, "final": curve[-1]["return"], "curve": curve}
-        net.load_state_dict(pretrained_weights(store, cell))
+        steps = config.pretrain_steps or spec.pretrain_steps
+        desc = f"{cell['env']} pre-train seed {seed}"
+        curve = train(net, spec, config.dqn, steps, seed, checkpoint=checkpoint, desc=desc)
+        log.info("pre-trained %s seed %d: return %.2f", cell["env"], seed, curve[-1]["return"])
+        return {"steps": steps, "final": curve[-1]["return"], "curve": curve}
+
+    def transfer(self, config: RLConfig, cell: dict[str, Any], net: QNetwork, store: RunStore) -> dict[str, Any]:
+        """The method's Q-network continues from the pre-trained one; step 0 of its curve is the zero-shot return."""
+        spec, seed = env_spec(cell["env"]), cell["seed"]
         q = build_q(net, spec.symmetry, cell["method"], config.proxy)
         steps = config.steps or spec.steps
         desc = f"{cell['env']} {cell['method']} seed {seed}"
-        eps = config.dqn.eps_end
+        eps, checkpoint = config.dqn.eps_end, store.checkpoint_dir("run", cell)
         curve = train(q, spec, config.dqn, steps, seed + RUN_SEED_OFFSET, eps_start=eps, checkpoint=checkpoint, desc=desc)
         returns = [point["return"] for point in curve]
         metrics = {"zero_shot": returns[0], "final": float(np.mean(returns[-3:])), "mean_over_curve": float(np.mean(returns))}
@@ -135,14 +149,8 @@ class RLTask:
         plot(runs, path)
 
 
-def pretrained_weights(store: RunStore, cell: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The network pre-trained for ``cell``'s env and seed (written by the ``pretrain`` stage)."""
-    pretrain = {"env": cell["env"], "seed": cell["seed"]}
-    folder = store.work_dir("pretrain", pretrain) / WEIGHTS
-    if not (folder / "state.json").exists():
-        envelope = store.envelope_path("pretrain", pretrain)
-        raise EquinlpError(f"pre-trained weights {folder} are missing; delete {envelope} to pre-train that seed again")
-    return load_state(folder)
+def _distinct(values) -> list:
+    return list(dict.fromkeys(values))
 
 
 TASK = RLTask()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from equinlp.harness.cli import REPORT_HELP, add_lazy_subcommands, add_report_command, add_run_command
+from equinlp.apps import TASKS
+from equinlp.harness.cli import REPORT_HELP, Command, app_arguments
 
 EXAMPLES = """examples:
   equinlp scan export --split addprim_jump --out scan_data/addprim_jump
@@ -20,16 +21,6 @@ RUN_HELP = "pre-train the base models, evaluate methods zero-shot and fine-tuned
 COVERAGE_HELP = "share of test commands a group maps into the training set: the zero-shot ceiling"
 
 
-def add_arguments(parser: argparse.ArgumentParser, chosen: str | None = None) -> None:
-    builders = {
-        "export": (EXPORT_HELP, _add_export),
-        "run": (RUN_HELP, _add_run),
-        "coverage": (COVERAGE_HELP, _add_coverage),
-        "report": (REPORT_HELP, _add_report),
-    }
-    add_lazy_subcommands(parser, "scan_command", chosen, builders)
-
-
 def _add_export(sub, name: str, help_text: str) -> None:
     from equinlp.apps.scan.splits import SPLITS
 
@@ -37,12 +28,6 @@ def _add_export(sub, name: str, help_text: str) -> None:
     export.add_argument("--split", required=True, choices=SPLITS)
     export.add_argument("--out", required=True, help="folder for train.txt and test.txt")
     export.set_defaults(handler=export_command)
-
-
-def _add_run(sub, name: str, help_text: str) -> None:
-    from equinlp.apps.scan.task import ScanTask
-
-    add_run_command(sub, ScanTask(), name, help=help_text)
 
 
 def _add_coverage(sub, name: str, help_text: str) -> None:
@@ -53,12 +38,6 @@ def _add_coverage(sub, name: str, help_text: str) -> None:
     cover.add_argument("--split", default="addprim_jump", choices=SPLITS)
     cover.add_argument("--group", nargs="+", default=list(GROUPS), choices=list(GROUPS))
     cover.set_defaults(handler=coverage_command)
-
-
-def _add_report(sub, name: str, help_text: str) -> None:
-    from equinlp.apps.scan.task import ScanTask
-
-    add_report_command(sub, ScanTask(), name=name, help=help_text)
 
 
 def export_command(args: argparse.Namespace) -> int:
@@ -76,3 +55,14 @@ def coverage_command(args: argparse.Namespace) -> int:
         result = coverage(args.split, group)
         print(f"{args.split} · {group}: {100 * result['reachable']:.1f}% of {result['test']} test commands reachable")
     return 0
+
+
+add_arguments = app_arguments(
+    "scan_command",
+    {
+        "export": Command(EXPORT_HELP, build=_add_export),
+        "run": Command(RUN_HELP, run=TASKS["scan"].source),
+        "coverage": Command(COVERAGE_HELP, build=_add_coverage),
+        "report": Command(REPORT_HELP, report=(TASKS["scan"].source,)),
+    },
+)

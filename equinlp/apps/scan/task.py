@@ -22,7 +22,6 @@ so a rerun after Ctrl-C continues each cell where it stopped and gives the same 
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,10 +38,8 @@ from equinlp.apps.scan.model import CELLS, AttnSeq2Seq, Seq2SeqConfig
 from equinlp.apps.scan.splits import SPLITS, scan_split
 from equinlp.apps.scan.train import SCHEDULES, TrainConfig, device, evaluate, hold_out, train
 from equinlp.errors import EquinlpError
-from equinlp.files import write_text_atomic
-from equinlp.harness import RunConfig, RunStore, Stage, option
-from equinlp.harness.state import load_state, save_state
-from equinlp.harness.store import read_json
+from equinlp.harness import RunConfig, RunStore, option
+from equinlp.harness.protocol import Transfer, remembered
 from equinlp.methods.aggregate import PROXIES
 
 log = logging.getLogger(__name__)
@@ -240,26 +237,27 @@ def base_cell(config: ScanConfig, seed: int) -> dict:
     return {"split": config.split, "cell": config.cell, **group, "seed": seed}
 
 
-class ScanTask:
+class ScanTask(Transfer):
     """``equinlp scan run``: the harness task (see the module docstring)."""
 
     name = "scan"
     config_class = ScanConfig
-    collective = False
+    metrics = {"zero_shot": True, "fine_tuned": True, "finetune_loss": False}  # exact match (fractions); the last loss
+    pretrain_settings = PRETRAIN_SETTINGS
+    weights = BASE_WEIGHTS
 
-    def plan(self, config: ScanConfig) -> list[Stage]:
-        bases = [base_cell(config, seed) for seed in config.seeds]
+    def base_cells(self, config: ScanConfig) -> list[dict]:
+        return [base_cell(config, seed) for seed in config.seeds]
+
+    def run_cells(self, config: ScanConfig) -> list[dict]:
         where = {"split": config.split, "cell": config.cell}
-        runs = [{**where, "method": method, "seed": seed} for seed in config.seeds for method in config.methods]
-        return [Stage("pretrain", bases, settings=PRETRAIN_SETTINGS), Stage("run", runs)]
+        return [{**where, "method": method, "seed": seed} for seed in config.seeds for method in config.methods]
+
+    def base_cell_of(self, config: ScanConfig, cell: dict) -> dict:
+        return base_cell(config, cell["seed"])
 
     def setup(self, config: ScanConfig) -> None:
         self.data = ScanData.load(config.split, config.cell, config.test_limit, config.validation)
-
-    def run_cell(self, config: ScanConfig, stage: str, cell: dict, store: RunStore) -> dict:
-        if stage == "pretrain":
-            return self._pretrain(config, cell, store)
-        return self._evaluate_and_fine_tune(config, cell, store)
 
     def _schedule(self, config: ScanConfig, steps: int, lr: float, seed: int) -> TrainConfig:
         return TrainConfig(
@@ -267,28 +265,22 @@ class ScanTask:
             validate_every=config.validate_every,
         )  # fmt: skip
 
-    def _pretrain(self, config: ScanConfig, cell: dict, store: RunStore) -> dict:
+    def build_base(self, config: ScanConfig, cell: dict) -> torch.nn.Module:
+        """A fresh base seq2seq of the cell's seed, on this process's device."""
         torch.manual_seed(cell["seed"])
-        model = new_model(config.cell, self.data, config.group, **g_settings(config)).to(device())
+        return new_model(config.cell, self.data, config.group, **g_settings(config)).to(device())
+
+    def pretrain(self, config: ScanConfig, cell: dict, model: torch.nn.Module, checkpoint: Path) -> dict:
         base = make_module("base", model, self.data.actions("trivial"), config.cell, config.proxy)
         schedule = self._schedule(config, config.pretrain_steps, config.lr, cell["seed"])
-        checkpoint = store.checkpoint_dir("pretrain", cell)
         description = f"pre-train seed {cell['seed']}"
         trained = train(base, list(model.parameters()), self.data.train, schedule, checkpoint, description, self.data.validation)
-        save_state(store.work_dir("pretrain", cell) / BASE_WEIGHTS, model.state_dict())
         kept = {} if trained.best_step is None else {"validation": trained.validation, "best_step": trained.best_step}
         return {"loss": trained.losses[-1], "steps": config.pretrain_steps, **kept}
 
-    def base_model(self, config: ScanConfig, seed: int, store: RunStore) -> torch.nn.Module:
-        """The pre-trained base of ``seed`` (from the ``pretrain`` stage's folder), on this process's device."""
-        model = new_model(config.cell, self.data, config.group, **g_settings(config))
-        folder = store.work_dir("pretrain", base_cell(config, seed)) / BASE_WEIGHTS
-        model.load_state_dict(load_state(folder))
-        return model.to(device())
-
-    def _evaluate_and_fine_tune(self, config: ScanConfig, cell: dict, store: RunStore) -> dict:
+    def transfer(self, config: ScanConfig, cell: dict, model: torch.nn.Module, store: RunStore) -> dict:
+        """λ-net alone (λ-equitune), zero-shot, then every parameter fine-tuned through the symmetrized model."""
         method, seed = cell["method"], cell["seed"]
-        model = self.base_model(config, seed, store)
         torch.manual_seed(seed)  # the λ-net's initial weights
         group = "trivial" if method == "base" else config.group
         decoding = {"equizero_score": config.equizero_score, "equitune_decoding": config.equitune_decoding}
@@ -298,7 +290,7 @@ class ScanTask:
         if method == "lambda":  # the λ-net alone, base frozen
             schedule = self._schedule(config, config.lambda_steps, config.lr, seed)
             train(module, list(module.aggregator.parameters()), self.data.train, schedule, checkpoint / "lambda", f"λ-net {name}")
-        zero_shot = _once(checkpoint / "zero_shot.json", lambda: evaluate(module, self.data.test, description=name))
+        zero_shot = remembered(checkpoint / "zero_shot.json", lambda: evaluate(module, self.data.test, description=name))
         metrics = {"zero_shot": zero_shot, "n_test": len(self.data.test)}
         if config.finetune_steps == 0:
             return {**metrics, "fine_tuned": zero_shot}
@@ -317,12 +309,3 @@ class ScanTask:
         from equinlp.apps.scan.report import plot
 
         plot(runs, path)
-
-
-def _once(path: Path, compute) -> float:
-    """``compute()``'s number, kept in ``path`` so that a resumed cell does not compute it again."""
-    if path.exists():
-        return read_json(path, "zero-shot result")["value"]
-    value = compute()
-    write_text_atomic(path, json.dumps({"value": value}) + "\n")
-    return value

@@ -1,8 +1,8 @@
 """Training and evaluation loops for SCAN: one cell trains in one process (no gradient sync between processes).
 
 Batches are a function of the step (a seeded permutation per epoch), so a resumed run sees exactly the
-batches it would have seen. A checkpoint (:func:`~equinlp.harness.state.save_state`: safetensors + JSON, no
-pickle) holds the module, the optimizer, the losses so far and torch's RNG states *at a step boundary*; it is
+batches it would have seen. A checkpoint (:class:`~equinlp.harness.protocol.Checkpointer`: safetensors + JSON,
+no pickle) holds the module, the optimizer, the losses so far and torch's RNG states *at a step boundary*; it is
 written every ``save_every`` steps, at the end, and on Ctrl-C. A Ctrl-C in the middle of a step saves the state
 from before that step (its dropout draws are replayed on resume), so a resumed run equals an uninterrupted one
 bit for bit; one inside the optimizer's update keeps the last periodic checkpoint instead.
@@ -20,7 +20,8 @@ import torch
 from equinlp.apps.scan.data import Encoded
 from equinlp.apps.scan.equi import EquiSCAN, exact_match
 from equinlp.harness.progress import progress
-from equinlp.harness.state import load_state, rng_state, save_state, set_rng_state
+from equinlp.harness.protocol import Checkpointer
+from equinlp.harness.state import rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +111,9 @@ def train(
     """
     torch.manual_seed(config.seed)
     optimizer = torch.optim.Adam(parameters, lr=config.lr)
-    at = _Boundary(0, {}, [])
-    if checkpoint is not None and checkpoint.exists():
-        state = load_state(checkpoint)
-        module.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"])
-        at = _Boundary(len(state["losses"]), {}, state["losses"], state.get("best"))
+    checkpointer = Checkpointer(checkpoint, model=module, optimizer=optimizer)
+    state = checkpointer.resume()
+    at = _Boundary(0, {}, []) if state is None else _Boundary(len(state["losses"]), {}, state["losses"], state.get("best"))
     at.rng = rng_state()
     place = next(module.parameters()).device
     module.train()
@@ -138,17 +135,16 @@ def train(
             optimizer.step()
             at = _Boundary(at.step + 1, rng_state(), [*at.losses, loss.item()], at.best)
             bar.update()
-            if checkpoint is not None and at.step % config.save_every == 0 and at.step < config.steps:
-                _save(checkpoint, module, optimizer, at)
+            if at.step % config.save_every == 0 and at.step < config.steps:
+                _save(checkpointer, at)
     except KeyboardInterrupt:  # the harness says what to do; here the state before the interrupted step is kept
-        if checkpoint is not None and not at.updating:
-            _save(checkpoint, module, optimizer, at)
+        if not at.updating:
+            _save(checkpointer, at)
             log.debug("%s: checkpoint at step %d in %s", description, at.step, checkpoint)
         raise
     finally:
         bar.close()
-    if checkpoint is not None:
-        _save(checkpoint, module, optimizer, at)  # a finished training resumes instantly
+    _save(checkpointer, at)  # a finished training resumes instantly
     module.eval()
     if at.best is None:
         return Trained(at.losses)
@@ -184,11 +180,9 @@ class _Boundary:
     updating: bool = False
 
 
-def _save(checkpoint: Path, module: torch.nn.Module, optimizer: torch.optim.Optimizer, at: _Boundary) -> None:
-    state = {"model": module.state_dict(), "optimizer": optimizer.state_dict(), "rng": at.rng, "losses": at.losses}
-    if at.best is not None:
-        state["best"] = at.best
-    save_state(checkpoint, state)
+def _save(checkpointer: Checkpointer, at: _Boundary) -> None:
+    """The boundary ``at``: the weights, the optimizer, torch's RNG then, the losses and the best validated weights."""
+    checkpointer.save(at.rng, losses=at.losses, **({} if at.best is None else {"best": at.best}))
 
 
 @torch.no_grad()

@@ -33,7 +33,7 @@ from equinlp.apps.vision.wrap import METHODS, proxy_option
 from equinlp.errors import EquinlpError
 from equinlp.harness import RunConfig, RunStore, Stage, option
 from equinlp.harness.progress import progress
-from equinlp.harness.state import load_state, rng_state, save_state, set_rng_state
+from equinlp.harness.protocol import Checkpointer
 from equinlp.symmetry.actions import IMAGE_GROUPS
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,12 @@ class CLIPTask:
     name = "clip"
     config_class = CLIPConfig
     collective = False
+    metrics = {"zero_shot_top1": True, "final_top1": True}  # top-1 (%)
+    description = (
+        "Loads any HF CLIPModel (hub id or folder) and builds its zero-shot classifier from the class names "
+        "and CLIP's templates (18 for CIFAR, 80 for ImageNet). Each test image is moved by a random group element. "
+        "With --lambda-steps / --finetune-steps, trains the λ-net alone, then the image tower (λ-net frozen)."
+    )
 
     def __init__(self) -> None:
         self.test: RawImages | None = None
@@ -157,22 +163,15 @@ class CLIPTask:
         stages = [("lambda", lambda_steps, model.weight_net.parameters() if lambda_steps else [], config.lambda_lr)]
         stages.append(("finetune", config.finetune_steps, model.backbone.image_tower_parameters(), config.lr))
         optimizers = {stage: torch.optim.SGD(params, lr=lr, momentum=0.9) for stage, steps, params, lr in stages if steps}
-        checkpoint = store.checkpoint_dir(stage, cell)
-        curve: list[dict] = []
-        if checkpoint.exists():
-            state = load_state(checkpoint, device)
-            model.load_state_dict(state["model"])
-            for name, optimizer in optimizers.items():
-                optimizer.load_state_dict(state["optimizers"][name])
-            set_rng_state(state["rng"])
-            curve = state["curve"]
+        checkpointer = Checkpointer(store.checkpoint_dir(stage, cell), device, model=model, optimizers=optimizers)
+        curve: list[dict] = (checkpointer.resume() or {"curve": []})["curve"]
+        if curve:
             log.info("%s: resumed at step %d", method, curve[-1]["step"])
 
         def record(step: int, stage: str, train_loss: float | None = None) -> None:
             point = {"step": step, "stage": stage, "train_loss": train_loss}
             curve.append({**point, **evaluate(model, processor, self.test, config)})
-            states = {name: optimizer.state_dict() for name, optimizer in optimizers.items()}
-            save_state(checkpoint, {"model": model.state_dict(), "optimizers": states, "rng": rng_state(), "curve": curve})
+            checkpointer.save(curve=curve)
             log.info("%s step %d (%s): top-1 %.2f", method, step, stage, curve[-1]["top1"])
 
         if not curve:

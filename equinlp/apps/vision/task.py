@@ -16,18 +16,16 @@ Two stages (see :mod:`equinlp.harness.task`):
      evaluate. Every layer trains.
 
 The rotated test set is the same for every run (one element per image, seed ``test_seed``), so runs are
-paired. Both stages checkpoint at epoch boundaries (weights, optimizer, torch's RNG state, the curve) with
-:func:`~equinlp.harness.state.save_state`, so Ctrl-C loses at most the epoch in progress and a resumed run
+paired. Both stages checkpoint at epoch boundaries (weights, optimizer, torch's RNG state, the curve) with the
+harness's :class:`~equinlp.harness.protocol.Checkpointer`, so Ctrl-C loses at most the epoch in progress and a resumed run
 equals an uninterrupted one bit for bit.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import torch
@@ -36,8 +34,8 @@ from equinlp.apps.vision.cnn import ARCHITECTURES, build_cnn
 from equinlp.apps.vision.data import DATASETS, ImageSet, load
 from equinlp.apps.vision.train import accuracy, rotated, train_epoch
 from equinlp.apps.vision.wrap import METHODS, InvariantClassifier, proxy_option
-from equinlp.harness import RunConfig, RunStore, Stage, option
-from equinlp.harness.state import load_state, rng_state, save_state, set_rng_state
+from equinlp.harness import RunConfig, RunStore, option
+from equinlp.harness.protocol import Checkpointer, Transfer
 from equinlp.harness.store import read_json
 from equinlp.symmetry.actions import IMAGE_GROUPS, ImageTransform
 
@@ -81,35 +79,32 @@ def pretrain_lr(config: VisionConfig, arch: str) -> float:
     return config.pretrain_lr or PRETRAIN_LR[arch]
 
 
-def _resume(checkpoint: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
-    """Load a checkpoint written by :func:`_save` into ``model`` and ``optimizer`` and restore torch's RNG."""
-    if not checkpoint.exists():
-        return None
-    state = load_state(checkpoint)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    set_rng_state(state["rng"])
-    return state
-
-
-def _save(checkpoint: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, **extra: Any) -> None:
-    """A checkpoint at an epoch boundary: weights, optimizer, torch's RNG state and ``extra`` (JSON values)."""
-    save_state(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng_state(), **extra})
-
-
-class VisionTask:
+class VisionTask(Transfer):
     """``equinlp vision run``: see the module docstring."""
 
     name = "vision"
     config_class = VisionConfig
-    collective = False
+    metrics = {"zero_shot": True, "final": True, "upright": True}  # top-1 accuracies (fractions)
+    pretrain_settings = PRETRAIN_SETTINGS
+    description = (
+        "The paper's CNN protocol. Per architecture a network is pre-trained once on upright training "
+        "images (a run of its own, shared by every method and seed); each method × seed then starts from it, is "
+        "evaluated on the randomly rotated test set (epoch 0), and fine-tuned on randomly rotated training images. "
+        "λ-equitune first trains its λ-net alone. Finished runs in OUT/runs are skipped; an interrupted one resumes "
+        "from its last finished epoch."
+    )
 
     def __init__(self) -> None:
         self._data: dict[str, tuple[ImageSet, ImageSet]] = {}
 
-    def plan(self, config: VisionConfig) -> list[Stage]:
-        cells = [{"arch": a, "method": m, "seed": s} for a in config.archs for m in config.methods for s in config.seeds]
-        return [Stage("pretrain", [{"arch": a} for a in config.archs], settings=PRETRAIN_SETTINGS), Stage("run", cells)]
+    def base_cells(self, config: VisionConfig) -> list[dict]:
+        return [{"arch": a} for a in config.archs]
+
+    def run_cells(self, config: VisionConfig) -> list[dict]:
+        return [{"arch": a, "method": m, "seed": s} for a in config.archs for m in config.methods for s in config.seeds]
+
+    def base_cell_of(self, config: VisionConfig, cell: dict) -> dict:
+        return {"arch": cell["arch"]}
 
     def setup(self, config: VisionConfig) -> None:
         self._data = {}  # read per architecture when first needed (AlexNet's images are resized)
@@ -121,37 +116,26 @@ class VisionTask:
             self._data[arch] = tuple(load(config.dataset, split, config.data_dir, size) for split in ("train", "test"))
         return self._data[arch]
 
-    def run_cell(self, config: VisionConfig, stage: str, cell: dict, store: RunStore) -> dict:
-        if stage == "pretrain":
-            return self.pretrain(config, cell["arch"], store.work_dir(stage, cell), store.checkpoint_dir(stage, cell))
-        upright = read_json(store.envelope_path("pretrain", {"arch": cell["arch"]}), "run result")["metrics"]
-        base = self.pretrained(config, cell["arch"], store.work_dir("pretrain", {"arch": cell["arch"]}))
-        metrics = self.finetune(config, cell, base, store.checkpoint_dir(stage, cell))
-        return {**metrics, "upright": upright["upright_test_accuracy"]}
-
-    def pretrained(self, config: VisionConfig, arch: str, work: Path) -> torch.nn.Module:
-        """The network the pre-training cell of ``arch`` wrote to ``work/weights``."""
-        train, _ = self.data(config, arch)
-        net = build_cnn(arch, len(train.class_names), train.channels)
-        net.load_state_dict(load_state(work / "weights"))
-        return net
-
-    def pretrain(self, config: VisionConfig, arch: str, work: Path, checkpoint: Path) -> dict:
-        """Train ``arch`` on upright images; writes ``work/weights``; returns the metrics (losses, upright test accuracy)."""
-        train, test = self.data(config, arch)
+    def build_base(self, config: VisionConfig, cell: dict) -> torch.nn.Module:
+        """A fresh network for the architecture (seed 0: one pre-trained network per architecture)."""
+        train, _ = self.data(config, cell["arch"])
         torch.manual_seed(0)
-        net = build_cnn(arch, len(train.class_names), train.channels)
+        return build_cnn(cell["arch"], len(train.class_names), train.channels)
+
+    def pretrain(self, config: VisionConfig, cell: dict, net: torch.nn.Module, checkpoint: Path) -> dict:
+        """Train the network on upright images, epoch by epoch; returns the metrics (losses, upright test accuracy)."""
+        arch = cell["arch"]
+        train, test = self.data(config, arch)
         data = train.subset(config.pretrain_images, seed=0)
         optimizer = torch.optim.AdamW(net.parameters(), lr=pretrain_lr(config, arch))
-        state = _resume(checkpoint, net, optimizer)
-        losses = state["losses"] if state else []
+        checkpointer = Checkpointer(checkpoint, model=net, optimizer=optimizer)
+        losses = (checkpointer.resume() or {"losses": []})["losses"]
         for epoch in range(len(losses), config.pretrain_epochs):
             desc = f"pre-train {arch} epoch {epoch + 1}"
             seeded = {"seed": epoch, "batch_size": PRETRAIN_BATCH, "desc": desc}
             losses.append(train_epoch(net, net.parameters(), optimizer, data, None, **seeded))
-            _save(checkpoint, net, optimizer, losses=losses)
+            checkpointer.save(losses=losses)
             log.info("%s: loss %.3f", desc, losses[-1])
-        save_state(work / "weights", net.state_dict())
         upright = accuracy(net, test, desc=f"{arch} upright eval")
         log.info("pre-trained %s: upright test accuracy %.4f", arch, upright)
         return {
@@ -163,8 +147,14 @@ class VisionTask:
             "upright_test_images": len(test),
         }
 
-    def finetune(self, config: VisionConfig, cell: dict, base: torch.nn.Module, checkpoint: Path) -> dict:
+    def transfer(self, config: VisionConfig, cell: dict, base: torch.nn.Module, store: RunStore) -> dict:
         """One method × seed from the pre-trained ``base``: the zero-shot (epoch 0) and fine-tuning curve."""
+        upright = read_json(store.envelope_path("pretrain", self.base_cell_of(config, cell)), "run result")["metrics"]
+        metrics = self.finetune(config, cell, base, store.checkpoint_dir("run", cell))
+        return {**metrics, "upright": upright["upright_test_accuracy"]}
+
+    def finetune(self, config: VisionConfig, cell: dict, base: torch.nn.Module, checkpoint: Path) -> dict:
+        """λ-only pass (λ-equitune), epoch 0 (zero-shot), then epochs 1..E of fine-tuning, resumable at epoch ends."""
         arch, method, seed = cell["arch"], cell["method"], cell["seed"]
         name = f"{arch} {method} seed {seed}"
         train, test = self.data(config, arch)
@@ -172,10 +162,10 @@ class VisionTask:
         test = rotated(test.subset(config.eval_images, seed=config.test_seed), transform, config.test_seed)
         finetune = train.subset(config.finetune_images, seed=seed)
         torch.manual_seed(seed)
-        model = InvariantClassifier(copy.deepcopy(base), transform, method, config.proxy)
+        model = InvariantClassifier(base, transform, method, config.proxy)
         optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)  # the backbone and any λ-net
-        state = _resume(checkpoint, model, optimizer)
-        curve: list[dict] = state["curve"] if state else []
+        checkpointer = Checkpointer(checkpoint, model=model, optimizer=optimizer)
+        curve: list[dict] = (checkpointer.resume() or {"curve": []})["curve"]
         if curve:
             log.info("%s: resumed after epoch %d", name, curve[-1]["epoch"])
         else:
@@ -194,14 +184,14 @@ class VisionTask:
                     train_mode=model.weight_net,
                 )
             curve.append({"epoch": 0, "accuracy": accuracy(model, test, desc=f"{name} eval"), "train_loss": None})
-            _save(checkpoint, model, optimizer, curve=curve)
+            checkpointer.save(curve=curve)
             log.info("%s epoch 0: %.4f", name, curve[-1]["accuracy"])
         for epoch in range(curve[-1]["epoch"] + 1, config.epochs + 1):
             desc = f"{name} epoch {epoch}"
             seeded = {"seed": seed * 1000 + epoch, "batch_size": config.batch_size, "desc": desc}
             loss = train_epoch(model, model.parameters(), optimizer, finetune, transform, **seeded)
             curve.append({"epoch": epoch, "accuracy": accuracy(model, test, desc=f"{name} eval"), "train_loss": loss})
-            _save(checkpoint, model, optimizer, curve=curve)
+            checkpointer.save(curve=curve)
             log.info("%s epoch %d: %.4f (train loss %.3f)", name, epoch, curve[-1]["accuracy"], loss)
         return {"zero_shot": curve[0]["accuracy"], "final": curve[-1]["accuracy"], "curve": curve}
 
