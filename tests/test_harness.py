@@ -9,12 +9,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
+from equinlp.apps import TASKS
 from equinlp.errors import EquinlpError, UnknownName
 from equinlp.harness import SettingsChanged, Stage, load_runs, run_task, t_interval
-from equinlp.harness.cli import add_config_arguments, config_from_args
+from equinlp.harness.cli import add_config_arguments, config_from_args, load_task
+from equinlp.harness.protocol import Checkpointer
+from equinlp.harness.report import interval_table
 from equinlp.harness.state import load_state, save_state
 from tests.toy_task import ToyConfig, ToyTask
 
@@ -190,6 +194,45 @@ def test_state_round_trips_without_pickle(tmp_path):
     (tmp_path / "ckpt" / "state.json").write_text("{")
     with pytest.raises(EquinlpError, match="checkpoint .*ckpt is damaged"):
         load_state(tmp_path / "ckpt")
+
+
+def test_the_checkpointer_resumes_parts_rng_and_values(tmp_path):
+    """Modules, a dict of optimisers and torch's RNG come back as saved; the other values are returned."""
+    model = torch.nn.Linear(3, 2)
+    optimizers = {"lambda": torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)}
+    model(torch.randn(4, 3)).sum().backward()
+    optimizers["lambda"].step()
+    assert Checkpointer(tmp_path / "ckpt", model=model).resume() is None  # nothing saved yet
+    Checkpointer(tmp_path / "ckpt", model=model, optimizers=optimizers).save(curve=[{"step": 1}])
+    expected = torch.rand(3)
+    fresh, fresh_optimizers = torch.nn.Linear(3, 2), {"lambda": torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)}
+    values = Checkpointer(tmp_path / "ckpt", model=fresh, optimizers=fresh_optimizers).resume()
+    assert values == {"curve": [{"step": 1}]} and torch.equal(torch.rand(3), expected)
+    assert torch.equal(fresh.weight, model.weight)
+    assert fresh_optimizers["lambda"].state_dict()["state"][0]["momentum_buffer"] is not None
+    Checkpointer(None, model=model).save(curve=[])  # no folder: no checkpoint
+
+
+def test_the_generic_table_orders_methods_by_the_registry():
+    runs = pd.DataFrame(
+        {"env": ["a"] * 4, "method": ["lambda", "base", "equizero", "base"], "seed": [0, 0, 0, 1], "score": [1.0, 2.0, 3.0, 4.0]}
+    )
+    table = interval_table(runs, ["env", "method"], {"score": "score"}, digits=1)
+    assert list(table.index.get_level_values("method")) == ["base", "equizero", "lambda"]
+    assert table.loc[("a", "base"), "seeds"] == 2 and table.loc[("a", "lambda"), "score"] == "1.0"
+
+
+def test_every_registered_task_declares_its_metrics_and_committed_runs_record_them():
+    """The metric schema: each task names its metrics (higher is better?), and the committed envelopes use those names."""
+    committed = {}
+    for path in sorted((Path(__file__).parents[1] / "reports").glob("*/runs/*.json")):
+        envelope = json.loads(path.read_text())
+        if envelope["stage"] == "run":
+            committed.setdefault(envelope["task"], set()).update(envelope["metrics"])
+    for name, registered in TASKS.items():
+        task = load_task(registered.source)
+        assert task.name == name and all(isinstance(higher, bool) for higher in task.metrics.values())
+        assert set(task.metrics) <= committed.get(name, set(task.metrics)), name
 
 
 def test_t_interval():

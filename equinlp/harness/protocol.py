@@ -37,8 +37,6 @@ from equinlp.harness.state import STRUCTURE, load_state, rng_state, save_state, 
 from equinlp.harness.store import RunStore, read_json
 from equinlp.harness.task import Stage
 
-ZERO_SHOT, FINAL, CURVE = "zero_shot", "final", "curve"
-
 
 def _state_of(part: Any) -> Any:
     return {name: _state_of(p) for name, p in part.items()} if isinstance(part, dict) else part.state_dict()
