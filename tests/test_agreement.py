@@ -162,3 +162,20 @@ def test_race4_cycles_four_groups_from_langfair():
     action = group.phrase_action()
     assert action.group.order == 4
     assert action.act("The Hispanic person met two Asians.", 1) == "The Black person met two Hispanics."
+
+
+def test_generate_names_how_a_last_pronoun_was_read_on_stderr(tmp_path, caplog):
+    from equinlp.cli import main
+
+    tok = word_tokenizer("The man woman said that his her him was known for".split())
+    tiny_causal_lm(len(tok), seed=0).save_pretrained(tmp_path / "model")
+    tok.save_pretrained(tmp_path / "model")
+    argv = ["generate", "--model", str(tmp_path / "model"), "--group", "gender", "--max-new-tokens", "2", "--json"]
+    with caplog.at_level(logging.WARNING):
+        assert main([*argv, "The woman said that her"]) == 0
+    lines = [r.getMessage() for r in caplog.records if "'her'" in r.getMessage()]
+    assert len(lines) == 1 and "after 'that'" in lines[0] and "as a determiner" in lines[0] and "'his'" in lines[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert main([*argv, "The woman was known for"]) == 0
+    assert "no following word" not in caplog.text
