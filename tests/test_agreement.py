@@ -179,3 +179,17 @@ def test_generate_names_how_a_last_pronoun_was_read_on_stderr(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         assert main([*argv, "The woman was known for"]) == 0
     assert "no following word" not in caplog.text
+
+
+def test_race_forms_are_generated_the_way_langfair_reads_race_words():
+    """Plurals and lower-case plurals alone; lower-case singulars only before a person word (else mostly colours)."""
+    race = word_group("race")
+    action = race.phrase_action()
+    text = "The Black person helped black people, two asian kids and the Whites; a black cat in white paint."
+    swapped = "The White person helped white people, two black kids and the Asians; a black cat in white paint."
+    assert action.act(text, 1) == swapped and action.act(swapped, 2) == text
+    assert {"Blacks", "blacks", "asian person", "white women", "black families"} <= set(action.phrases)
+    tok = word_tokenizer("The Black White Asian person was known for".split())
+    assert isinstance(race.action_at("auto", tok), PhrasePermutation)  # 'black person' is several tokens
+    race4 = word_group("race4").phrase_action()
+    assert race4.act("a hispanic family and two latino men", 1) == "a black family and two latino men"  # latino: no partner
