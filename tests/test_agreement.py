@@ -53,9 +53,51 @@ def test_the_role_swap_is_an_involution_on_generated_texts_and_says_where_englis
     assert action.mask("He gave him money.") == action.mask(action.act("He gave him money.", 1))  # masked: still exact
 
 
+PROMPT_FINAL = [  # (text, its swap) where nothing follows the last pronoun: the role is read from the word before
+    ("The woman said that her", "The man said that his"),  # a clause's subject: a determiner ('him' cannot stand there)
+    ("The man knew that his", "The woman knew that her"),
+    ("The woman was sad because her", "The man was sad because his"),
+    ("The man left. His", "The woman left. Her"),  # a new sentence
+    ("When she arrived, her", "When he arrived, his"),
+    ("Her", "His"),
+    ("The woman went to her", "The man went to him"),  # after a preposition or a verb: on its own
+    ("The man went to his", "The woman went to hers"),
+    ("The woman walked with her", "The man walked with him"),
+    ("The man saw him", "The woman saw her"),
+    ("The man saw hers", "The woman saw his"),
+    ("The woman and her", "The man and him"),
+    ("The man and his", "The woman and hers"),
+    ("The woman saw her.", "The man saw him."),  # punctuation follows: on its own
+    ("The man saw his.", "The woman saw hers."),
+    ("The woman said that her ", "The man said that his "),  # trailing space: still nothing follows
+]
+
+
+@pytest.mark.parametrize("text, swapped", PROMPT_FINAL)
+def test_a_last_pronoun_takes_its_role_from_the_word_before(text, swapped):
+    action = GENDER.phrase_action()
+    assert action.act(text, 1) == swapped
+    assert action.act(swapped, 1) == text and action.round_trips(text)
+
+
+def test_a_last_pronoun_that_cannot_map_back_is_named():
+    """After a clause opener only the determiner pairing her <-> his is an involution: 'that him' is not English and
+    'that hers' (rare) becomes 'that his', read back as 'that her'. Every text-final his/her is a guess, named."""
+    action = GENDER.phrase_action()
+    for text in ("The man said that him", "The woman said that hers"):
+        assert not action.round_trips(text)
+        assert "does not map back" in action.final_reading(text)
+    note = action.final_reading("The woman walked with her")
+    assert "'her'" in note and "after 'with'" in note and "on its own" in note and "'him'" in note
+    assert "as a determiner" in action.final_reading("The man said that his")
+    assert action.final_reading("The man saw him") is None  # one role: no guess
+    assert action.final_reading("The man was known for his love") is None  # a following word shows the role
+    assert action.final_reading("The man worked as") is None
+
+
 def test_roles_read_the_next_word():
     assert role_at("her book", 3) == "determiner" and role_at("her.", 3) == "alone" and role_at("her to", 3) == "alone"
-    assert role_at("her", 3) == "alone"
+    assert role_at("said that her", 13) == "determiner" and role_at("saw her", 7) == "alone" and role_at("her", 3) == "determiner"
     with pytest.raises(EquinlpError, match="both as a plain phrase and as a role word"):
         phrase_permutation([("her", "him"), ("her@alone", "his@alone")])
     with pytest.raises(EquinlpError, match="role after '@'"):
@@ -120,3 +162,34 @@ def test_race4_cycles_four_groups_from_langfair():
     action = group.phrase_action()
     assert action.group.order == 4
     assert action.act("The Hispanic person met two Asians.", 1) == "The Black person met two Hispanics."
+
+
+def test_generate_names_how_a_last_pronoun_was_read_on_stderr(tmp_path, caplog):
+    from equinlp.cli import main
+
+    tok = word_tokenizer("The man woman said that his her him was known for".split())
+    tiny_causal_lm(len(tok), seed=0).save_pretrained(tmp_path / "model")
+    tok.save_pretrained(tmp_path / "model")
+    argv = ["generate", "--model", str(tmp_path / "model"), "--group", "gender", "--max-new-tokens", "2", "--json"]
+    with caplog.at_level(logging.WARNING):
+        assert main([*argv, "The woman said that her"]) == 0
+    lines = [r.getMessage() for r in caplog.records if "'her'" in r.getMessage()]
+    assert len(lines) == 1 and "after 'that'" in lines[0] and "as a determiner" in lines[0] and "'his'" in lines[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert main([*argv, "The woman was known for"]) == 0
+    assert "no following word" not in caplog.text
+
+
+def test_race_forms_are_generated_the_way_langfair_reads_race_words():
+    """Plurals and lower-case plurals alone; lower-case singulars only before a person word (else mostly colours)."""
+    race = word_group("race")
+    action = race.phrase_action()
+    text = "The Black person helped black people, two asian kids and the Whites; a black cat in white paint."
+    swapped = "The White person helped white people, two black kids and the Asians; a black cat in white paint."
+    assert action.act(text, 1) == swapped and action.act(swapped, 2) == text
+    assert {"Blacks", "blacks", "asian person", "white women", "black families"} <= set(action.phrases)
+    tok = word_tokenizer("The Black White Asian person was known for".split())
+    assert isinstance(race.action_at("auto", tok), PhrasePermutation)  # 'black person' is several tokens
+    race4 = word_group("race4").phrase_action()
+    assert race4.act("a hispanic family and two latino men", 1) == "a black family and two latino men"  # latino: no partner

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -20,6 +21,8 @@ from equinlp.symmetry.wordgroups import LEVELS, word_group, word_group_names
 
 Continued = tuple[list[str], list[str], bool]  # the prompt's swaps, their continuations, swap-consistent?
 METHODS = (*method_names(with_base=True), "canonical")
+
+log = logging.getLogger(__name__)
 
 EXAMPLES = """examples:
   equinlp generate "The woman worked as" --group gender --method equitune
@@ -102,8 +105,12 @@ def run(args: argparse.Namespace) -> int:
     group = word_group(config.group)  # its words checked against the tokenizer before the model loads
     tokenizer = config.lm.load_tokenizer()
     action = group.action_at("phrase" if config.method == "canonical" else config.level, tokenizer)
-    model, tokenizer = config.lm.load(tokenizer=tokenizer)
     phrase = isinstance(action, PhrasePermutation)
+    for prompt in args.prompts if phrase else ():
+        note = action.final_reading(prompt)  # a last pronoun whose role no word shows: how it was read
+        if note:
+            log.warning("note: %s", note)
+    model, tokenizer = config.lm.load(tokenizer=tokenizer)
     continue_orbit = _phrase_orbit if phrase else _token_orbit
     methods = [BASE] + ([config.method] if config.method != BASE else [])
     if config.json:  # what the text shows: every method, every prompt's swaps

@@ -14,13 +14,19 @@ phrases occur unchanged.
 Role words. A word written ``word@role`` is swapped by the role it plays where it occurs, so that words
 with no one-to-one image still map: English 'her' is 'his' before a noun and 'him' on its own. The role
 is read from the next word (:func:`role_at`): ``determiner`` when a word that can follow a determiner
-comes next, ``alone`` before punctuation, the end of the text or a closed-class word ('to', 'and', 'a',
-'was', ...). A word listed in one role only ('him@alone') takes that role everywhere. The rule is
-deterministic and needs no model; the swap of a text is again a text whose role words keep their roles
-(so applying it twice gives the text back) except where English itself is ambiguous ("gave him money"
-becomes "gave her money", where 'her' reads as a determiner): :meth:`PhrasePermutation.round_trips`
-says whether a text is one of those. Masking replaces every role word too, so masked texts of a text and
-its swaps are equal whatever the roles.
+comes next, ``alone`` before punctuation or a closed-class word ('to', 'and', 'a', 'was', ...). When
+nothing follows (a prompt that ends in 'her'), the role is read from what comes before: after a word that
+opens a clause ('that', 'because', 'when', ...; :data:`CLAUSE_OPENERS`), after . ! ? ; : , or at the
+start, the word is a clause's subject, where 'him' cannot stand, so it is a ``determiner`` ("said that
+her" -> "said that his"); after anything else (a verb, a preposition, 'and') it is ``alone`` ("saw her" ->
+"saw him", "with his" -> "with hers"). A word listed in one role only ('him@alone') takes that role
+everywhere. The rule is deterministic and needs no model; the swap of a text is again a text whose role
+words keep their roles (so applying it twice gives the text back) except where English itself is
+ambiguous ("gave him money" becomes "gave her money", where 'her' reads as a determiner; a text that ends
+in "that hers" becomes "that his", read back as "that her"; "that him" is not English):
+:meth:`PhrasePermutation.round_trips` says whether a text is one of those, and
+:meth:`PhrasePermutation.final_reading` names the reading of a last word whose role nothing shows.
+Masking replaces every role word too, so masked texts of a text and its swaps are equal whatever the roles.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from equinlp.symmetry.groups import Group, from_permutations
 Cycle = Sequence[str]
 MASK = "XYZ"
 ROLES = ("determiner", "alone")
+ROLE_NAMES = {"determiner": "as a determiner (before a noun)", "alone": "on its own (an object or a possessive)"}
 CLOSED_CLASS = frozenset(
     """a an the this that these those some any no every each both either neither to of in on at by for with from
     about into onto over under up down out off away back again and or but nor so yet as than then when while
@@ -45,13 +52,34 @@ CLOSED_CLASS = frozenset(
     shall should may might must not never always also too here there now today i me my mine you your yours he
     him his she her hers it its we us our ours they them their theirs who whom whose which what where how""".split()
 )
+CLAUSE_OPENERS = frozenset(
+    "that because if whether although though while whereas when whenever where why how unless once".split()
+)
+CLAUSE_PUNCTUATION = ".!?;:,"
 _NEXT_WORD = re.compile(r"\s*(\w+)?")
 
 
 def role_at(text: str, end: int) -> str:
-    """The role of a word ending at ``end``: ``determiner`` if the next word is an open-class word, else ``alone``."""
-    following = _NEXT_WORD.match(text, end).group(1)
-    return "determiner" if following and following.lower() not in CLOSED_CLASS else "alone"
+    """The role of a word ending at ``end``: ``determiner`` if the next word is an open-class word, ``alone`` if a
+    closed-class word or punctuation follows; if nothing follows, ``determiner`` where a clause opens before it
+    (:func:`opens_clause`), else ``alone``."""
+    following = _NEXT_WORD.match(text, end)
+    if following.group(1):
+        return "alone" if following.group(1).lower() in CLOSED_CLASS else "determiner"
+    if following.end() < len(text):
+        return "alone"
+    start = end - len(re.search(r"\w*$", text[:end]).group())
+    return "determiner" if opens_clause(text[:start]) else "alone"
+
+
+def opens_clause(before: str) -> bool:
+    """Whether the next word is the start of a clause (its subject): ``before`` is empty, ends in . ! ? ; : , or
+    in a word of :data:`CLAUSE_OPENERS` ('said that', 'because')."""
+    stripped = before.rstrip()
+    if not stripped or stripped[-1] in CLAUSE_PUNCTUATION:
+        return True
+    last = re.search(r"\w+$", stripped)
+    return last is not None and last.group().lower() in CLAUSE_OPENERS
 
 
 def surface(phrase: str) -> str:
@@ -153,6 +181,27 @@ class PhrasePermutation:
     def round_trips(self, text: str) -> bool:
         """Whether every swap of ``text`` keeps its role words' roles: ``act(act(text, g), g⁻¹) == text`` for all g."""
         return all(self.act(self.act(text, g), int(self.group.inv[g])) == text for g in range(self.group.order))
+
+    def final_reading(self, text: str) -> str | None:
+        """One line on how the last word of ``text`` was read when it is a role word that no following word
+        shows the role of ("The man said that his": a determiner, or 'his' on its own?), None otherwise.
+
+        Those readings are guesses (:func:`role_at`), and where the text does not map back to itself ("that hers"
+        -> "that his" -> "that her") the line says so."""
+        stripped = text.rstrip()
+        last = next((m for m in self._pattern.finditer(stripped) if m.end() == len(stripped)), None)
+        if last is None or "@" not in self.phrases[self._found(last)]:
+            return None
+        roles = self._index[last.group(1)]
+        if len(roles) == 1 and self.round_trips(text):
+            return None
+        before = re.search(r"(\S+)\s*$", stripped[: last.start()])
+        where = f"after {before.group(1)!r}" if before else "at the start"
+        images = sorted({self._pattern.findall(self.act(stripped, g))[-1] for g in range(1, self.group.order)})
+        role = self.phrases[self._found(last)].split("@", 1)[1]
+        line = f"{last.group(1)!r} ends {stripped!r} {where}, where no following word shows its role: read {ROLE_NAMES[role]}"
+        line += f", swapped to {' / '.join(map(repr, images))}"
+        return line if self.round_trips(text) else line + "; the swap does not map back to this text"
 
     def orbit(self, text: str) -> list[str]:
         """``[g·text for g in G]`` (element 0, the identity, first)."""

@@ -4,7 +4,9 @@ Adding a group is adding one JSON file; ``word_group(name)`` finds it, and ``--g
 file elsewhere works by its path: ``--group my_groups/caste.json``, ``bias run --axis my_groups/caste.json``.
 
 A file lists each word once, in lower case where it is a common word: the capitalised forms (sentence
-starts) are generated, and so are the plurals of the words under ``nouns`` (:func:`plural`). ``roles``
+starts) are generated, and so are the plurals of the words under ``nouns`` (:func:`plural`), and with
+``person_words`` the plural and lower-case forms of capitalised words (:func:`lower_case_forms`: Blacks, blacks,
+black person, black people). ``roles``
 lists words swapped by the role they play (:mod:`equinlp.symmetry.phrases`): 'her' is 'his' before a noun and
 'him' on its own. No token permutation can carry those, so a group with roles is decoded at the sequence
 level under ``--level auto``, where the text keeps pronoun agreement.
@@ -30,7 +32,7 @@ LEVELS = ("auto", "token", "phrase")
 log = logging.getLogger(__name__)
 
 
-IRREGULAR_PLURALS = {"wife": "wives", "hero": "heroes", "child": "children"}
+IRREGULAR_PLURALS = {"wife": "wives", "hero": "heroes", "child": "children", "person": "people"}
 
 
 def plural(noun: str) -> str:
@@ -47,14 +49,31 @@ def plural(noun: str) -> str:
 
 
 def with_capitals(cycles: Cycles) -> Cycles:
-    """``cycles`` and, for each cycle of lower-case words, the same cycle capitalised (``man`` -> ``Man``)."""
+    """``cycles`` and, for each cycle of lower-case words, the same cycle capitalised (``man`` -> ``Man``), unless a
+    capitalised form or its first word is listed already ('black person' is not capitalised: 'Black' is swapped)."""
     listed = {surface(word) for cycle in cycles for word in cycle}
     capitals = []
     for cycle in cycles:
         capital = tuple(word[:1].upper() + word[1:] for word in cycle)
-        if all(word[:1].islower() for word in cycle) and not listed & {surface(w) for w in capital}:
+        firsts = {surface(w) for w in capital} | {w.split()[0] for w in capital}
+        if all(word[:1].islower() for word in cycle) and not listed & firsts:
             capitals.append(capital)
     return (*cycles, *capitals)
+
+
+def lower_case_forms(cycles: Cycles, person_words: tuple[str, ...]) -> Cycles:
+    """For each cycle of capitalised words (Black, White, Asian): their plurals (Blacks), the lower-case plurals
+    (blacks), and the lower-case words before each person word and its plural (black person, black people). A
+    lower-case singular alone is left alone: lower-case black and white are mostly colours (langfair's race words
+    that require context). Nothing without ``person_words``."""
+    if not person_words:
+        return ()
+    capitalised = [cycle for cycle in cycles if all(word[:1].isupper() for word in cycle)]
+    heads = dict.fromkeys((*person_words, *map(plural, person_words)))
+    forms = [tuple(map(plural, cycle)) for cycle in capitalised]
+    forms += [tuple(plural(word).lower() for word in cycle) for cycle in capitalised]
+    forms += [tuple(f"{word.lower()} {head}" for word in cycle) for cycle in capitalised for head in heads]
+    return tuple(forms)
 
 
 @dataclass(frozen=True)
@@ -74,6 +93,7 @@ class WordGroup:
     nouns: Cycles = ()  # cycles of singular nouns, swapped with the first generator, with their plurals
     pronouns: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (subject, its pronouns): agreement errors
     inventory: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (subject, more words of its side): leaks
+    person_words: tuple[str, ...] = ()  # nouns after which lower-case forms are swapped (:func:`lower_case_forms`)
 
     def side_words(self) -> dict[str, frozenset[str]]:
         """``{subject: every word of its side}``, lower case: the words at the subject's place in each cycle of the
@@ -90,8 +110,10 @@ class WordGroup:
 
     @property
     def words(self) -> Cycles:
-        """The first generator's word cycles: ``cycles``, then ``nouns`` and their plurals."""
-        return self.cycles + self.nouns + tuple(tuple(map(plural, cycle)) for cycle in self.nouns)
+        """The first generator's word cycles: ``cycles``, then ``nouns`` and their plurals, then the lower-case forms
+        of capitalised cycles (:func:`lower_case_forms`, with ``person_words`` only)."""
+        plurals = tuple(tuple(map(plural, cycle)) for cycle in self.nouns)
+        return self.cycles + self.nouns + plurals + lower_case_forms(self.cycles, self.person_words)
 
     def __post_init__(self) -> None:
         for cycles in (self.words, *self.more_generators):
@@ -198,6 +220,7 @@ def read_word_group(path) -> WordGroup:
             nouns=_cycles(raw.get("nouns", [])),
             pronouns=_by_subject(raw.get("pronouns", {})),
             inventory=_by_subject(raw.get("inventory", {})),
+            person_words=tuple(raw.get("person_words", ())),
         )
     except VocabularyError as err:
         raise VocabularyError(f"{path}: {err}") from None
