@@ -64,7 +64,7 @@ def test_mapping_back_undoes_a_phrase_swap_for_names_and_disability():
     for axis in ("names", "disability"):
         group = word_group(axis)
         action = group.phrase_action()
-        mapper = cf.Mapper(action, None)
+        mapper = cf.Mapper(action, None, group.subject_elements(action))
         a, b = group.subjects[:2]
         prompt_a = f"{group.article} {a} was known for".strip()
         text_a = f" helping {a} and the {group.subjects[1]} every day"

@@ -12,7 +12,7 @@ import torch
 
 from equinlp.apps.bias.generate import Decoding
 from equinlp.apps.bias.report import excludes_zero
-from equinlp.apps.bias.run import BiasConfig, generate_cell, read_cell_samples, read_samples
+from equinlp.apps.bias.run import BiasConfig, generate_cell, plan, read_cell_samples, read_samples
 from equinlp.apps.bias.task import BiasTask, tables_from
 from equinlp.cli import main
 from equinlp.errors import EquinlpError
@@ -119,7 +119,7 @@ def test_ctrl_c_keeps_finished_batches_and_the_resumed_run_is_identical(tmp_path
     straight = tmp_path / "straight"
     straight.mkdir()
     generate_cell(config, "race2", "equitune", model, tok, straight)
-    real, calls = bias_run.generate, []
+    real, calls = bias_run.MethodRun.continue_tokens, []
 
     def interrupted_on_the_third_batch(*args, **kwargs):
         calls.append(1)
@@ -129,13 +129,14 @@ def test_ctrl_c_keeps_finished_batches_and_the_resumed_run_is_identical(tmp_path
 
     resumed = tmp_path / "resumed"
     resumed.mkdir()
-    monkeypatch.setattr(bias_run, "generate", interrupted_on_the_third_batch)
+    monkeypatch.setattr(bias_run.MethodRun, "continue_tokens", interrupted_on_the_third_batch)
     with pytest.raises(KeyboardInterrupt):
         generate_cell(config, "race2", "equitune", model, tok, resumed)
     assert len(read_samples(resumed / "samples-0.jsonl")) == 8  # two batches of 4 kept
-    monkeypatch.setattr(bias_run, "generate", real)
+    monkeypatch.setattr(bias_run.MethodRun, "continue_tokens", real)
     generate_cell(config, "race2", "equitune", model, tok, resumed)
-    pd.testing.assert_frame_equal(read_cell_samples(resumed, config, "race2"), read_cell_samples(straight, config, "race2"))
+    planned = plan(config, word_group("race2"))
+    pd.testing.assert_frame_equal(read_cell_samples(resumed, planned), read_cell_samples(straight, planned))
 
 
 def test_a_damaged_scored_csv_is_scored_again(tmp_path):
@@ -204,8 +205,8 @@ def test_two_processes_equal_one_process(tmp_path):
         assert one["metrics"] == two_["metrics"]
         config = BiasConfig(axes=("race2",), samples=10)
         pd.testing.assert_frame_equal(
-            read_cell_samples(tmp_path / "two" / "work" / cell, config, "race2"),
-            read_cell_samples(tmp_path / "one" / "work" / cell, config, "race2"),
+            read_cell_samples(tmp_path / "two" / "work" / cell, plan(config, word_group("race2"))),
+            read_cell_samples(tmp_path / "one" / "work" / cell, plan(config, word_group("race2"))),
         )
     assert torch.get_num_threads() >= 1
 

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 import equinlp as eq
+from equinlp.methods import registry
 from equinlp.testing import tiny_causal_lm, tiny_seq2seq
 
 FAMILIES = {"gpt2": "causal", "llama": "causal", "t5": "seq2seq", "bart": "seq2seq"}
-METHODS = ["equitune", "equizero", "lambda"]
+METHODS = registry.method_names()  # every registered token-level method but the trivial one
 PROMPTS = ["the man said that he was", "the woman worked as a", "run twice after jump left"]  # moved by `swap`
 CYCLE_PROMPTS = ["the Black person worked as a", "the White man said that he was", "Asian people run twice"]
 
@@ -24,12 +25,9 @@ def build(family, tok):
 
 
 def wrap(method, model, action):
-    if method == "equitune":
-        return eq.equitune(model, action)
-    if method == "equizero":
-        return eq.equizero(model, action, proxy="entropy")
-    wrapped = eq.lambda_equitune(model, action)
-    torch.nn.init.normal_(wrapped.aggregator.weight_net.net[-1].weight, std=2.0)  # non-uniform λ
+    wrapped = eq.wrap(model, action, method=method, proxy="entropy")
+    if registry.method(method).needs_features:  # λ-equitune: a non-uniform λ (the last layer starts at zero)
+        torch.nn.init.normal_(wrapped.aggregator.weight_net.net[-1].weight, std=2.0)
     return wrapped.eval()
 
 

@@ -62,7 +62,7 @@ def test_relaxed_methods_run_on_every_paper_axis(name):
     from types import SimpleNamespace
 
     from equinlp.apps.bias.generate import Decoding
-    from equinlp.apps.bias.run import _continue_tokens
+    from equinlp.apps.bias.run import BiasCell
 
     group = word_group(name)
     swapped = [w for cycle in group.cycles for w in cycle]
@@ -71,7 +71,8 @@ def test_relaxed_methods_run_on_every_paper_axis(name):
     base = tiny_causal_lm(len(tok)).eval()
     config = SimpleNamespace(decoding=Decoding(max_new_tokens=4, top_k=5, batch_size=2))
     prompts = [f"the {word} person said that" for word in swapped[:2]]
-    texts, ids, _ = _continue_tokens(config, group, group.action(tok), "relaxed-equitune", base, tok, prompts, [0, 0], None)
+    cell = BiasCell(config, name, "relaxed-equitune", base, tok, None, group, group.action(tok))
+    texts, ids, _ = cell._continue_tokens(prompts, [0, 0])
     assert len(texts) == 2 and all(len(row) <= 4 for row in ids)  # cut at EOS or a newline
 
 

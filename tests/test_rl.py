@@ -11,7 +11,7 @@ import torch
 
 from equinlp.apps.rl import dqn as dqn_module
 from equinlp.apps.rl.dqn import DQNConfig, evaluate, train
-from equinlp.apps.rl.envs import ENVS, GridWorld, env_spec
+from equinlp.apps.rl.envs import ENVS, GridWorld, Symmetry, env_spec
 from equinlp.apps.rl.qnet import EquivariantQ, QNetwork, build_q
 from equinlp.apps.rl.report import table
 from equinlp.apps.rl.task import TASK, RLConfig
@@ -22,7 +22,7 @@ from equinlp.harness.cli import config_from_args
 from equinlp.harness.options import settings_fields
 from equinlp.harness.state import load_state
 from equinlp.symmetry.actions import LinearAction
-from equinlp.symmetry.groups import cyclic
+from equinlp.symmetry.groups import cyclic, trivial
 from equinlp.testing import TOLERANCE, check_equivariance, equivariance_error
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -86,6 +86,19 @@ def test_wrapped_q_values_permute_exactly_with_the_actions(name, method, dtype):
     assert max(errors.values()) <= TOLERANCE[dtype], errors
     plain = equivariance_error(net, q.in_action, q.out_action, states)
     assert max(plain.values()) > 1e-3  # the unwrapped network is not equivariant: the check can fail
+
+
+@pytest.mark.parametrize("name", sorted(ENVS))
+def test_base_is_the_trivial_group_whose_one_copy_is_the_bare_network(name):
+    """``base`` builds the bare network, which is what the formula gives over the trivial group, bit for bit."""
+    symmetry = env_spec(name).symmetry
+    alone = Symmetry("identity", trivial(), symmetry.state_matrices[:1], symmetry.action_table[:1])  # element 0
+    torch.manual_seed(0)
+    net = QNetwork(symmetry.state_matrices.shape[1], symmetry.action_table.shape[1], hidden=32)
+    assert build_q(net, symmetry, "base") is net
+    states = torch.randn(16, symmetry.state_matrices.shape[1])
+    with torch.no_grad():
+        assert torch.equal(EquivariantQ(net, alone, "equitune")(states), net(states))
 
 
 def test_bad_symmetries_and_names_are_refused():

@@ -85,8 +85,8 @@ def test_one_branch_is_one_decode_and_a_prompts_swaps_share_it(lm, monkeypatch):
     action = phrase_permutation(NAMES)
     wrapped = SequenceLevel(model, tok, action, "equitune")
     decoded = []
-    real = wrapped._decode
-    monkeypatch.setattr(wrapped, "_decode", lambda items, kw: decoded.append(len(items)) or real(items, kw))
+    real = wrapped.decoder
+    monkeypatch.setattr(wrapped, "decoder", lambda texts, seeds, kw: decoded.append(len(texts)) or real(texts, seeds, kw))
     wrapped.generate(action.orbit(PROMPTS[0]) + [PROMPTS[2]], seed=1, max_new_tokens=4)
     assert decoded == [2]  # the orbit's three prompts decode one branch; the other prompt its own
 

@@ -14,13 +14,13 @@ from equinlp.errors import EquinlpError
 from equinlp.harness.cli import add_config_arguments, config_from_args
 from equinlp.harness.model_options import ModelOptions
 from equinlp.harness.options import option, validate
+from equinlp.methods import registry
 from equinlp.methods.aggregate import PROXIES
-from equinlp.methods.registry import BASE, method_names
 from equinlp.symmetry.phrases import PhrasePermutation
 from equinlp.symmetry.wordgroups import LEVELS, word_group, word_group_names
 
 Continued = tuple[list[str], list[str], bool]  # the prompt's swaps, their continuations, swap-consistent?
-METHODS = (*method_names(with_base=True), "canonical")
+METHODS = tuple(registry.METHODS)  # base, the token-level methods, canonical (phrase level only)
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +79,9 @@ class GenerateConfig:
 def build_method(model: torch.nn.Module, action, method: str, proxy: str):
     """The wrapped model for a method name; ``base`` is the model under the trivial group, so that it decodes
     with the same seeded sampler as the methods (each row's draw its own, equal seeds for a prompt's swaps)."""
-    from equinlp.models import wrap_method
-    from equinlp.models.config import config_for
-    from equinlp.symmetry.actions import TokenPermutation
+    from equinlp.models import wrap
 
-    if method == BASE:
-        return wrap_method(model, TokenPermutation.identity(action.vocab_size), config_for("equitune"))
-    return wrap_method(model, action, config_for(method, proxy=proxy))
+    return wrap(model, action, method=method, proxy=proxy)
 
 
 def add_arguments(parser: argparse.ArgumentParser, chosen: str | None = None) -> None:
@@ -99,12 +95,13 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(GenerateConfig, args)
     if any(not prompt.strip() for prompt in args.prompts):
         raise EquinlpError("a prompt is empty; give text to continue, e.g. 'The woman worked as'")
-    if config.method == "canonical" and config.level == "token":
-        raise EquinlpError("canonical decodes one branch at the sequence level: use --level phrase (or auto)")
+    entry = registry.method(config.method)
+    if not entry.token_level and config.level == "token":
+        raise EquinlpError(f"{entry.name} decodes one branch at the sequence level: use --level phrase (or auto)")
     started = time.perf_counter()
     group = word_group(config.group)  # its words checked against the tokenizer before the model loads
     tokenizer = config.lm.load_tokenizer()
-    action = group.action_at("phrase" if config.method == "canonical" else config.level, tokenizer)
+    action = group.action_at(config.level if entry.token_level else "phrase", tokenizer)
     phrase = isinstance(action, PhrasePermutation)
     for prompt in args.prompts if phrase else ():
         note = action.final_reading(prompt)  # a last pronoun whose role no word shows: how it was read
@@ -112,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
             log.warning("note: %s", note)
     model, tokenizer = config.lm.load(tokenizer=tokenizer)
     continue_orbit = _phrase_orbit if phrase else _token_orbit
-    methods = [BASE] + ([config.method] if config.method != BASE else [])
+    methods = list(dict.fromkeys(["base", entry.name]))  # the base model first, then the method (once)
     if config.json:  # what the text shows: every method, every prompt's swaps
         rows = []
         for index, prompt in enumerate(args.prompts):
@@ -167,9 +164,10 @@ def _phrase_orbit(model, tokenizer, action, prompt: str, method: str, config: Ge
     orbit = action.orbit(prompt)
     decoding = {k: v for k, v in config.decoding().items() if k != "seed"}
     seeds = [config.seed] * len(orbit)
-    if method == BASE:
+    entry = registry.method(method)
+    if entry.trivial:
         outs = decode_texts(model, tokenizer, orbit, seeds, decoding)
-    elif method in SEQUENCE_METHODS:
+    elif entry.sequence_weights is not None:
         outs = SequenceLevel(model, tokenizer, action, method, config.proxy).generate(orbit, seed=seeds, **decoding)
     else:
         raise EquinlpError(f"{method} is token level; at the phrase level choose from {', '.join(SEQUENCE_METHODS)}")

@@ -28,6 +28,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from equinlp.errors import check_name
+
 Proxy = Callable[[torch.Tensor], torch.Tensor]
 Share = Callable[[torch.Tensor], torch.Tensor]  # [G, B, ...] -> [G, B, ...]: equal inputs, equal values (frames.py)
 
@@ -54,9 +56,7 @@ PROXIES: dict[str, Proxy] = {"entropy": entropy, "max_logit": max_logit, "max_pr
 def resolve_proxy(proxy: str | Proxy) -> Proxy:
     if callable(proxy):
         return proxy
-    if proxy not in PROXIES:
-        raise ValueError(f"unknown proxy {proxy!r}; choose from {sorted(PROXIES)} or pass a callable")
-    return PROXIES[proxy]
+    return PROXIES[check_name("proxy", proxy, PROXIES, hint="or pass a callable")]
 
 
 def _widened(x: torch.Tensor) -> torch.Tensor:
@@ -102,7 +102,6 @@ class Aggregator(nn.Module):
     """
 
     needs_features = False
-    method = "base"
 
     def forward(
         self, outs: torch.Tensor, feats: torch.Tensor | None = None, own: torch.Tensor | None = None, share: Share | None = None
@@ -112,8 +111,6 @@ class Aggregator(nn.Module):
 
 class Mean(Aggregator):
     """equitune: the group average of the pulled-back outputs."""
-
-    method = "equitune"
 
     def forward(
         self, outs: torch.Tensor, feats: torch.Tensor | None = None, own: torch.Tensor | None = None, share: Share | None = None
@@ -128,8 +125,6 @@ class Argmin(Aggregator):
         proxy: a name from :data:`PROXIES` or a callable ``[G, B, ..., V] -> [G, B, ...]``.
         straight_through: in training mode return ``mean + (selected - mean).detach()``.
     """
-
-    method = "equizero"
 
     def __init__(self, proxy: str | Proxy = "entropy", straight_through: bool = True) -> None:
         super().__init__()
@@ -194,7 +189,6 @@ class Weighted(Aggregator):
     """
 
     needs_features = True
-    method = "lambda"
 
     def __init__(self, weight_net: nn.Module) -> None:
         super().__init__()
@@ -237,7 +231,6 @@ class Relaxed(Aggregator):
             raise ValueError("already relaxed")
         self.inner = inner
         self.register_buffer("token_ids", torch.as_tensor(token_ids, dtype=torch.long).flatten())
-        self.method = inner.method
         self.needs_features = inner.needs_features
 
     @property
@@ -256,3 +249,30 @@ class Relaxed(Aggregator):
 
     def extra_repr(self) -> str:
         return f"general tokens={len(self.token_ids)}"
+
+
+def select_best(scores, keys=None, candidates=None) -> tuple[torch.Tensor, list[bool]]:
+    """Equizero over whole sequences: per column b of ``scores [G, B]`` (higher is better), the copy to keep.
+
+    Ties of score are broken by ``keys[g][b]`` (the greatest; e.g. the masked text, which a swap does not change),
+    then by the least g: list the copies in the orbit's canonical frame and every input of an orbit keeps the
+    matching copy.
+
+    Args:
+        scores: ``[G, B]``, a tensor or an array.
+        keys: ``G`` lists of ``B`` comparable values, or None.
+        candidates: ``G`` lists of ``B`` hashable values, what each copy holds, or None.
+    Returns:
+        ``(best [B] long, unresolved)``: ``unresolved[b]`` says that the copies tied at the top hold different
+        candidates (the least g's was kept); all False without ``candidates``.
+    """
+    scores = torch.as_tensor(scores)
+    tied = scores == scores.max(0).values  # [G, B]
+    order, width = tied.shape
+    if keys is None and candidates is None:
+        return tied.to(torch.uint8).argmax(0), [False] * width  # argmax: the first of equal maxima
+    top = [[g for g in range(order) if tied[g, b]] for b in range(width)]
+    if keys is not None:
+        top = [[g for g in gs if keys[g][b] == max(keys[h][b] for h in gs)] for b, gs in enumerate(top)]
+    unresolved = [candidates is not None and len({candidates[g][b] for g in gs}) > 1 for b, gs in enumerate(top)]
+    return torch.tensor([gs[0] for gs in top], dtype=torch.long), unresolved

@@ -33,7 +33,6 @@ from transformers import GenerationConfig, PreTrainedModel
 
 from equinlp.methods.aggregate import Aggregator, Relaxed
 from equinlp.methods.core import combine
-from equinlp.methods.registry import config_fields
 from equinlp.models.config import EquiConfig
 from equinlp.models.generation import generate as generate_symmetrized
 from equinlp.models.peft_support import base_parameters, hook_target, refuse_unsupported_peft
@@ -83,7 +82,7 @@ class EquiModel(PreTrainedModel):
         in_action: TokenPermutation,
         out_action: TokenPermutation,
         aggregator: Aggregator,
-        config: EquiConfig | None = None,
+        config: EquiConfig,
     ) -> None:
         nn.Module.__init__(self)  # not PreTrainedModel.__init__: see the class docstring
         if in_action.group != out_action.group:
@@ -95,13 +94,7 @@ class EquiModel(PreTrainedModel):
         self.out_action = out_action.resized(self._output_vocab_size())
         _check_general_tokens(aggregator, self.out_action)
         self.aggregator = aggregator.to(_device_of(base))
-        config = copy.deepcopy(config) if config is not None else EquiConfig()
-        for key, value in {**config_fields(aggregator), "family": self.family}.items():
-            setattr(config, key, value)
-        config.base_model_name_or_path = config.base_model_name_or_path or getattr(base.config, "_name_or_path", "") or ""
-        config.group_description = list(self.in_action.description)
-        config.architectures = [type(self).__name__]
-        self.equi_config = config
+        self.equi_config = config  # built once by wrap (or read by from_pretrained), kept as given
         self._features: torch.Tensor | None = None
         self._base_fingerprint = self._fingerprint()
         self.eval()
@@ -128,7 +121,7 @@ class EquiModel(PreTrainedModel):
         try:
             return super().__getattr__(name)
         except AttributeError:
-            if name == "base":
+            if name == self.base_model_prefix:  # the base model's own attribute: missing before __init__ sets it
                 raise
             return getattr(self.base, name)
 
@@ -156,11 +149,18 @@ class EquiModel(PreTrainedModel):
     def _fingerprint(self) -> torch.Tensor:
         """``[P, 2]`` float64: each base parameter's sum and its version counter, which every in-place change
         bumps (an optimizer step, an edit under ``no_grad``, two rows swapped: the sum alone would miss that).
-        Cheap enough to take at every wrap; a false alarm only means the base is saved too."""
+        Cheap enough to take at every wrap (one copy to the CPU per device); a false alarm only means the base is
+        saved too."""
+        parameters = [p for p in base_parameters(self.base) if not p.is_meta]
+        sums = torch.zeros(len(parameters), dtype=torch.float64)
+        by_device: dict[torch.device, list[int]] = {}
+        for i, p in enumerate(parameters):
+            by_device.setdefault(p.device, []).append(i)
         with torch.no_grad():
-            rows = [torch.stack([p.sum(dtype=torch.float64).cpu(), torch.tensor(float(p._version), dtype=torch.float64)])
-                    for p in base_parameters(self.base) if not p.is_meta]  # fmt: skip
-        return torch.stack(rows) if rows else torch.zeros(0, 2, dtype=torch.float64)
+            for rows in by_device.values():
+                sums[rows] = torch.stack([parameters[i].sum(dtype=torch.float64) for i in rows]).cpu()
+        versions = torch.tensor([float(p._version) for p in parameters], dtype=torch.float64)
+        return torch.stack([sums, versions], 1)
 
     def base_fine_tuned(self) -> bool:
         """Whether the base weights differ from those named by ``equi_config.base_model_name_or_path``:

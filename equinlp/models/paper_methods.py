@@ -1,7 +1,7 @@
 """The paper's names for the three methods: ``equitune``, ``equizero`` and ``lambda_equitune``.
 
-Each fills an :class:`~equinlp.models.config.EquiConfig` and wraps the model with
-:func:`~equinlp.models.wrap_method`: one formula, ``M_G(x) = Σ_g w_g(x) · g⁻¹ M(g x)``, three weightings.
+Each wraps the model with :func:`~equinlp.models.wrap` by its registered method name (the registry builds the
+config and the aggregator): one formula, ``M_G(x) = Σ_g w_g(x) · g⁻¹ M(g x)``, three weightings.
 """
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from equinlp.methods.aggregate import Proxy
-from equinlp.models import EquiModel, wrap_method
-from equinlp.models.config import EquiConfig
+from equinlp.models import EquiModel, wrap
 
 
 def equitune(model: nn.Module, action, *, sampler: str = "equivariant", general_tokens=None) -> EquiModel:
@@ -36,8 +35,7 @@ def equitune(model: nn.Module, action, *, sampler: str = "equivariant", general_
     ('equitune', False)
     ```
     """
-    config = EquiConfig(method="equitune", sampler=sampler, relaxed_tokens=_ids(general_tokens))
-    return wrap_method(model, action, config)
+    return wrap(model, action, method="equitune", sampler=sampler, relaxed_tokens=_ids(general_tokens))
 
 
 def equizero(
@@ -68,10 +66,10 @@ def equizero(
     ('max_prob', True)
     ```
     """
-    config = EquiConfig(
-        method="equizero", sampler=sampler, straight_through=straight_through, relaxed_tokens=_ids(general_tokens)
-    )
-    return wrap_method(model, action, config, proxy=proxy)
+    return wrap(
+        model, action, method="equizero", proxy=proxy, straight_through=straight_through, sampler=sampler,
+        relaxed_tokens=_ids(general_tokens),
+    )  # fmt: skip
 
 
 def lambda_equitune(
@@ -103,14 +101,10 @@ def lambda_equitune(
     (32, True)
     ```
     """
-    config = EquiConfig(
-        method="lambda",
-        sampler=sampler,
-        weight_net_hidden=hidden,
-        weight_net_dropout=dropout,
-        relaxed_tokens=_ids(general_tokens),
-    )
-    return wrap_method(model, action, config, weight_net=weight_net)
+    return wrap(
+        model, action, method="lambda", weight_net=weight_net, weight_net_hidden=hidden, weight_net_dropout=dropout,
+        sampler=sampler, relaxed_tokens=_ids(general_tokens),
+    )  # fmt: skip
 
 
 def _ids(general_tokens) -> list[int]:

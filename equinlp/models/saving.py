@@ -12,7 +12,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from equinlp.files import write_atomic, write_folder_atomic
-from equinlp.models.config import CONFIG_NAME, EquiConfig, aggregator_from_config
+from equinlp.methods.registry import build_aggregator
+from equinlp.models.config import CONFIG_NAME, EquiConfig
 from equinlp.models.peft_support import load_adapters, save_adapters
 from equinlp.symmetry.actions import TokenPermutation
 from equinlp.symmetry.groups import Group
@@ -104,7 +105,7 @@ def load_parts(
     description = tuple(config.group_description)
     in_action = TokenPermutation(group, tensors["in_table"], description)
     out_action = TokenPermutation(group, tensors["out_table"], description)
-    aggregator = aggregator_from_config(config, features, proxy, weight_net)
+    aggregator = build_aggregator(config, features=features, proxy=proxy, weight_net=weight_net)
     if (directory / WEIGHTS_FILE).exists():
         aggregator.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
     return config, in_action, out_action, aggregator

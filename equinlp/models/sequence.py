@@ -27,16 +27,19 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
 from equinlp.errors import check_name
-from equinlp.methods.aggregate import PROXIES, Weighted, WeightNet
+from equinlp.methods import registry
+from equinlp.methods.aggregate import PROXIES
+from equinlp.methods.registry import sequence_methods
 from equinlp.models.text import encode_prompts
 from equinlp.symmetry.actions import TokenPermutation
 from equinlp.symmetry.phrases import PhrasePermutation
 
-SEQUENCE_METHODS = ("equitune", "equizero", "lambda", "canonical")
+SEQUENCE_METHODS = sequence_methods()  # equitune, equizero, lambda, canonical: their weights are the registry's
 
 
 @dataclass(frozen=True)
@@ -65,11 +68,16 @@ class SequenceLevel:
         self, model, tokenizer, action: PhrasePermutation, method: str = "equitune", proxy: str = "entropy", weight_net=None
     ) -> None:
         self.model, self.tokenizer, self.action = model, tokenizer, action
-        self.method = check_name("sequence-level method", method, SEQUENCE_METHODS)
-        self.proxy = PROXIES[check_name("proxy", proxy, PROXIES)]
-        if method == "lambda" and weight_net is None:
-            weight_net = WeightNet(model.config.get_text_config().hidden_size).eval()
-        self.weighted = Weighted(weight_net) if method == "lambda" else None
+        self.decoder = PlainDecoder(model, tokenizer)
+        self.method = registry.method(check_name("sequence-level method", method, SEQUENCE_METHODS))
+        check_name("proxy", proxy, PROXIES)
+        self.aggregator = None  # what weighs the branches: Mean, Argmin(proxy) or Weighted(λ-net; default a fresh one)
+        if self.method.token_level:
+            settings = registry.MethodSettings(method, proxy=proxy)
+            features = model.config.get_text_config().hidden_size if self.method.needs_features else None
+            self.aggregator = registry.build_aggregator(settings, features=features, weight_net=weight_net)
+            if weight_net is None:
+                self.aggregator.eval()  # a fresh λ-net without dropout (a given one is used as it is)
 
     @torch.no_grad()
     def _prompt_end(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,26 +87,18 @@ class SequenceLevel:
         return out.logits[:, -1].float(), out.hidden_states[-1][:, -1].float()
 
     def _weights(self, canonicals: list[str], batch_independent: bool = False) -> dict[str, list[float]]:
-        """Branch weights per canonical text (a list over j), from one forward of every branch prompt (with
-        ``batch_independent``, one forward per orbit: its |G| branches alone)."""
-        order = self.action.group.order
-        if self.method in ("equitune", "canonical"):
-            uniform = [1.0 / order] * order if self.method == "equitune" else [1.0] + [0.0] * (order - 1)
-            return {c: uniform for c in canonicals}
+        """Branch weights per canonical text (a list over j), the method's ``sequence_weights``; those that weigh
+        the branches read one forward of every branch prompt (with ``batch_independent``, one forward per orbit:
+        its |G| branches alone)."""
+        order, weights = self.action.group.order, self.method.sequence_weights
+        if not self.method.weighs_branches:
+            return {c: weights(self.aggregator, order, None, None) for c in canonicals}
         if batch_independent and len(canonicals) > 1:
             return {c: w for one in canonicals for c, w in self._weights([one]).items()}
         branches = [self.action.act(c, j) for c in canonicals for j in range(order)]
         logits, features = self._prompt_end(branches)
-        weights = {}
-        for i, c in enumerate(canonicals):
-            rows = slice(i * order, (i + 1) * order)
-            if self.method == "equizero":
-                proxy = self.proxy(logits[rows])
-                best = int(torch.nonzero(proxy == proxy.min())[0])  # ties: the least j, in the canonical frame
-                weights[c] = [float(j == best) for j in range(order)]
-            else:
-                weights[c] = self.weighted.weights(features[rows][:, None])[:, 0].tolist()
-        return weights
+        rows = [slice(i * order, (i + 1) * order) for i in range(len(canonicals))]
+        return {c: weights(self.aggregator, order, logits[r], features[r]) for c, r in zip(canonicals, rows, strict=True)}
 
     def branches(self, prompts: Sequence[str], seeds: Sequence[int | None], batch_independent: bool = False) -> list[Branch]:
         """The branch each prompt decodes (deterministic given the prompt's orbit and its seed)."""
@@ -133,28 +133,40 @@ class SequenceLevel:
         branches = self.branches(prompts, seeds, batch_independent)
         unique = list(dict.fromkeys((b.text, b.seed) for b in branches))  # a prompt and its swaps decode once
         groups = [[item] for item in unique] if batch_independent else [unique]
-        decoded = [text for items in groups for text in self._decode(items, generate_kwargs)]
+        decode = lambda items: self.decoder([t for t, _ in items], [s for _, s in items], generate_kwargs)  # noqa: E731
+        decoded = [text for items in groups for text in decode(items)]
         texts = dict(zip(unique, decoded, strict=True))
         return [self.action.act(texts[(b.text, b.seed)], b.back) for b in branches]
 
-    def _decode(self, items: list[tuple[str, int | None]], generate_kwargs: dict) -> list[str]:
-        return decode_texts(self.model, self.tokenizer, [t for t, _ in items], [s for _, s in items], generate_kwargs)
 
+class PlainDecoder:
+    """The plain model's continuations of texts (as text), each sampled row seeded by its own seed.
 
-@torch.no_grad()
-def decode_texts(model, tokenizer, texts: Sequence[str], seeds: Sequence[int | None], generate_kwargs: dict) -> list[str]:
-    """The plain model's continuations of ``texts`` (as text), each sampled row seeded by its own seed.
-
-    Sampling goes through the trivial group's wrapper, which is the model bit for bit with a per-row seeded
-    sampler, so a row's draw does not depend on the other rows of the batch.
+    Sampling goes through the trivial group's wrapper (the registry's ``base``), which is the model bit for bit
+    with a per-row seeded sampler, so a row's draw does not depend on the other rows of the batch; it is built
+    once, at the first sampled call. Greedy decoding and beam search run the model itself.
     """
-    batch = encode_prompts(tokenizer, texts, model.device, padding_side="left")
-    kwargs = {"pad_token_id": tokenizer.pad_token_id, **generate_kwargs}
-    if kwargs.get("do_sample"):
-        from equinlp.models import wrap_method
-        from equinlp.models.config import config_for
 
-        model = wrap_method(model, TokenPermutation.identity(len(tokenizer)), config_for("equitune"))
-        kwargs["seed"] = list(seeds)
-    out = model.generate(**batch, **kwargs)[:, batch["input_ids"].shape[1] :]
-    return tokenizer.batch_decode(out, skip_special_tokens=True)
+    def __init__(self, model, tokenizer) -> None:
+        self.model, self.tokenizer = model, tokenizer
+
+    @cached_property
+    def sampler(self):
+        from equinlp.models import wrap
+
+        return wrap(self.model, TokenPermutation.identity(len(self.tokenizer)), method="base")
+
+    @torch.no_grad()
+    def __call__(self, texts: Sequence[str], seeds: Sequence[int | None], generate_kwargs: dict) -> list[str]:
+        batch = encode_prompts(self.tokenizer, texts, self.model.device, padding_side="left")
+        kwargs = {"pad_token_id": self.tokenizer.pad_token_id, **generate_kwargs}
+        model = self.model
+        if kwargs.get("do_sample"):
+            model, kwargs["seed"] = self.sampler, list(seeds)
+        out = model.generate(**batch, **kwargs)[:, batch["input_ids"].shape[1] :]
+        return self.tokenizer.batch_decode(out, skip_special_tokens=True)
+
+
+def decode_texts(model, tokenizer, texts: Sequence[str], seeds: Sequence[int | None], generate_kwargs: dict) -> list[str]:
+    """One call of a :class:`PlainDecoder` (keep a decoder to wrap the model once for many calls)."""
+    return PlainDecoder(model, tokenizer)(texts, seeds, generate_kwargs)

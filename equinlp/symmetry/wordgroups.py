@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import torch
+
 from equinlp.errors import EquinlpError, UnknownName, check_name
 from equinlp.files import read_text_file
 from equinlp.symmetry.actions import TokenPermutation
@@ -154,18 +156,40 @@ class WordGroup:
         generators = (self.words + tagged, *self.more_generators)
         return phrase_permutation(*(with_capitals(g) for g in generators), name=self.name)
 
+    def level_for(self, tokenizer) -> str:
+        """What ``auto`` chooses: ``phrase`` for a group with role words or a swap word of several tokens, else ``token``."""
+        several = any(several_tokens(tokenizer, cycle) for cycles in (self.words, *self.more_generators) for cycle in cycles)
+        return "phrase" if self.roles or several else "token"
+
     def action_at(self, level: str, tokenizer) -> TokenPermutation | PhrasePermutation:
-        """The action at ``level``: ``token``, ``phrase``, or ``auto`` (phrase for a group with role words, or when a
-        swap word is several tokens; token otherwise)."""
-        check_name("level", level, LEVELS)
-        if level == "phrase" or (level == "auto" and (self.roles or self._single_token_cycles(tokenizer)[1])):
-            return self.phrase_action()
-        try:
-            return self.action(tokenizer)
-        except VocabularyError:
-            if level == "token":
-                raise
-            return self.phrase_action()
+        """The action at ``level``: ``token``, ``phrase``, or ``auto`` (:meth:`level_for`)."""
+        level = self.level_for(tokenizer) if check_name("level", level, LEVELS) == "auto" else level
+        return self.phrase_action() if level == "phrase" else self.action(tokenizer)
+
+    def subject_text(self, subject: str) -> str:
+        """A subject as the prompts write it: after the group's article ("The man", "Lakisha Washington")."""
+        return f"{self.article} {subject}".strip()
+
+    def subject_elements(self, action: TokenPermutation | PhrasePermutation, tokenizer=None) -> dict[tuple[str, str], int]:
+        """``{(a, b): g}`` for every two subjects: the (least) element of ``action``'s group that maps subject a, as
+        the prompts write it, to b (a token-level action acts on ``tokenizer``'s ids of the text)."""
+
+        def image(subject: str, g: int):
+            text = self.subject_text(subject)
+            if isinstance(action, PhrasePermutation):
+                return action.act(text, g)
+            return action.ids.act(torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"]), g).tolist()
+
+        images = {s: [image(s, g) for g in range(action.group.order)] for s in self.subjects}
+        elements = {}
+        for a in self.subjects:
+            for b in self.subjects:
+                target = images[b][0]
+                g = next((g for g, moved in enumerate(images[a]) if moved == target), None)
+                if g is None:
+                    raise EquinlpError(f"no element of the group maps subject {a!r} to {b!r}: list subjects that are swaps")
+                elements[(a, b)] = g
+        return elements
 
 
 def _folder():

@@ -1,2 +1,2 @@
 """Debiased generation and its benchmark: Sheng et al. (2019) prompts, masked sentiment/regard scoring,
-bootstrap intervals and the scorer's own floor (issue 4; generation and CLI come next)."""
+bootstrap intervals, the scorer's own floor, and counterfactual metrics (``equinlp bias run`` / ``report``)."""

@@ -30,7 +30,7 @@ import importlib.util
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from itertools import combinations
 from pathlib import Path
@@ -40,7 +40,7 @@ import pandas as pd
 import torch
 
 from equinlp.apps.bias.analysis import POOLED
-from equinlp.apps.bias.run import KEY, element_between, read_samples, run_group, samples_digest
+from equinlp.apps.bias.run import KEY, read_samples, run_group, samples_digest
 from equinlp.apps.bias.stats import bootstrap_interval
 from equinlp.errors import EquinlpError
 from equinlp.files import write_text_atomic
@@ -169,16 +169,15 @@ def _wasserstein_rows(scores: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Mapper:
-    """Maps b's continuation back by g⁻¹ with the action the run generated with."""
+    """Maps b's continuation back by g⁻¹ with the action the run generated with; ``elements`` is the run's word
+    group's ``{(a, b): g}`` (:meth:`~equinlp.symmetry.wordgroups.WordGroup.subject_elements`)."""
 
     action: object  # TokenPermutation or PhrasePermutation
     tokenizer: object
-    inverses: dict = field(default_factory=dict)  # (a, b) -> g⁻¹
+    elements: dict  # (a, b) -> g
 
     def back(self, a: str, b: str, row_b: dict) -> str:
-        if (a, b) not in self.inverses:
-            self.inverses[(a, b)] = int(self.action.group.inv[element_between(self.action, self.tokenizer, a, b)])
-        inverse = self.inverses[(a, b)]
+        inverse = int(self.action.group.inv[self.elements[(a, b)]])
         if isinstance(self.action, PhrasePermutation):  # the continuation alone, as the sequence-level methods map it
             return self.action.act(row_b["continuation"], inverse)
         ids = self.action.ids.act(torch.tensor(row_b["ids"], dtype=torch.long), inverse).tolist()
@@ -275,7 +274,8 @@ def run_pairs(runs: pd.DataFrame, out: str | Path, tokenizer=None) -> pd.DataFra
 
         def mapper(group=group, level=level, model=config["model"]) -> Mapper:
             tok = tokenizer if tokenizer is not None else _tokenizer(model)
-            return Mapper(group.action_at(level, tok), tok)
+            action = group.action_at(level, tok)
+            return Mapper(action, tok, group.subject_elements(action, tok))
 
         action_key = {"cycles": [group.cycles, *group.more_generators], "level": level, "model": config["model"]}
         frames.append(cached_pairs(work, group.subjects, mapper, action_key))

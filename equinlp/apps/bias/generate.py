@@ -24,34 +24,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import numpy as np
 import torch
 
 from equinlp.apps.bias.scoring import masked_texts
-from equinlp.errors import EquinlpError, check_name
+from equinlp.errors import EquinlpError
 from equinlp.harness.options import option, validate
-from equinlp.methods.aggregate import PROXIES, Weighted
-from equinlp.models import feature_size, wrap_method
-from equinlp.models.config import config_for
-from equinlp.models.paper_methods import equitune
+from equinlp.methods.aggregate import PROXIES, Weighted, select_best
+from equinlp.methods.registry import VARIANTS, Variant, method_of, variant
+from equinlp.models import feature_size, wrap
 from equinlp.models.saving import load_parts
-from equinlp.models.sequence import SEQUENCE_METHODS, SequenceLevel, decode_texts
+from equinlp.models.sequence import SEQUENCE_METHODS, PlainDecoder, SequenceLevel
 from equinlp.models.text import encode_prompts
 from equinlp.symmetry.actions import TokenPermutation
 from equinlp.symmetry.phrases import PhrasePermutation
 
-METHODS = (
-    "base",
-    "canonical",
-    "equitune",
-    "relaxed-equitune",
-    "equizero",
-    "relaxed-equizero",
-    "lambda",
-    "relaxed-lambda",
-    "equizero-sentiment",
-)
+METHODS = tuple(VARIANTS)  # base, canonical, equitune, relaxed-equitune, ..., equizero-sentiment (the registry's table)
 
 
 @dataclass
@@ -63,18 +53,26 @@ class Decoding:
     do_sample: bool = option(True, "sample with --top-k (--no-do-sample: greedy decoding)")
     batch_size: int = option(32, "prompts per generate call; a setting, since batches are computed whole", at_least=1)
     proxy: str = option(
-        "entropy", "equizero's per-step proxy loss", choices=tuple(PROXIES), used_by={"method": ("equizero", "relaxed-equizero")}
+        "entropy",
+        "equizero's per-step proxy loss",
+        choices=tuple(PROXIES),
+        used_by={"method": tuple(n for n, v in VARIANTS.items() if "proxy" in v.entry.fields and not v.scored)},
     )
     lambda_net: str | None = option(
         None,
         "for lambda / relaxed-lambda: a folder written by EquiModel.save_pretrained of a λ-equitune model (e.g. "
         "fine-tuned); without it the λ-net is at initialisation (uniform weights: the same samples as equitune)",
-        used_by={"method": ("lambda", "relaxed-lambda")},
+        used_by={"method": tuple(n for n, v in VARIANTS.items() if v.entry.needs_features)},
         reads=True,
     )
 
     def __post_init__(self) -> None:
         validate(self)
+
+    def generate_kwargs(self) -> dict:
+        """``generate`` keyword arguments (``top_k`` only when sampling)."""
+        kwargs = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
+        return {**kwargs, "top_k": self.top_k} if self.do_sample else kwargs
 
 
 def lambda_weight_net(model, folder: str | None):
@@ -84,7 +82,7 @@ def lambda_weight_net(model, folder: str | None):
     _, _, _, aggregator = load_parts(folder, features=feature_size(model))
     inner = getattr(aggregator, "inner", aggregator)
     if not isinstance(inner, Weighted):
-        raise ValueError(f"{folder} holds a {inner.method} model, not λ-equitune: it has no λ-net")
+        raise ValueError(f"{folder} holds a {method_of(inner).name} model, not λ-equitune: it has no λ-net")
     return inner.weight_net
 
 
@@ -96,21 +94,19 @@ def method_model(
     proxy: str = "entropy",
     lambda_net: str | None = None,
 ):
-    """The wrapped model that generates for ``method`` (``equizero-sentiment`` decodes with ``base``)."""
-    check_name("method", method, METHODS)
-    if method == "canonical":
-        raise EquinlpError("canonical decodes one branch at the sequence level: it needs a phrase-level group (--level phrase)")
-    relaxed = method.startswith("relaxed-")
-    if relaxed and not len(general_tokens):
+    """The wrapped model that generates for ``method`` at the token level (a judged method decodes with ``base``)."""
+    chosen = variant(method)
+    if not chosen.entry.token_level:
+        raise EquinlpError(f"{method} decodes one branch at the sequence level: it needs a phrase-level group (--level phrase)")
+    if chosen.relaxed and not len(general_tokens):
         raise ValueError(f"{method} needs general words (the word group lists none)")
-    if method in ("base", "equizero-sentiment"):
-        return equitune(model, TokenPermutation.identity(action.vocab_size))
-    name = method.removeprefix("relaxed-")  # a registered method (equinlp.methods.registry)
+    if chosen.scored:  # every copy decodes on its own, with the base model's sampler
+        return wrap(model, action, method="base")
     moved = set(action.moved.tolist())  # the paper's general words the group swaps (he/she for gender) stay swapped
-    general = [int(i) for i in general_tokens if int(i) not in moved] if relaxed else []
-    config = config_for(name, proxy=proxy, relaxed_tokens=general)
-    net = lambda_weight_net(model, lambda_net) if name == "lambda" else None
-    return wrap_method(model, action, config, weight_net=net)  # in eval mode: the λ-net's dropout off
+    general = [int(i) for i in general_tokens if int(i) not in moved] if chosen.relaxed else []
+    net = lambda_weight_net(model, lambda_net) if chosen.entry.needs_features else None
+    # in eval mode: the λ-net's dropout off
+    return wrap(model, action, method=chosen.method, proxy=proxy, relaxed_tokens=general, weight_net=net)
 
 
 @cache
@@ -129,6 +125,11 @@ def cut(tokenizer, ids: Sequence[int]) -> list[int]:
     return out
 
 
+def cut_text(text: str) -> str:
+    """A text continuation up to (not including) its first newline."""
+    return text.split("\n", 1)[0]
+
+
 def _sample(wrapped, tokenizer, texts: Sequence[str], seeds: Sequence[int], decoding: Decoding, action=None):
     """``(prompt ids [B, P], continuations [N, L])``; with ``action`` every row is run as all |G| copies."""
     batch = encode_prompts(tokenizer, texts, next(wrapped.parameters()).device, padding_side="left")
@@ -145,7 +146,7 @@ def _sample(wrapped, tokenizer, texts: Sequence[str], seeds: Sequence[int], deco
 
 
 def select_by_score(tokenizer, action: TokenPermutation, prompts: torch.Tensor, copies: torch.Tensor, scorer) -> tuple:
-    """Pick, per prompt, the pulled-back copy whose masked prompt + continuation scores highest.
+    """Pick, per prompt, the pulled-back copy whose masked prompt + continuation scores highest (:func:`select_best`).
 
     Args:
         prompts: ``[B, P]`` prompt ids (identity frame).
@@ -153,23 +154,97 @@ def select_by_score(tokenizer, action: TokenPermutation, prompts: torch.Tensor, 
     Returns:
         ``(continuations: list of B id lists, scores [G, B], unresolved: list of B flags, True where different
         texts tied exactly)``. Ties of score are broken by the masked text (also swap-invariant); texts that still tie
-        differ only in swapped words, and the identity copy's is kept.
+        differ only in swapped words, and the least g's (the identity copy's when it ties) is kept.
     """
     order = action.group.order
     pulled = action.ids.pull_back(copies)  # [G, B, L]
     B = prompts.shape[0]
-    candidates = [[cut(tokenizer, pulled[g, b].tolist()) for b in range(B)] for g in range(order)]
-    texts = masked_texts(tokenizer, [prompts[b].tolist() + candidates[g][b] for g in range(order) for b in range(B)], action)
+    candidates = [[tuple(cut(tokenizer, pulled[g, b].tolist())) for b in range(B)] for g in range(order)]
+    full = [prompts[b].tolist() + list(candidates[g][b]) for g in range(order) for b in range(B)]
+    texts = masked_texts(tokenizer, full, action)
     scores = np.asarray(scorer.scores(texts)).reshape(order, B)
-    chosen, unresolved = [], []
-    for b in range(B):
-        best = max(range(order), key=lambda g: (scores[g, b], texts[g * B + b]))
-        tied = [g for g in range(order) if scores[g, b] == scores[best, b] and texts[g * B + b] == texts[best * B + b]]
-        unresolved.append(len({tuple(candidates[g][b]) for g in tied}) > 1)
-        if unresolved[-1]:
-            best = 0 if 0 in tied else best
-        chosen.append(candidates[best][b])
-    return chosen, scores, unresolved
+    keys = [texts[g * B : (g + 1) * B] for g in range(order)]
+    best, unresolved = select_best(scores, keys, candidates)
+    return [list(candidates[g][b]) for b, g in enumerate(best.tolist())], scores, unresolved
+
+
+@dataclass
+class MethodRun:
+    """One method set up once for many batches (a cell of ``bias run``): the wrapped model (token level), or the
+    sequence-level decoder (phrase level), and equizero-sentiment's judge.
+
+    Build it with :meth:`build`; :meth:`continue_tokens` / :meth:`continue_phrases` continue one batch.
+    """
+
+    variant: Variant
+    tokenizer: Any
+    action: TokenPermutation | PhrasePermutation
+    decoding: Decoding
+    decoder: Any  # EquiModel (token level), SequenceLevel or PlainDecoder (phrase level)
+    scorer: Any = None
+
+    @classmethod
+    def build(cls, method: str, model, tokenizer, action, decoding: Decoding | None = None, general_tokens: Sequence[int] = (),
+              scorer=None) -> MethodRun:  # fmt: skip
+        chosen, decoding = variant(method), decoding or Decoding()
+        if chosen.scored and scorer is None:
+            raise ValueError(f"{method} needs a scorer (e.g. equinlp.apps.bias.scoring.scorer('vader'))")
+        if not isinstance(action, PhrasePermutation):
+            decoder = method_model(method, model, action, general_tokens, decoding.proxy, decoding.lambda_net)
+        elif chosen.entry.trivial or chosen.scored:
+            decoder = PlainDecoder(model, tokenizer)  # the prompt itself, or every branch of its orbit
+        elif chosen.entry.sequence_weights is not None and not chosen.relaxed:
+            net = lambda_weight_net(model, decoding.lambda_net) if chosen.entry.needs_features else None
+            decoder = SequenceLevel(model, tokenizer, action, chosen.method, decoding.proxy, net)
+        else:
+            judged = [n for n, v in VARIANTS.items() if v.scored]
+            raise EquinlpError(f"{method} works on single tokens; for the phrase-level group {action.name!r} choose from "
+                               f"base, {', '.join(SEQUENCE_METHODS)}, {', '.join(judged)}")  # fmt: skip
+        return cls(chosen, tokenizer, action, decoding, decoder, scorer)
+
+    def continue_tokens(self, texts: Sequence[str], seeds: Sequence[int]) -> tuple[list[list[int]], list[bool]]:
+        """Token level: continuations (ids, cut at the first newline) of one batch, sample i seeded by ``seeds[i]``,
+        and per sample whether equizero-sentiment met an exact tie between different texts."""
+        if self.variant.scored:
+            prompts, copies = _sample(self.decoder, self.tokenizer, texts, seeds, self.decoding, self.action)
+            chosen, _, ties = select_by_score(self.tokenizer, self.action, prompts.cpu(), copies, self.scorer)
+            return chosen, ties
+        _, out = _sample(self.decoder, self.tokenizer, texts, seeds, self.decoding)
+        return [cut(self.tokenizer, row.tolist()) for row in out], [False] * len(texts)
+
+    def continue_phrases(self, texts: Sequence[str], seeds: Sequence[int]) -> tuple[list[str], list[bool]]:
+        """Phrase level: continuations (text, cut at the first newline) of one batch, and the unresolved ties.
+
+        ``base`` decodes each prompt with the plain model; the sequence-level methods decode one branch per prompt
+        (:class:`~equinlp.models.sequence.SequenceLevel`); equizero-sentiment decodes every branch and keeps the one
+        whose masked text scores best."""
+        kwargs = self.decoding.generate_kwargs()
+        if self.variant.scored:
+            return self._best_scored_branch(texts, seeds, kwargs)
+        if isinstance(self.decoder, SequenceLevel):
+            outs = self.decoder.generate(texts, seed=list(seeds), **kwargs)
+        else:
+            outs = self.decoder(texts, seeds, kwargs)
+        return [cut_text(o) for o in outs], [False] * len(texts)
+
+    def _best_scored_branch(self, texts, seeds, kwargs) -> tuple[list, list]:
+        """Every branch ``j·c`` of each prompt's orbit decoded with the prompt's seed and mapped back; the one whose
+        masked prompt + continuation scores highest is kept (:func:`select_best`: ties go to the masked text, then the
+        least j, all in the orbit's canonical frame, so a prompt's swaps keep the matching branch)."""
+        action, order, group = self.action, self.action.group.order, self.action.group
+        frames = [action.canonical(t) for t in texts]
+        unique = list(dict.fromkeys((c, seed) for (c, _), seed in zip(frames, seeds, strict=True)))
+        items = [(action.act(c, j), seed) for c, seed in unique for j in range(order)]
+        decoded = self.decoder([t for t, _ in items], [s for _, s in items], kwargs)
+        branches = {key: decoded[i * order : (i + 1) * order] for i, key in enumerate(unique)}
+        candidates = []  # per prompt, branch j's continuation mapped back by (j·k)⁻¹
+        for (c, k), seed in zip(frames, seeds, strict=True):
+            back = [int(group.inv[group.mul[j, k]]) for j in range(order)]
+            candidates.append([cut_text(action.act(d, back[j])) for j, d in enumerate(branches[(c, seed)])])
+        masked = [[action.mask(text) + action.mask(t) for t in options] for text, options in zip(texts, candidates, strict=True)]
+        scores = np.asarray(self.scorer.scores([m for row in masked for m in row])).reshape(len(texts), order)
+        best, unresolved = select_best(scores.T, list(zip(*masked, strict=True)), list(zip(*candidates, strict=True)))
+        return [options[j] for options, j in zip(candidates, best.tolist(), strict=True)], unresolved
 
 
 def generate(
@@ -183,90 +258,9 @@ def generate(
     general_tokens: Sequence[int] = (),
     scorer=None,
 ) -> tuple[list[list[int]], list[bool]]:
-    """Continuations (token ids, cut at the first newline) of ``texts``, sample i seeded by ``seeds[i]``.
+    """Continuations (token ids, cut at the first newline) of ``texts`` as one batch, sample i seeded by ``seeds[i]``.
 
     Returns ``(continuations, unresolved)``: per sample, whether equizero-sentiment met an exact tie between
-    different texts (always False for the other methods). Batches of ``decoding.batch_size`` prompts.
+    different texts (always False for the other methods). For many batches keep a :class:`MethodRun`.
     """
-    decoding = decoding or Decoding()
-    if method == "equizero-sentiment" and scorer is None:
-        raise ValueError("equizero-sentiment needs a scorer (e.g. equinlp.apps.bias.scoring.scorer('vader'))")
-    wrapped = method_model(method, model, action, general_tokens, decoding.proxy, decoding.lambda_net)
-    results, unresolved = [], []
-    for start in range(0, len(texts), decoding.batch_size):
-        chunk, chunk_seeds = texts[start : start + decoding.batch_size], seeds[start : start + decoding.batch_size]
-        if method == "equizero-sentiment":
-            prompts, copies = _sample(wrapped, tokenizer, chunk, chunk_seeds, decoding, action)
-            chosen, _, ties = select_by_score(tokenizer, action, prompts.cpu(), copies, scorer)
-            results += chosen
-            unresolved += ties
-        else:
-            _, out = _sample(wrapped, tokenizer, chunk, chunk_seeds, decoding)
-            results += [cut(tokenizer, row.tolist()) for row in out]
-            unresolved += [False] * len(chunk)
-    return results, unresolved
-
-
-def cut_text(text: str) -> str:
-    """A text continuation up to (not including) its first newline."""
-    return text.split("\n", 1)[0]
-
-
-def generate_phrases(
-    method: str,
-    model,
-    tokenizer,
-    action: PhrasePermutation,
-    texts: Sequence[str],
-    seeds: Sequence[int],
-    decoding: Decoding,
-    scorer=None,
-) -> tuple[list[str], list[bool]]:
-    """Continuations (text, cut at the first newline) for a phrase-level group, at the sequence level.
-
-    ``base`` decodes each prompt with the plain model; ``equitune``, ``equizero``, ``lambda`` and ``canonical`` decode
-    one branch per prompt (:class:`~equinlp.models.sequence.SequenceLevel`); ``equizero-sentiment`` decodes every
-    branch and keeps the one whose masked text scores best. Returns ``(continuations, unresolved ties)``.
-    """
-    kwargs = {"max_new_tokens": decoding.max_new_tokens, "do_sample": decoding.do_sample}
-    if decoding.do_sample:
-        kwargs["top_k"] = decoding.top_k
-    ties = [False] * len(texts)
-    if method == "base":
-        outs = decode_texts(model, tokenizer, texts, seeds, kwargs)
-    elif method in SEQUENCE_METHODS:
-        net = lambda_weight_net(model, decoding.lambda_net) if method == "lambda" else None
-        outs = SequenceLevel(model, tokenizer, action, method, decoding.proxy, net).generate(texts, seed=list(seeds), **kwargs)
-    elif method == "equizero-sentiment":
-        if scorer is None:
-            raise ValueError("equizero-sentiment needs a scorer (e.g. equinlp.apps.bias.scoring.scorer('vader'))")
-        outs, ties = _best_scored_branch(model, tokenizer, action, texts, seeds, kwargs, scorer)
-    else:
-        raise EquinlpError(f"{method} works on single tokens; for the phrase-level group {action.name!r} choose from "
-                           f"base, {', '.join(SEQUENCE_METHODS)}, equizero-sentiment")  # fmt: skip
-    return [cut_text(o) for o in outs], ties
-
-
-def _best_scored_branch(model, tokenizer, action: PhrasePermutation, texts, seeds, kwargs, scorer) -> tuple[list, list]:
-    """Every branch ``j·c`` of each prompt's orbit decoded with the prompt's seed and mapped back; the one whose
-    masked prompt + continuation scores highest is kept (ties: the masked text, then the least j, all in the
-    orbit's canonical frame, so a prompt's swaps keep the matching branch)."""
-    order, group = action.group.order, action.group
-    frames = [action.canonical(t) for t in texts]
-    unique = list(dict.fromkeys((c, seed) for (c, _), seed in zip(frames, seeds, strict=True)))
-    items = [(action.act(c, j), seed) for c, seed in unique for j in range(order)]
-    decoded = decode_texts(model, tokenizer, [t for t, _ in items], [s for _, s in items], kwargs)
-    branches = {key: decoded[i * order : (i + 1) * order] for i, key in enumerate(unique)}
-    candidates = []  # per prompt, branch j's continuation mapped back by (j·k)⁻¹
-    for (c, k), seed in zip(frames, seeds, strict=True):
-        back = [int(group.inv[group.mul[j, k]]) for j in range(order)]
-        candidates.append([cut_text(action.act(d, back[j])) for j, d in enumerate(branches[(c, seed)])])
-    masked = [action.mask(text) + action.mask(t) for text, options in zip(texts, candidates, strict=True) for t in options]
-    scores = np.asarray(scorer.scores(masked)).reshape(len(texts), order)
-    chosen, unresolved = [], []
-    for b, options in enumerate(candidates):
-        best = max(range(order), key=lambda j: (scores[b, j], masked[b * order + j]))
-        tied = [j for j in range(order) if scores[b, j] == scores[b, best] and masked[b * order + j] == masked[b * order + best]]
-        unresolved.append(len({options[j] for j in tied}) > 1)
-        chosen.append(options[min(tied)])
-    return chosen, unresolved
+    return MethodRun.build(method, model, tokenizer, action, decoding, general_tokens, scorer).continue_tokens(texts, seeds)

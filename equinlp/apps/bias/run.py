@@ -21,14 +21,16 @@ import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
 
 from equinlp.apps.bias.agreement import agreement_errors, leaks
 from equinlp.apps.bias.fluency import perplexities
-from equinlp.apps.bias.generate import METHODS, Decoding, generate, generate_phrases
+from equinlp.apps.bias.generate import METHODS, Decoding, MethodRun
 from equinlp.apps.bias.prompts import CONTEXTS, Prompt, prompts, read_templates
 from equinlp.apps.bias.scoring import SCORERS, RegardScorer, check_scorer, masked_texts, scorer
 from equinlp.errors import EquinlpError, check_names
@@ -36,6 +38,7 @@ from equinlp.files import read_text_file, write_text_atomic
 from equinlp.harness import RunConfig, distributed, option, validate
 from equinlp.harness.model_options import ModelOptions
 from equinlp.harness.progress import progress
+from equinlp.methods.registry import variant
 from equinlp.models.text import continuation_ids, decode_text, prompt_ids
 from equinlp.symmetry.phrases import PhrasePermutation
 from equinlp.symmetry.vocab import general_token_ids
@@ -88,8 +91,9 @@ class BiasConfig(RunConfig):
         for axis in self.axes:
             word_group(axis)  # a known name or a readable group file
         check_scorer(self.proxy_scorer)
-        if self.level == "token" and "canonical" in self.methods:
-            raise EquinlpError("canonical decodes one branch at the sequence level: use --level phrase (or auto)")
+        sequence_only = [m for m in self.methods if not variant(m).entry.token_level]
+        if self.level == "token" and sequence_only:
+            raise EquinlpError(f"{sequence_only[0]} decodes one branch at the sequence level: use --level phrase (or auto)")
         if self.contexts is not None:
             check_names("context", self.contexts, self.context_templates())
 
@@ -100,16 +104,16 @@ class BiasConfig(RunConfig):
 
 def level_for(config: BiasConfig, method: str) -> str:
     """The level a method runs at: ``auto`` is ``token`` for the relaxed methods (they combine copies per token)."""
-    return "token" if config.level == "auto" and method.startswith("relaxed-") else config.level
+    return "token" if config.level == "auto" and variant(method).relaxed else config.level
 
 
-def plan(config: BiasConfig, axis: str) -> list[tuple[Prompt, int]]:
-    """Every (prompt, seed) of an axis: context, template, seed, then subject innermost, so that a sample's swaps
-    (the other subjects, same template and seed) sit side by side in a batch, where a sequence-level method
+def plan(config: BiasConfig, group: WordGroup) -> list[tuple[Prompt, int]]:
+    """Every (prompt, seed) of an axis's group: context, template, seed, then subject innermost, so that a sample's
+    swaps (the other subjects, same template and seed) sit side by side in a batch, where a sequence-level method
     decodes their one shared branch once."""
     contexts = config.context_templates()
     by_key = {}
-    for prompt in prompts(word_group(axis), contexts, config.contexts):
+    for prompt in prompts(group, contexts, config.contexts):
         seeds = max(1, config.samples // len(contexts[prompt.context]))
         for s in range(seeds):
             by_key.setdefault((prompt.context, prompt.template, s), []).append((prompt, config.first_seed + s))
@@ -142,10 +146,10 @@ def read_samples(path: Path, repair: bool = False) -> list[dict]:
     return rows
 
 
-def read_cell_samples(work: Path, config: BiasConfig, axis: str) -> pd.DataFrame:
-    """Every process's samples of a run, one row per planned sample, in plan order."""
+def read_cell_samples(work: Path, planned: list[tuple[Prompt, int]]) -> pd.DataFrame:
+    """Every process's samples of a run, one row per ``planned`` sample, in plan order."""
     rows = {_key(row): row for path in sorted(work.glob("samples-*.jsonl")) for row in read_samples(path)}
-    order = [(p.subject, p.context, p.template, s) for p, s in plan(config, axis)]
+    order = [(p.subject, p.context, p.template, s) for p, s in planned]
     return pd.DataFrame([rows[key] for key in order if key in rows])
 
 
@@ -165,44 +169,134 @@ def run_group(work: Path, axis: str) -> WordGroup:
     return read_word_group(kept) if kept.exists() else word_group(axis)
 
 
+@dataclass
+class BiasCell:
+    """One (axis, method) run, with what it works with built once: the word group (read once, from the run's
+    own copy), the action at the method's level, the plan, the method set up for generation (the model wrapped
+    once) and the scorers."""
+
+    config: BiasConfig
+    axis: str
+    method: str
+    model: Any
+    tokenizer: Any
+    work: Path
+    group: WordGroup
+    action: Any  # TokenPermutation | PhrasePermutation
+
+    @classmethod
+    def open(cls, config: BiasConfig, axis: str, method: str, model, tokenizer, work: Path) -> BiasCell:
+        keep_group(work, axis)
+        group = run_group(work, axis)
+        return cls(config, axis, method, model, tokenizer, work, group, group.action_at(level_for(config, method), tokenizer))
+
+    @cached_property
+    def plan(self) -> list[tuple[Prompt, int]]:
+        return plan(self.config, self.group)
+
+    @cached_property
+    def generator(self) -> MethodRun:
+        chosen = variant(self.method)
+        general = general_token_ids(self.tokenizer, self.group.general_words) if chosen.relaxed else []
+        judge = self.judge(self.config.proxy_scorer) if chosen.scored else None
+        return MethodRun.build(self.method, self.model, self.tokenizer, self.action, self.config.decoding, general, judge)
+
+    def judge(self, name: str):
+        """The scorer ``name``, built once per cell."""
+        judges = self.__dict__.setdefault("_judges", {})
+        if name not in judges:
+            judges[name] = scorer(name)
+        return judges[name]
+
+    def generate(self) -> None:
+        """This process's share of the batches not written yet, appended to its samples file."""
+        work = self.work
+        done = {_key(row) for path in sorted(work.glob("samples-*.jsonl")) for row in read_samples(path)}
+        items, size = self.plan, self.config.decoding.batch_size
+        batches = [items[i : i + size] for i in range(0, len(items), size)]
+        todo = [b for b in batches if not all((p.subject, p.context, p.template, s) in done for p, s in b)]
+        mine = distributed.my_share(todo)
+        path = work / f"samples-{distributed.rank()}.jsonl"
+        read_samples(path, repair=True)  # a torn last line is cut off before appending
+        distributed.barrier()  # every process has read what is done before any writes
+        if not mine:
+            return
+        write = self._continue_phrases if isinstance(self.action, PhrasePermutation) else self._continue_tokens
+        with path.open("a") as sink:
+            for batch in progress(mine, desc=f"{self.axis} {self.method}", unit="batch"):
+                continuations, ids, ties = write([p.text for p, _ in batch], [s for _, s in batch])
+                for (prompt, seed), text, row_ids, tie in zip(batch, continuations, ids, ties, strict=True):
+                    row = {**asdict(prompt), "seed": seed, "prompt": prompt.text, "continuation": text, "ids": row_ids}
+                    sink.write(json.dumps({"axis": self.axis, "method": self.method, **row, "unresolved_tie": tie}) + "\n")
+                sink.flush()
+
+    def _continue_tokens(self, texts: list[str], seeds: list[int]) -> tuple[list, list, list]:
+        """Token level: ``(texts, ids, ties)``."""
+        ids, ties = self.generator.continue_tokens(texts, seeds)
+        return [decode_text(self.tokenizer, row) for row in ids], ids, ties
+
+    def _continue_phrases(self, texts: list[str], seeds: list[int]) -> tuple[list, list, list]:
+        """Phrase level: ``(texts, ids, ties)`` (ids for perplexity)."""
+        continuations, ties = self.generator.continue_phrases(texts, seeds)
+        return continuations, [continuation_ids(self.tokenizer, c) for c in continuations], ties
+
+    def score(self) -> pd.DataFrame:
+        """Score every sample into ``scored.csv``, or read it back if it scored exactly these samples."""
+        work, config, group, action, tokenizer = self.work, self.config, self.group, self.action, self.tokenizer
+        frame = read_cell_samples(work, self.plan)
+        digest = samples_digest(frame)
+        csv_path, record_path = work / "scored.csv", work / "scored.json"
+        if csv_path.exists() and record_path.exists():
+            record = json.loads(record_path.read_text())
+            if record == _record(digest, csv_path.read_bytes()):
+                scored = pd.read_csv(csv_path, keep_default_na=False, na_values=[""])  # "" is missing; "NA" or "null" is text
+                scored[["prompt", "continuation"]] = scored[["prompt", "continuation"]].fillna("")  # an empty continuation
+                return scored
+            log.warning("%s does not match the samples (changed or damaged): scoring again", csv_path)
+        prompts = [prompt_ids(tokenizer, p) for p in frame["prompt"]]  # as generated: with the tokenizer's <bos>
+        full = [p + list(c) for p, c in zip(prompts, frame["ids"], strict=True)]
+        if isinstance(action, PhrasePermutation):  # the text as written, phrases masked in the text
+            plain = [p + c for p, c in zip(frame["prompt"], frame["continuation"], strict=True)]
+            masked = [action.mask(p) + action.mask(c) for p, c in zip(frame["prompt"], frame["continuation"], strict=True)]
+        else:
+            plain, masked = [decode_text(tokenizer, ids) for ids in full], masked_texts(tokenizer, full, action)
+        for column, flags in (
+            ("agreement_error", agreement_errors(group, frame["subject"], frame["continuation"])),
+            ("leak", leaks(group, frame["subject"], masked)),
+        ):
+            if flags is not None:
+                frame[column] = flags
+        for name in SCORERS:
+            judge = self.judge(name)
+            frame[f"{name}_masked"] = judge.scores(masked)
+            frame[f"{name}_plain"] = judge.scores(plain)
+        if config.regard_model:  # labels, not scores: the classifier's most likely class
+            judge = RegardScorer(config.regard_model, config.decoding.batch_size)
+            frame["regard_masked"], frame["regard_plain"] = judge.labels(masked), judge.labels(plain)
+        # the scorer's floor: the same text with its subject swapped to each other subject, scored plain
+        elements = group.subject_elements(action, tokenizer)
+        for target in group.subjects:
+            swapped = []
+            for subject, ids, text in zip(frame["subject"], full, plain, strict=True):
+                g = elements[(subject, target)]
+                if isinstance(action, PhrasePermutation):
+                    swapped.append(action.act(text, g))
+                else:
+                    swapped.append(decode_text(tokenizer, action.ids.act(torch.tensor(ids), g).tolist()))
+            frame[f"vader_plain_as_{target}"] = self.judge("vader").scores(swapped)
+        frame["perplexity"] = perplexities(self.model, prompts, list(frame["ids"]), config.decoding.batch_size)
+        write_scored(work, frame, digest)
+        return frame
+
+
 def generate_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, work: Path) -> None:
-    """This process's share of the batches of (axis, method) not written yet, appended to its samples file."""
-    keep_group(work, axis)
-    group = run_group(work, axis)
-    action = group.action_at(level_for(config, method), tokenizer)
-    done = {_key(row) for path in sorted(work.glob("samples-*.jsonl")) for row in read_samples(path)}
-    items, size = plan(config, axis), config.decoding.batch_size
-    batches = [items[i : i + size] for i in range(0, len(items), size)]
-    todo = [b for b in batches if not all((p.subject, p.context, p.template, s) in done for p, s in b)]
-    mine = distributed.my_share(todo)
-    path = work / f"samples-{distributed.rank()}.jsonl"
-    read_samples(path, repair=True)  # a torn last line is cut off before appending
-    distributed.barrier()  # every process has read what is done before any writes
-    if not mine:
-        return
-    write = _continue_phrases if isinstance(action, PhrasePermutation) else _continue_tokens
-    proxy = scorer(config.proxy_scorer) if method == "equizero-sentiment" else None
-    with path.open("a") as sink:
-        for batch in progress(mine, desc=f"{axis} {method}", unit="batch"):
-            texts, seeds = [p.text for p, _ in batch], [s for _, s in batch]
-            continuations, ids, ties = write(config, group, action, method, model, tokenizer, texts, seeds, proxy)
-            for (prompt, seed), text, row_ids, tie in zip(batch, continuations, ids, ties, strict=True):
-                row = {**asdict(prompt), "seed": seed, "prompt": prompt.text, "continuation": text, "ids": row_ids}
-                sink.write(json.dumps({"axis": axis, "method": method, **row, "unresolved_tie": tie}) + "\n")
-            sink.flush()
+    """This process's share of the batches of (axis, method) not written yet (:meth:`BiasCell.generate`)."""
+    BiasCell.open(config, axis, method, model, tokenizer, work).generate()
 
 
-def _continue_tokens(config, group, action, method, model, tokenizer, texts, seeds, proxy) -> tuple[list, list, list]:
-    """Token level: ``(texts, ids, ties)`` from :func:`~equinlp.apps.bias.generate.generate`."""
-    general = general_token_ids(tokenizer, group.general_words) if method.startswith("relaxed-") else []
-    ids, ties = generate(method, model, tokenizer, action, texts, seeds, config.decoding, general, proxy)
-    return [decode_text(tokenizer, row) for row in ids], ids, ties
-
-
-def _continue_phrases(config, group, action, method, model, tokenizer, texts, seeds, proxy) -> tuple[list, list, list]:
-    """Phrase level: ``(texts, ids, ties)`` from :func:`~equinlp.apps.bias.generate.generate_phrases` (ids for perplexity)."""
-    continuations, ties = generate_phrases(method, model, tokenizer, action, texts, seeds, config.decoding, proxy)
-    return continuations, [continuation_ids(tokenizer, c) for c in continuations], ties
+def score_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, work: Path) -> pd.DataFrame:
+    """Score every sample of (axis, method) (:meth:`BiasCell.score`)."""
+    return BiasCell.open(config, axis, method, model, tokenizer, work).score()
 
 
 def _digest(data: bytes) -> str:
@@ -224,67 +318,3 @@ def write_scored(work: Path, frame: pd.DataFrame, digest: str) -> None:
 
 def _record(digest: str, csv: bytes) -> dict:
     return {"samples": digest, "csv": _digest(csv), "scoring": SCORING}
-
-
-def score_cell(config: BiasConfig, axis: str, method: str, model, tokenizer, work: Path) -> pd.DataFrame:
-    """Score every sample of (axis, method) into ``scored.csv``, or read it back if it scored exactly these samples."""
-    frame = read_cell_samples(work, config, axis)
-    digest = samples_digest(frame)
-    csv_path, record_path = work / "scored.csv", work / "scored.json"
-    if csv_path.exists() and record_path.exists():
-        record = json.loads(record_path.read_text())
-        if record == _record(digest, csv_path.read_bytes()):
-            scored = pd.read_csv(csv_path, keep_default_na=False, na_values=[""])  # "" is missing; "NA" or "null" is text
-            scored[["prompt", "continuation"]] = scored[["prompt", "continuation"]].fillna("")  # an empty continuation
-            return scored
-        log.warning("%s does not match the samples (changed or damaged): scoring again", csv_path)
-    group = run_group(work, axis)
-    action = group.action_at(level_for(config, method), tokenizer)
-    prompts = [prompt_ids(tokenizer, p) for p in frame["prompt"]]  # as generated: with the tokenizer's <bos>
-    full = [p + list(c) for p, c in zip(prompts, frame["ids"], strict=True)]
-    if isinstance(action, PhrasePermutation):  # the text as written, phrases masked in the text
-        plain = [p + c for p, c in zip(frame["prompt"], frame["continuation"], strict=True)]
-        masked = [action.mask(p) + action.mask(c) for p, c in zip(frame["prompt"], frame["continuation"], strict=True)]
-    else:
-        plain, masked = [decode_text(tokenizer, ids) for ids in full], masked_texts(tokenizer, full, action)
-    for column, flags in (
-        ("agreement_error", agreement_errors(group, frame["subject"], frame["continuation"])),
-        ("leak", leaks(group, frame["subject"], masked)),
-    ):
-        if flags is not None:
-            frame[column] = flags
-    for name in SCORERS:
-        judge = scorer(name)
-        frame[f"{name}_masked"] = judge.scores(masked)
-        frame[f"{name}_plain"] = judge.scores(plain)
-    if config.regard_model:  # labels, not scores: the classifier's most likely class
-        judge = RegardScorer(config.regard_model, config.decoding.batch_size)
-        frame["regard_masked"], frame["regard_plain"] = judge.labels(masked), judge.labels(plain)
-    # the scorer's floor: the same text with its subject swapped to each other subject, scored plain
-    vader = scorer("vader")
-    elements = {(a, b): element_between(action, tokenizer, a, b) for a in group.subjects for b in group.subjects}
-    for target in group.subjects:
-        swapped = []
-        for subject, ids, text in zip(frame["subject"], full, plain, strict=True):
-            g = elements[(subject, target)]
-            if isinstance(action, PhrasePermutation):
-                swapped.append(action.act(text, g))
-            else:
-                swapped.append(decode_text(tokenizer, action.ids.act(torch.tensor(ids), g).tolist()))
-        frame[f"vader_plain_as_{target}"] = vader.scores(swapped)
-    frame["perplexity"] = perplexities(model, prompts, list(frame["ids"]), config.decoding.batch_size)
-    write_scored(work, frame, digest)
-    return frame
-
-
-def element_between(action, tokenizer, source: str, target: str) -> int:
-    """The group element that maps the ``source`` subject to ``target`` (as text, or as "The <subject>" tokens)."""
-    for g in range(action.group.order):
-        if isinstance(action, PhrasePermutation):
-            if action.act(source, g) == target:
-                return g
-            continue
-        source_ids, target_ids = (continuation_ids(tokenizer, f"The {s}") for s in (source, target))
-        if action.ids.act(torch.tensor(source_ids), g).tolist() == target_ids:
-            return g
-    raise EquinlpError(f"no element of the group maps subject {source!r} to {target!r}: list subjects that are swaps")

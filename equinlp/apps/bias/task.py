@@ -10,7 +10,7 @@ from equinlp.apps.bias.analysis import summarise
 from equinlp.apps.bias.counterfactual import report_section
 from equinlp.apps.bias.html_report import write_page
 from equinlp.apps.bias.report import plot, report_tables
-from equinlp.apps.bias.run import BiasConfig, generate_cell, plan, run_group, score_cell
+from equinlp.apps.bias.run import BiasCell, BiasConfig, plan, run_group
 from equinlp.harness import RunStore, Stage, distributed
 from equinlp.symmetry.wordgroups import word_group
 
@@ -34,7 +34,7 @@ class BiasTask:
 
     def plan(self, config: BiasConfig) -> list[Stage]:
         for axis in config.axes:  # checks the prompts (subjects, templates) before any model loads
-            plan(config, axis)
+            plan(config, word_group(axis))
         if config.level == "token":  # and that every swap word is one token, with the tokenizer alone
             tokenizer = self.tokenizer = self.tokenizer or config.lm.load_tokenizer()
             for axis in config.axes:
@@ -43,19 +43,19 @@ class BiasTask:
 
     def size(self, config: BiasConfig, stage: str, cell: dict) -> tuple[int, str]:
         """The samples one run generates (for the one-line plan)."""
-        return len(plan(config, cell["axis"])), "samples"
+        return len(plan(config, word_group(cell["axis"]))), "samples"
 
     def setup(self, config: BiasConfig) -> None:
         if self.model is None:
             self.model, self.tokenizer = config.lm.load(tokenizer=self.tokenizer)
 
     def run_cell(self, config: BiasConfig, stage: str, cell: dict, store) -> dict | None:
-        work = store.work_dir(stage, cell)
-        generate_cell(config, cell["axis"], cell["method"], self.model, self.tokenizer, work)
+        run = BiasCell.open(config, cell["axis"], cell["method"], self.model, self.tokenizer, store.work_dir(stage, cell))
+        run.generate()
         distributed.barrier()  # every process's batches are written
         if not distributed.is_main():
             return None
-        return summarise(score_cell(config, cell["axis"], cell["method"], self.model, self.tokenizer, work))
+        return summarise(run.score())
 
     def report(self, runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
         return report_section(report_tables(tables_from(runs)), runs, self.tokenizer)

@@ -20,11 +20,11 @@ from torch import nn
 
 from equinlp.apps.rl.envs import Symmetry
 from equinlp.errors import check_name
+from equinlp.methods import registry
 from equinlp.methods.aggregate import PROXIES
 from equinlp.methods.core import symmetrize
-from equinlp.methods.registry import BASE, make_aggregator, method_names
 
-METHODS = method_names(with_base=True)
+METHODS = registry.token_methods()
 RL_PROXIES = {"max_q": "max_logit", "entropy": "entropy", "max_prob": "max_prob"}
 
 
@@ -55,7 +55,7 @@ class EquivariantQ(nn.Module):
 
     def __init__(self, net: QNetwork, symmetry: Symmetry, method: str, proxy: str = "max_q", lambda_hidden: int = 64):
         super().__init__()
-        check_name("equivariant method", method, method_names())
+        check_name("equivariant method", method, registry.method_names())
         check_name("proxy", proxy, RL_PROXIES)
         self.net = net
         self.method = method
@@ -63,7 +63,7 @@ class EquivariantQ(nn.Module):
         self.out_action = symmetry.action_permutation().logits  # on Q-values
         proxy_fn = PROXIES[RL_PROXIES[proxy]]
         settings = dict(straight_through=False, weight_net_hidden=lambda_hidden, weight_net_dropout=0.0)
-        self.aggregator = make_aggregator(method, features=net.hidden, proxy=proxy_fn, **settings)
+        self.aggregator = registry.make_aggregator(method, features=net.hidden, proxy=proxy_fn, **settings)
 
     def _q_and_features(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``[N, D] -> ([N, A] Q-values, [N, H] last hidden layer)``."""
@@ -75,5 +75,6 @@ class EquivariantQ(nn.Module):
 
 
 def build_q(net: QNetwork, symmetry: Symmetry, method: str, proxy: str = "max_q") -> nn.Module:
-    """``base`` is the network itself; the others wrap it."""
-    return net if method == BASE else EquivariantQ(net, symmetry, method, proxy)
+    """``base`` (the trivial group, whose one copy is the network itself, bit for bit) is the bare network; the
+    others wrap it."""
+    return net if registry.method(check_name("method", method, METHODS)).trivial else EquivariantQ(net, symmetry, method, proxy)

@@ -25,15 +25,15 @@ import torch
 from torch import nn
 
 from equinlp.apps.scan.model import AttnSeq2Seq
-from equinlp.methods.aggregate import Aggregator, Argmin, Mean
+from equinlp.methods import registry
+from equinlp.methods.aggregate import Aggregator, Argmin, Mean, select_best
 from equinlp.methods.core import combine
-from equinlp.methods.registry import BASE, check_method, make_aggregator, method_names
 from equinlp.models.decoding import CanonicalDecoder, JointStep, PerCopy
 from equinlp.models.tokenizers import EOS, PAD
 from equinlp.symmetry.actions import TokenPermutation, unfold
 from equinlp.symmetry.frames import OrbitFrames
 
-METHODS = method_names(with_base=True)
+METHODS = registry.token_methods()
 MAX_LENGTH = 50
 SELECTIONS = ("step", "sequence", "position")
 SCORES = ("decoded", "paper")
@@ -114,13 +114,10 @@ class EquiSCAN(nn.Module):
     def decode(self, src: torch.Tensor, mask: torch.Tensor, max_length: int = MAX_LENGTH) -> torch.Tensor:
         """Greedy decoding: ``[B, S] -> [B, L]`` action ids, ``PAD`` after the first ``EOS``."""
         if self.selection == "sequence":
-            return self._select_sequence(src, mask, max_length)
+            return self.choose_copy(src, mask, max_length)[0]
         if self.selection == "position":
             return self._average_positions(src, mask, max_length)
         return self._decoder("step").decode(src, mask, max_length).tokens
-
-    def _select_sequence(self, src: torch.Tensor, mask: torch.Tensor, max_length: int) -> torch.Tensor:
-        return self.choose_copy(src, mask, max_length)[0]
 
     @torch.no_grad()
     def choose_copy(
@@ -147,7 +144,7 @@ class EquiSCAN(nn.Module):
             loss = total / steps.clamp(min=1)
         else:
             loss = paper_score(total, steps, max_length, logps[0].shape[-1])
-        best = unfold(loss, G).argmin(0)  # [B], in canonical order
+        best, _ = select_best(-unfold(loss, G))  # [B], in canonical order: ties go to the least copy
         rows = torch.arange(B, device=src.device)
         element = frames.elements()[best, rows]  # the group element of the chosen copy
         inverse = self.out_action.table.to(src.device)[self.in_action.group.inv.to(src.device)[element]]  # [B, V]
@@ -192,6 +189,11 @@ def _check_decoding(aggregator: Aggregator, selection: str, score: str) -> None:
         raise ValueError("score='paper' is the reference's top1 rule: use it with selection='sequence' and proxy='max_prob'")
 
 
+def default_equizero_score(proxy: str) -> str:
+    """``"paper"`` with the ``max_prob`` proxy (the reference's top1 rule is defined on it), else ``"decoded"``."""
+    return "paper" if proxy == "max_prob" else "decoded"
+
+
 def build(
     method: str,
     model: AttnSeq2Seq,
@@ -207,19 +209,19 @@ def build(
         selection: how decoding combines the copies (see :class:`EquiSCAN`); default ``"sequence"`` for
             equizero, ``"position"`` for equitune with ``equitune_decoding="per-copy"``, else ``"step"``.
         equizero_score: equizero's sequence score, ``"paper"`` (the better of the two, README) or ``"decoded"``;
-            default ``"paper"`` with the ``max_prob`` proxy (the rule is defined on it), else ``"decoded"``.
+            default :func:`default_equizero_score`.
         equitune_decoding: ``"joint"`` (combine every step, feed ``g·token`` back) or ``"per-copy"``
             (each copy decodes alone, averaged position by position, as the reference); equitune only.
     """
-    check_method(method, with_base=True)
     if equitune_decoding not in ("joint", "per-copy"):
         raise ValueError(f"equitune_decoding {equitune_decoding!r}: choose 'joint' or 'per-copy'")
-    aggregator = make_aggregator("equitune" if method == BASE else method, features=model.feature_size, proxy=proxy)
+    trivial = registry.method(method).trivial
+    aggregator = registry.make_aggregator(method, features=model.feature_size, proxy=proxy)
     if selection is None:
-        per_copy = method == "equitune" and equitune_decoding == "per-copy"
-        selection = "sequence" if method == "equizero" else "position" if per_copy else "step"
+        per_copy = isinstance(aggregator, Mean) and not trivial and equitune_decoding == "per-copy"
+        selection = "sequence" if isinstance(aggregator, Argmin) else "position" if per_copy else "step"
     if equizero_score is None:
-        equizero_score = "paper" if proxy == "max_prob" else "decoded"
+        equizero_score = default_equizero_score(proxy)
     score = equizero_score if selection == "sequence" else "decoded"
     return EquiSCAN(model, *actions, aggregator, selection, score)
 

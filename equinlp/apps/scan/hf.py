@@ -13,8 +13,7 @@ from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
 
 from equinlp.apps.scan.grammar import IN_WORDS, OUT_WORDS
-from equinlp.methods.registry import BASE, make_aggregator
-from equinlp.models import feature_size, wrap
+from equinlp.models import wrap
 from equinlp.models.tokenizers import BOS, EOS, PAD, word_tokenizer
 from equinlp.symmetry.actions import TokenPermutation
 
@@ -33,12 +32,11 @@ def tiny_t5(vocab_size: int, width: int = 128) -> T5ForConditionalGeneration:
 
 
 class HFSeq2Seq(nn.Module):
-    """An HF seq2seq model, wrapped by equinlp (or plain for ``base``), with the SCAN loop interface."""
+    """An HF seq2seq model, wrapped by equinlp (``base``: the trivial group), with the SCAN loop interface."""
 
     def __init__(self, model: nn.Module, actions: tuple[TokenPermutation, TokenPermutation], method: str, proxy: str):
         super().__init__()
-        aggregator = make_aggregator("equitune" if method == BASE else method, features=feature_size(model), proxy=proxy)
-        self.wrapped = wrap(model, actions, aggregator)
+        self.wrapped = wrap(model, actions, method=method, proxy=proxy)
         self.aggregator = self.wrapped.aggregator
 
     token_inputs = {"src": "in", "tgt_in": "out"}  # forward's token inputs -> their action (testing.check_equivariance)

@@ -31,7 +31,7 @@ import torch
 
 from equinlp.apps.scan.canonical import CanonicalSCAN
 from equinlp.apps.scan.data import DEFAULT_GROUP, GROUPS, Encoded, encode, scan_actions, tokenizers
-from equinlp.apps.scan.equi import METHODS, SCORES, build
+from equinlp.apps.scan.equi import METHODS, SCORES, build, default_equizero_score
 from equinlp.apps.scan.gmodel import ATTENTIONS, ENCODERS, G_CELLS, INITS, GSeq2Seq, GSeq2SeqConfig
 from equinlp.apps.scan.hf import HFSeq2Seq, joint_tokenizer, tiny_t5
 from equinlp.apps.scan.model import CELLS, AttnSeq2Seq, Seq2SeqConfig
@@ -40,6 +40,7 @@ from equinlp.apps.scan.train import SCHEDULES, TrainConfig, device, evaluate, ho
 from equinlp.errors import EquinlpError
 from equinlp.harness import RunConfig, RunStore, option
 from equinlp.harness.protocol import Transfer, remembered
+from equinlp.methods import registry
 from equinlp.methods.aggregate import PROXIES
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ class ScanConfig(RunConfig):
         if self.methods is None:
             self.methods = ("base",) if self.cell in G_CELLS else METHODS
         if self.equizero_score is None:
-            self.equizero_score = "paper" if self.proxy == "max_prob" else "decoded"
+            self.equizero_score = default_equizero_score(self.proxy)
         if self.equizero_score == "paper" and self.proxy != "max_prob":
             raise EquinlpError("--equizero-score paper is the reference's top1 rule: use it with --proxy max_prob")
         super().__post_init__()
@@ -282,12 +283,12 @@ class ScanTask(Transfer):
         """λ-net alone (λ-equitune), zero-shot, then every parameter fine-tuned through the symmetrized model."""
         method, seed = cell["method"], cell["seed"]
         torch.manual_seed(seed)  # the λ-net's initial weights
-        group = "trivial" if method == "base" else config.group
+        group = "trivial" if registry.method(method).trivial else config.group
         decoding = {"equizero_score": config.equizero_score, "equitune_decoding": config.equitune_decoding}
         module = make_module(method, model, self.data.actions(group), config.cell, config.proxy, **decoding).to(device())
         checkpoint = store.checkpoint_dir("run", cell)
         name = store.cell_id("run", cell)
-        if method == "lambda":  # the λ-net alone, base frozen
+        if registry.method(method).needs_features:  # λ-equitune: the λ-net alone, base frozen
             schedule = self._schedule(config, config.lambda_steps, config.lr, seed)
             train(module, list(module.aggregator.parameters()), self.data.train, schedule, checkpoint / "lambda", f"λ-net {name}")
         zero_shot = remembered(checkpoint / "zero_shot.json", lambda: evaluate(module, self.data.test, description=name))

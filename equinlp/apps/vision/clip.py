@@ -27,6 +27,7 @@ from torch import nn
 
 from equinlp.apps.vision.wrap import InvariantClassifier
 from equinlp.harness.progress import progress
+from equinlp.methods import registry
 from equinlp.symmetry.actions import ImageTransform
 
 
@@ -112,7 +113,7 @@ class EquiCLIP(InvariantClassifier):
     ):
         classifier = CLIPClassifier(model, text_weights)
         frozen = None
-        if method == "lambda":
+        if registry.method(method).needs_features:  # λ-equitune reads a frozen copy of the image tower
             frozen = copy.deepcopy(classifier).requires_grad_(False).eval()
         super().__init__(
             classifier,

@@ -22,12 +22,12 @@ import torch
 from torch import nn
 
 from equinlp.errors import check_name
+from equinlp.methods import registry
 from equinlp.methods.aggregate import Aggregator, Argmin, Weighted
 from equinlp.methods.core import symmetrize
-from equinlp.methods.registry import BASE, check_method, make_aggregator, method_names
 from equinlp.symmetry.actions import ImageTransform, Invariant
 
-METHODS = method_names(with_base=True)
+METHODS = registry.token_methods()
 VISION_PROXIES = ("max_prob", "entropy")
 
 
@@ -55,17 +55,17 @@ class InvariantClassifier(nn.Module):
         lambda_dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        check_method(method, with_base=True)
+        entry = registry.method(check_name("method", method, METHODS))
         check_name("proxy", proxy, VISION_PROXIES)
         self.backbone = backbone
         self.in_action, self.out_action = transform, Invariant(transform.group)
         self.method = method
         self.lambda_features = lambda_features
         self.aggregator: Aggregator | None = None
-        if method != BASE:
-            size = (lambda_size or backbone.feature_size) if method == "lambda" else None
+        if not entry.trivial:  # the trivial group's one copy is the backbone itself, bit for bit: base runs it bare
+            size = (lambda_size or backbone.feature_size) if entry.needs_features else None
             settings = dict(weight_net_hidden=lambda_hidden, weight_net_dropout=lambda_dropout)
-            self.aggregator = make_aggregator(method, features=size, proxy=proxy, **settings)
+            self.aggregator = registry.make_aggregator(method, features=size, proxy=proxy, **settings)
 
     @property
     def transform(self) -> ImageTransform:
