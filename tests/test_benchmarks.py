@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 import equinlp as eq
@@ -33,6 +34,7 @@ def run(module: str, *args: str, tmp_path: Path) -> dict:
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_perf_generate_writes_a_row_per_cell(tmp_path):
     args = ["--models", "tiny", "--orders", "2", "--batch-sizes", "2", "--naive-batch-sizes", "2", "--new-tokens", "3"]
     result = run("perf_generate", *args, tmp_path=tmp_path)
@@ -40,6 +42,7 @@ def test_perf_generate_writes_a_row_per_cell(tmp_path):
     assert all(r["seconds"] > 0 and r["order"] == 2 and r["batch"] == 2 for r in result["rows"])
 
 
+@pytest.mark.slow
 def test_perf_scan_times_every_method_against_the_floor(tmp_path):
     result = run("perf_scan", "--limit", "64", "--batch-size", "32", "--threads", "1", tmp_path=tmp_path)
     assert [r["variant"] for r in result["rows"]] == ["floor", "equitune", "equizero", "lambda"]
@@ -47,6 +50,7 @@ def test_perf_scan_times_every_method_against_the_floor(tmp_path):
     assert result["rows"][0]["time / floor"] == 1.0
 
 
+@pytest.mark.slow
 def test_scan_gseq_coverage_splits_the_test_score_in_two(tmp_path, one_thread):
     from benchmarks.scan_gseq_coverage import split_scores
     from equinlp.apps.scan.task import ScanConfig, ScanTask

@@ -111,6 +111,7 @@ def tiny_run(tmp_path_factory):
     return out, tok
 
 
+@pytest.mark.slow
 def test_report_prints_counterfactual_metrics_beside_the_gaps(tiny_run, capsys):
     out, tok = tiny_run
     tables = print_report(BiasTask(None, tok), out)

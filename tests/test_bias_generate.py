@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import equinlp as eq
-from equinlp.apps.bias.generate import Decoding, generate, select_by_score
+from equinlp.apps.bias.generate import Decoding, generate, lambda_weight_net, select_by_score
 from equinlp.apps.bias.scoring import scorer
 from equinlp.testing import tiny_causal_lm, word_tokenizer
 
@@ -79,5 +79,6 @@ def test_lambda_loads_a_saved_lambda_net_and_stays_equivariant(model, tok, swap,
     assert ours != untrained  # the saved λ-net was used
     assert untrained == generate("equitune", model, tok, swap, PROMPTS, SEEDS, short)[0]
     eq.equitune(model, swap).save_pretrained(tmp_path / "mean")
+    assert not lambda_weight_net(model, str(tmp_path / "lambda")).training  # read for generation: no dropout
     with pytest.raises(ValueError, match="not λ-equitune"):
         generate("lambda", model, tok, swap, PROMPTS, SEEDS, Decoding(lambda_net=str(tmp_path / "mean")))

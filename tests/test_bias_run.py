@@ -80,6 +80,7 @@ def test_equivariant_gaps_are_exactly_zero_masked_and_equal_the_floor_plain(resu
     assert excludes_zero(tables).query("method == @method").empty
 
 
+@pytest.mark.slow
 def test_report_prints_tables_and_saves_the_plot(results, capsys):
     assert main(["bias", "report", str(results)]) == 0
     printed = capsys.readouterr().out
@@ -111,6 +112,7 @@ def test_torn_and_damaged_sample_lines(tmp_path, caplog):
         read_samples(path)
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_finished_batches_and_the_resumed_run_is_identical(tmp_path, monkeypatch):
     import equinlp.apps.bias.run as bias_run
 
@@ -185,6 +187,7 @@ def test_equizero_sentiment_can_maximise_a_regard_classifier(tmp_path):
         BiasConfig(proxy_scorer="regardless")
 
 
+@pytest.mark.distributed
 def test_two_processes_equal_one_process(tmp_path):
     """`torchrun --nproc_per_node 2 -m equinlp bias run`: the same samples, none twice, the same tables."""
     model, tok = tiny()

@@ -101,6 +101,7 @@ def test_help_imports_no_application_and_python_m_works():
     assert "equivariant deep Q-learning" in help_text.stdout
 
 
+@pytest.mark.slow
 def test_a_reader_that_stops_early_gets_no_traceback():
     """`equinlp scan report DIR | head -2`: the pipe closes before the report is written; exit 141, stderr empty."""
     import subprocess

@@ -153,6 +153,7 @@ def test_damaged_envelopes_are_named(tmp_path):
         run_task(ToyTask(), ToyConfig(out=str(tmp_path), seeds=(0,)))
 
 
+@pytest.mark.distributed
 def test_two_processes_split_the_cells(tmp_path):
     """torchrun with 2 CPU processes: every cell computed once, the same envelopes as one process."""
     script = tmp_path / "run.py"

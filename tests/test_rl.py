@@ -125,6 +125,7 @@ def random_policy_return(episodes: int = 5) -> float:
     return evaluate(Random(), env_spec("gridworld"), episodes)
 
 
+@pytest.mark.slow
 def test_a_tiny_dqn_run_beats_a_random_policy():
     torch.manual_seed(0)
     q = build_q(QNetwork(2, 4, hidden=64), env_spec("gridworld").symmetry, "equitune")
@@ -155,6 +156,7 @@ def interrupt_update_at(monkeypatch, call: int) -> None:
     monkeypatch.setattr(dqn_module, "_update", interrupting)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["gridworld", "cartpole"])
 def test_an_interrupted_training_resumes_bit_for_bit(tmp_path, monkeypatch, name):
     spec, config = env_spec(name), DQNConfig(learning_starts=50, eval_every=100, eval_episodes=2, checkpoint_every=100)
@@ -189,6 +191,7 @@ def envelopes(out) -> dict[str, dict]:
     return {p.name: json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))}
 
 
+@pytest.mark.slow
 def test_an_interrupted_cli_run_resumes_to_the_same_results(tmp_path, monkeypatch, caplog):
     quick = ["--learning-starts", "50", "--checkpoint-every", "50"]
     assert main(tiny_run(tmp_path / "whole", *quick)) == 0
@@ -300,6 +303,7 @@ def test_a_rerun_with_a_setting_the_old_key_left_out_is_refused_or_recomputed(tm
 # --- the protocol end to end ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_protocol_writes_one_envelope_per_run_skips_finished_runs_and_reports(tmp_path, capsys):
     out = tmp_path / "rl"
     dqn = DQNConfig(learning_starts=100, eval_every=150, eval_episodes=2)

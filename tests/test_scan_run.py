@@ -59,6 +59,7 @@ class Interrupt:
         return loss
 
 
+@pytest.mark.slow
 def test_tiny_run_equizero_beats_the_base_model_on_add_jump(tmp_path, monkeypatch):
     out = tmp_path / "results"
     config = ScanConfig(methods=("base", "equizero"), pretrain_steps=300, finetune_steps=20, test_limit=400, out=str(out))
@@ -77,6 +78,7 @@ def test_tiny_run_equizero_beats_the_base_model_on_add_jump(tmp_path, monkeypatc
     assert [e["metrics"] for e in again] == [e["metrics"] for e in envelopes]
 
 
+@pytest.mark.slow
 def test_a_changed_group_is_refused_naming_it_and_overwrite_recomputes(tmp_path, monkeypatch):
     """The old run key (split, cell, method, stage, seed) left the group out: a verb4 rerun reused verb's results."""
     run_task(ScanTask(), tiny(tmp_path, methods=("equitune",)))
@@ -89,6 +91,7 @@ def test_a_changed_group_is_refused_naming_it_and_overwrite_recomputes(tmp_path,
     assert pretrained == []  # the base model does not depend on the group: kept
 
 
+@pytest.mark.slow
 def test_interrupted_fine_tuning_resumes_bit_for_bit_without_pickle(tmp_path, monkeypatch):
     """Ctrl-C mid-step in fine-tuning, then a rerun, equals the uninterrupted run (it gave 65.5% vs 67.0% before:
     the RNG was saved after the half-done step). The checkpoint is safetensors + JSON and loads without pickle."""
@@ -192,6 +195,7 @@ def test_cli_export_writes_the_official_format(tmp_path, capsys):
     assert sum(1 for _ in (tmp_path / "test.txt").open()) == 4476
 
 
+@pytest.mark.slow
 def test_t5_cell_runs_end_to_end(tmp_path):
     config = tiny(tmp_path, cell="t5", methods=("base", "equizero"), pretrain_steps=4, finetune_steps=2, test_limit=16)
     envelopes = run_task(ScanTask(), config)
@@ -199,6 +203,7 @@ def test_t5_cell_runs_end_to_end(tmp_path):
     assert all(e["cell"]["cell"] == "t5" and 0.0 <= e["metrics"]["fine_tuned"] <= 1.0 for e in envelopes)
 
 
+@pytest.mark.distributed
 def test_two_processes_split_the_cells_and_match_one(tmp_path):
     """torchrun, 2 CPU processes: each cell trains in one process (no DDP sync across cells), same results as one."""
     argv = ["scan", "run", "--method", "base", "equitune", "--pretrain-steps", "4", "--finetune-steps", "3"]

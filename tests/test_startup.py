@@ -25,6 +25,7 @@ def test_import_equinlp_loads_nothing_heavy():
     assert loaded_after("import equinlp") == []
 
 
+@pytest.mark.slow
 def test_the_wrappers_cost_torch_and_transformers_only():
     """Every public name resolved loads what an HF model class loads (transformers' modeling brings scipy), no more."""
     baseline = loaded_after("import torch\nfrom transformers import PreTrainedModel")
@@ -41,6 +42,7 @@ def test_generate_help_needs_torch_but_no_model_stack():
     assert loaded_after(help_of("generate")) == ["torch"]
 
 
+@pytest.mark.slow
 def test_public_names_resolve_and_unknown_ones_fail_clearly():
     code = "import equinlp as eq\nassert set(eq.__all__) <= set(dir(eq))\nprint(eq.equitune.__module__)\neq.nope"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

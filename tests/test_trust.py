@@ -238,6 +238,7 @@ def _take_lock(out: str, go: str, holders: str) -> None:
     os._exit(0)
 
 
+@pytest.mark.slow
 def test_processes_racing_for_a_stale_lock_leave_one_holder(tmp_path):
     context = multiprocessing.get_context("fork")
     for trial in range(8):

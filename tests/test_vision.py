@@ -365,6 +365,7 @@ def digits_out(tmp_path, digits_pretrained):
     return make
 
 
+@pytest.mark.slow
 def test_cnn_protocol_runs_every_method_on_digits_then_skips_finished_runs(digits_out, monkeypatch, capsys):
     out = digits_out()
     envelopes = run_task(VisionTask(), digits_config(out))
@@ -406,6 +407,7 @@ def test_a_rerun_with_another_group_or_proxy_is_refused_naming_it(digits_out, mo
     assert load_runs(out, "vision")["config"][0][name] == value
 
 
+@pytest.mark.slow
 def test_every_setting_has_a_flag_and_explicit_flags_beat_quick(tmp_path, capsys):
     for command, config_class in (("run", VisionConfig), ("clip", CLIPConfig)):
         with pytest.raises(SystemExit):
@@ -461,6 +463,7 @@ def interrupt_in(monkeypatch, call: int, batch: int) -> None:
     monkeypatch.setattr(task_module, "train_epoch", interrupted)
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumed_equals_an_uninterrupted_one_bit_for_bit(digits_out, monkeypatch):
     """λ-equitune: the λ pass, epoch 1, then Ctrl-C two steps into epoch 2. The rerun starts from the epoch-1
     checkpoint (weights, optimizer and torch's RNG, which the λ-net's dropout draws from)."""
@@ -480,6 +483,7 @@ def test_an_interrupted_run_resumed_equals_an_uninterrupted_one_bit_for_bit(digi
     assert not checkpoint.exists()
 
 
+@pytest.mark.slow
 def test_interrupted_pretraining_resumes_to_the_same_weights(tmp_path, digits_pretrained, monkeypatch):
     interrupt_in(monkeypatch, call=3, batch=2)  # two epochs done, the third one step in
     with pytest.raises(KeyboardInterrupt):
@@ -494,6 +498,7 @@ def test_interrupted_pretraining_resumes_to_the_same_weights(tmp_path, digits_pr
     assert pretrain[0] == pretrain[1]
 
 
+@pytest.mark.slow
 def test_clip_command_reads_an_imagenet_v2_folder_with_clips_1000_class_names(tmp_path, capsys):
     from PIL import Image
 

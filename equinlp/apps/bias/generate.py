@@ -76,14 +76,14 @@ class Decoding:
 
 
 def lambda_weight_net(model, folder: str | None):
-    """The λ-net saved in ``folder`` (by ``EquiModel.save_pretrained`` of a λ-equitune model), or None."""
+    """The λ-net saved in ``folder`` (by ``EquiModel.save_pretrained`` of a λ-equitune model), in eval mode; or None."""
     if folder is None:
         return None
     _, _, _, aggregator = load_parts(folder, features=feature_size(model))
     inner = getattr(aggregator, "inner", aggregator)
     if not isinstance(inner, Weighted):
         raise ValueError(f"{folder} holds a {method_of(inner).name} model, not λ-equitune: it has no λ-net")
-    return inner.weight_net
+    return inner.weight_net.eval()  # generation reads it: dropout off
 
 
 def method_model(
