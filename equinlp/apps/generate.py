@@ -7,17 +7,20 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-
-import torch
+from typing import TYPE_CHECKING
 
 from equinlp.errors import EquinlpError
 from equinlp.harness.cli import add_config_arguments, config_from_args
 from equinlp.harness.model_options import ModelOptions
 from equinlp.harness.options import option, validate
 from equinlp.methods import registry
-from equinlp.methods.aggregate import PROXIES
-from equinlp.symmetry.phrases import PhrasePermutation
-from equinlp.symmetry.wordgroups import LEVELS, word_group, word_group_names
+from equinlp.methods.proxies import PROXIES
+from equinlp.symmetry.catalog import LEVELS, word_group_names
+
+if TYPE_CHECKING:
+    import torch
+
+# torch, the models and the word groups are imported where a command runs, so `equinlp generate --help` is instant
 
 Continued = tuple[list[str], list[str], bool]  # the prompt's swaps, their continuations, swap-consistent?
 METHODS = tuple(registry.METHODS)  # base, the token-level methods, canonical (phrase level only)
@@ -58,6 +61,8 @@ class GenerateConfig:
     lm: ModelOptions = field(default_factory=ModelOptions)
 
     def __post_init__(self) -> None:
+        from equinlp.symmetry.wordgroups import word_group
+
         validate(self)
         word_group(self.group)  # a known name or a readable group file
         unused = [flag for flag, value in (("--top-k", self.top_k), ("--top-p", self.top_p), ("--temperature", self.temperature))
@@ -92,6 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser, chosen: str | None = None) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    from equinlp.symmetry.phrases import PhrasePermutation
+    from equinlp.symmetry.wordgroups import word_group
+
     config = config_from_args(GenerateConfig, args)
     if any(not prompt.strip() for prompt in args.prompts):
         raise EquinlpError("a prompt is empty; give text to continue, e.g. 'The woman worked as'")
@@ -141,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
 def _token_orbit(model, tokenizer, action, prompt: str, method: str, config: GenerateConfig) -> Continued:
     """The prompt's swaps, their continuations, and whether continuation g is g·continuation 0 (token level: all
     |G| rows in one call, compared as token ids)."""
+    import torch
+
     from equinlp.models.text import decode_text, encode_prompts
 
     if config.num_beams > 1:

@@ -28,35 +28,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from equinlp.errors import check_name
+from equinlp.methods.proxies import PROXIES, Proxy, entropy, max_logit, max_prob, resolve_proxy  # noqa: F401 (re-exported)
 
-Proxy = Callable[[torch.Tensor], torch.Tensor]
 Share = Callable[[torch.Tensor], torch.Tensor]  # [G, B, ...] -> [G, B, ...]: equal inputs, equal values (frames.py)
-
-
-def entropy(outs: torch.Tensor) -> torch.Tensor:
-    """Shannon entropy of ``softmax(outs)`` over the last axis: ``[..., V] -> [...]``."""
-    logp = outs.float().log_softmax(-1)
-    return -(logp.exp() * logp).sum(-1)
-
-
-def max_logit(outs: torch.Tensor) -> torch.Tensor:
-    """Minus the largest raw score: picks the copy with the highest logit."""
-    return -outs.float().amax(-1)
-
-
-def max_prob(outs: torch.Tensor) -> torch.Tensor:
-    """Minus the largest probability: picks the most confident copy (the paper's CLIP/SCAN 'top1')."""
-    return -outs.float().log_softmax(-1).amax(-1)
-
-
-PROXIES: dict[str, Proxy] = {"entropy": entropy, "max_logit": max_logit, "max_prob": max_prob}
-
-
-def resolve_proxy(proxy: str | Proxy) -> Proxy:
-    if callable(proxy):
-        return proxy
-    return PROXIES[check_name("proxy", proxy, PROXIES, hint="or pass a callable")]
 
 
 def _widened(x: torch.Tensor) -> torch.Tensor:

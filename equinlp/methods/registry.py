@@ -22,17 +22,28 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import torch
-from torch import nn
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from equinlp.errors import EquinlpError, check_name
-from equinlp.methods.aggregate import Aggregator, Argmin, Mean, Proxy, Relaxed, Weighted, WeightNet
+from equinlp.methods.proxies import Proxy
 
-Builder = Callable[..., Aggregator]  # (config, *, features=None, proxy=None, weight_net=None) -> Aggregator
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from equinlp.methods.aggregate import Aggregator, Argmin, Weighted
+
+Builder = Callable[..., "Aggregator"]  # (config, *, features=None, proxy=None, weight_net=None) -> Aggregator
 # (aggregator, order, logits [G, V], features [G, D]) -> [G] branch weights (logits/features None unless weighs_branches)
-SequenceWeights = Callable[[Aggregator | None, int, torch.Tensor | None, torch.Tensor | None], list[float]]
+SequenceWeights = Callable[["Aggregator | None", int, "torch.Tensor | None", "torch.Tensor | None"], list[float]]
+
+
+def aggregators() -> ModuleType:
+    """``equinlp.methods.aggregate``, imported on first use: the names here load without torch (``--help`` stays light)."""
+    from equinlp.methods import aggregate
+
+    return aggregate
 
 
 @dataclass(frozen=True)
@@ -60,7 +71,7 @@ class Method:
         fields: the config fields :attr:`build` reads (besides :data:`COMMON_FIELDS`).
         build: ``(config, *, features=None, proxy=None, weight_net=None) -> Aggregator``, the token-level
             aggregator; None for a method that exists at the sequence level only.
-        kind: the aggregator class :func:`describe` recognises as this method.
+        kind: the name of the aggregator class (in ``equinlp.methods.aggregate``) :func:`describe` recognises.
         describe: the config fields an aggregator of this method was built with.
         sequence_weights: ``(aggregator, order, logits [G, V], features [G, D]) -> [G]``, the weight of each
             branch of an orbit at the sequence level; None for a method without one.
@@ -72,7 +83,7 @@ class Method:
     help: str
     fields: tuple[str, ...] = ()
     build: Builder | None = None
-    kind: type[Aggregator] | None = None
+    kind: str | None = None
     describe: Callable[[Aggregator], dict[str, Any]] = lambda aggregator: {}
     sequence_weights: SequenceWeights | None = None
     weighs_branches: bool = False
@@ -85,7 +96,11 @@ class Method:
     @property
     def needs_features(self) -> bool:
         """Whether the aggregator weighs copies by features of each transformed input (λ-equitune)."""
-        return self.kind is not None and self.kind.needs_features
+        return self.kind is not None and self.aggregator_class.needs_features
+
+    @property
+    def aggregator_class(self) -> type[Aggregator]:
+        return getattr(aggregators(), self.kind)
 
     def settings(self, **settings: Any) -> dict[str, Any]:
         """The ``settings`` this method reads (its fields and :data:`COMMON_FIELDS`), None values dropped.
@@ -149,7 +164,7 @@ def build_aggregator(
         raise EquinlpError(f"{entry.name} exists at the sequence level only; at the token level choose from {choices}")
     aggregator = entry.build(config, features=features, proxy=proxy, weight_net=weight_net)
     general = getattr(config, "relaxed_tokens", ())
-    return Relaxed(aggregator, general) if general is not None and len(general) else aggregator
+    return aggregators().Relaxed(aggregator, general) if general is not None and len(general) else aggregator
 
 
 def make_aggregator(method: str, *, proxy: str | Proxy | None = None, features: int | None = None,
@@ -167,9 +182,9 @@ def make_aggregator(method: str, *, proxy: str | Proxy | None = None, features: 
 
 def method_of(aggregator: Aggregator) -> Method:
     """The entry whose aggregator class ``aggregator`` (or the aggregator it relaxes) is."""
-    inner = aggregator.inner if isinstance(aggregator, Relaxed) else aggregator
+    inner = aggregator.inner if isinstance(aggregator, aggregators().Relaxed) else aggregator
     for entry in METHODS.values():
-        if not entry.trivial and entry.kind is not None and type(inner) is entry.kind:
+        if not entry.trivial and entry.kind is not None and type(inner) is entry.aggregator_class:
             return entry
     raise ValueError(f"{type(inner).__name__} is no registered method's aggregator ({', '.join(method_names())})")
 
@@ -177,8 +192,9 @@ def method_of(aggregator: Aggregator) -> Method:
 def describe(aggregator: Aggregator) -> dict[str, Any]:
     """The config fields that rebuild ``aggregator``: ``method``, its own fields, ``relaxed_tokens``."""
     entry = method_of(aggregator)
-    inner = aggregator.inner if isinstance(aggregator, Relaxed) else aggregator
-    relaxed = aggregator.token_ids.tolist() if isinstance(aggregator, Relaxed) else []
+    relaxed_class = aggregators().Relaxed
+    inner = aggregator.inner if isinstance(aggregator, relaxed_class) else aggregator
+    relaxed = aggregator.token_ids.tolist() if isinstance(aggregator, relaxed_class) else []
     return {"method": entry.name, **entry.describe(inner), "relaxed_tokens": relaxed}
 
 
@@ -192,7 +208,7 @@ def _uniform(aggregator: Aggregator | None, order: int, logits=None, features=No
 def _least_proxy(aggregator: Argmin, order: int, logits: torch.Tensor, features=None) -> list[float]:
     """All on the branch whose proxy of the next-token scores is lowest; ties: the least j (canonical frame)."""
     proxy = aggregator.proxy(logits)
-    best = int(torch.nonzero(proxy == proxy.min())[0])
+    best = int((proxy == proxy.min()).nonzero()[0])
     return [float(j == best) for j in range(order)]
 
 
@@ -208,13 +224,13 @@ def _build_weighted(config: Any, *, features=None, proxy=None, weight_net=None) 
     if weight_net is None:
         if features is None:
             raise ValueError("λ-equitune needs the feature width to build its default λ-net; pass features= or weight_net=")
-        weight_net = WeightNet(features, config.weight_net_hidden, config.weight_net_dropout)
-    return Weighted(weight_net)
+        weight_net = aggregators().WeightNet(features, config.weight_net_hidden, config.weight_net_dropout)
+    return aggregators().Weighted(weight_net)
 
 
 def _describe_weighted(aggregator: Weighted) -> dict[str, Any]:
     net = aggregator.weight_net
-    if isinstance(net, WeightNet):
+    if isinstance(net, aggregators().WeightNet):
         return {"weight_net_hidden": net.hidden, "weight_net_dropout": net.dropout}
     return {}  # a custom λ-net: from_pretrained needs it again (weight_net=...)
 
@@ -222,23 +238,23 @@ def _describe_weighted(aggregator: Weighted) -> dict[str, Any]:
 register_method(Method(
     "base",
     "the model itself (the trivial group: one copy, the identity action)",
-    build=lambda config, **_: Mean(),
-    kind=Mean,
+    build=lambda config, **_: aggregators().Mean(),
+    kind="Mean",
     trivial=True,
 ))  # fmt: skip
 register_method(Method(
     "equitune",
     "group averaging: the mean of the copies (Basu et al. 2023)",
-    build=lambda config, **_: Mean(),
-    kind=Mean,
+    build=lambda config, **_: aggregators().Mean(),
+    kind="Mean",
     sequence_weights=_uniform,
 ))  # fmt: skip
 register_method(Method(
     "equizero",
     "the copy with the lowest proxy loss (entropy, max_logit, max_prob)",
     fields=("proxy", "straight_through"),
-    build=lambda config, *, proxy=None, **_: Argmin(proxy or config.proxy or "entropy", config.straight_through),
-    kind=Argmin,
+    build=lambda config, *, proxy=None, **_: aggregators().Argmin(proxy or config.proxy or "entropy", config.straight_through),
+    kind="Argmin",
     describe=lambda aggregator: {"proxy": aggregator.proxy_name, "straight_through": aggregator.straight_through},
     sequence_weights=_least_proxy,
     weighs_branches=True,
@@ -248,7 +264,7 @@ register_method(Method(
     "λ-equitune: the copies weighted by a learnt λ-net on their features",
     fields=("weight_net_hidden", "weight_net_dropout"),
     build=_build_weighted,
-    kind=Weighted,
+    kind="Weighted",
     describe=_describe_weighted,
     sequence_weights=_softmax_lambda,
     weighs_branches=True,

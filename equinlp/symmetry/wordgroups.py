@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -25,11 +24,11 @@ import torch
 from equinlp.errors import EquinlpError, UnknownName, check_name
 from equinlp.files import read_text_file
 from equinlp.symmetry.actions import TokenPermutation
+from equinlp.symmetry.catalog import LEVELS, group_file, groups_folder, word_group_names  # noqa: F401 (re-exported)
 from equinlp.symmetry.phrases import PhrasePermutation, phrase_permutation, surface
 from equinlp.symmetry.vocab import VocabularyError, several_tokens, vocab_permutation
 
 Cycles = tuple[tuple[str, ...], ...]
-LEVELS = ("auto", "token", "phrase")
 
 log = logging.getLogger(__name__)
 
@@ -192,30 +191,12 @@ class WordGroup:
         return elements
 
 
-def _folder():
-    beside = Path(__file__).parents[2] / "data" / "groups"
-    if beside.is_dir():  # a source checkout: its own data, even where another checkout is installed
-        return beside
-    return resources.files("equinlp.resources") / "groups"
-
-
-def word_group_names() -> list[str]:
-    return sorted(p.name.removesuffix(".json") for p in _folder().iterdir() if p.name.endswith(".json"))
-
-
-def group_file(name: str) -> Path | None:
-    """The JSON file a group name reads (a built-in group's, or the file named), None if there is none: runs are
-    keyed by its content, so an edited or upgraded group is a changed setting."""
-    path = Path(name).expanduser() if name.endswith(".json") else Path(str(_folder() / f"{name}.json"))
-    return path if path.is_file() else None
-
-
 def word_group(name: str) -> WordGroup:
     """A named group (``gender``, ``race`` (3-cycle), ``race2`` (Black↔White), ``orientation``, ...) or the group
     in a JSON file of that format (a name ending in ``.json``): every command that takes a group takes a file."""
     if name.endswith(".json"):
         return read_word_group(Path(name))
-    path = _folder() / f"{name}.json"
+    path = groups_folder() / f"{name}.json"
     if not path.is_file():
         raise UnknownName("group", name, word_group_names(), hint="or a group file NAME.json (see data/groups)")
     return read_word_group(path)
