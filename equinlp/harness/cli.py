@@ -237,8 +237,8 @@ def add_run_command(
         from equinlp.harness import distributed
         from equinlp.harness.task import run_task
 
+        config = config_from_args(config_class, args)  # bad settings are refused before the task's libraries load
         chosen = load_task(task) if isinstance(task, str) else task
-        config = config_from_args(config_class, args)
         run_task(chosen, config, overwrite=args.overwrite)
         if distributed.is_main():
             print_report(chosen, config.out)
