@@ -116,15 +116,19 @@ def test_a_reader_that_stops_early_gets_no_traceback():
     assert process.returncode == 141 and stderr == b"", stderr.decode()
 
 
-def test_a_missing_extra_is_named_with_its_install_command():
-    """Application dependencies are extras: without gymnasium, `equinlp rl` says what to install, in one line."""
+def test_a_missing_extra_is_named_with_its_install_command(tmp_path):
+    """Application dependencies are extras: without gymnasium, `equinlp rl run` says what to install, in one line,
+    before any work (its --help, read from the config alone, still shows)."""
     import subprocess
     import sys
 
-    code = "import sys\nsys.modules['gymnasium'] = None\nfrom equinlp.cli import main\nsys.exit(main(['rl', 'run', '--help']))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr == "equinlp: error: this command needs gymnasium: pip install 'equinlp[rl]'\n"
+    for argv, code in ((["rl", "run", "--out", str(tmp_path / "rl")], 2), (["rl", "run", "--help"], 0)):
+        program = f"import sys\nsys.modules['gymnasium'] = None\nfrom equinlp.cli import main\nsys.exit(main({argv!r}))"
+        done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+        assert done.returncode == code, done.stderr
+        if code:
+            assert done.stdout == "" and not (tmp_path / "rl").exists()
+            assert done.stderr == "equinlp: error: this command needs gymnasium: pip install 'equinlp[rl]'\n"
 
 
 BAD_INPUTS = [

@@ -43,9 +43,40 @@ def test_generate_help_loads_nothing_heavy():
     assert loaded_after(help_of("generate")) == []
 
 
+@pytest.mark.parametrize(
+    "command",
+    [("bias", "run"), ("scan", "run"), ("rl", "run"), ("vision", "run"), ("vision", "clip")]
+    + [("bias", "report"), ("scan", "report"), ("scan", "export"), ("scan", "coverage"), ("vision", "report")],
+)
+def test_app_command_help_loads_nothing_heavy(command):
+    """A run's flags come from its config module (``apps/APP/config.py``); the task is imported only when it runs."""
+    assert loaded_after(help_of(*command)) == []
+
+
 @pytest.mark.slow
 def test_public_names_resolve_and_unknown_ones_fail_clearly():
     code = "import equinlp as eq\nassert set(eq.__all__) <= set(dir(eq))\nprint(eq.equitune.__module__)\neq.nope"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip() == "equinlp.models.paper_methods"
     assert "module 'equinlp' has no attribute 'nope'" in done.stderr
+
+
+def test_the_light_name_lists_name_what_the_heavy_modules_build():
+    """The config modules' choices (kept free of torch) are the keys of the tables the tasks build from them."""
+    from equinlp.apps.bias import config as bias_config
+    from equinlp.apps.bias.scoring import SCORERS
+    from equinlp.apps.rl.config import ENV_LENGTHS
+    from equinlp.apps.rl.envs import ENVS
+    from equinlp.apps.scan.config import RNN_CELLS
+    from equinlp.apps.scan.model import CELLS
+    from equinlp.apps.vision.cnn import ARCHITECTURES
+    from equinlp.apps.vision.config import ARCHS
+    from equinlp.symmetry.actions import IMAGE_GROUPS
+    from equinlp.symmetry.catalog import IMAGE_GROUP_NAMES
+
+    assert tuple(SCORERS) == bias_config.SCORER_NAMES
+    assert tuple(ENVS) == tuple(ENV_LENGTHS)
+    assert all((spec.pretrain_steps, spec.steps) == ENV_LENGTHS[name] for name, spec in ENVS.items())
+    assert tuple(CELLS) == RNN_CELLS
+    assert tuple(ARCHITECTURES) == ARCHS
+    assert tuple(IMAGE_GROUPS) == IMAGE_GROUP_NAMES

@@ -12,16 +12,18 @@ from typing import NamedTuple
 
 class Registered(NamedTuple):
     """A task: the command group whose ``report`` reads its runs, and its ``"module:attribute"`` (a class is
-    instantiated; see :func:`equinlp.harness.cli.load_task`)."""
+    instantiated; see :func:`equinlp.harness.cli.load_task`), and its config class's, in a module that imports
+    no torch, pandas or transformers (``equinlp GROUP run --help`` reads only it)."""
 
     group: str
     source: str
+    config: str
 
 
 TASKS: dict[str, Registered] = {
-    "bias": Registered("bias", "equinlp.apps.bias.task:BiasTask"),
-    "scan": Registered("scan", "equinlp.apps.scan.task:ScanTask"),
-    "rl": Registered("rl", "equinlp.apps.rl.task:TASK"),
-    "vision": Registered("vision", "equinlp.apps.vision.task:VisionTask"),
-    "clip": Registered("vision", "equinlp.apps.vision.clip_task:CLIPTask"),
+    "bias": Registered("bias", "equinlp.apps.bias.task:BiasTask", "equinlp.apps.bias.config:BiasConfig"),
+    "scan": Registered("scan", "equinlp.apps.scan.task:ScanTask", "equinlp.apps.scan.config:ScanConfig"),
+    "rl": Registered("rl", "equinlp.apps.rl.task:TASK", "equinlp.apps.rl.config:RLConfig"),
+    "vision": Registered("vision", "equinlp.apps.vision.task:VisionTask", "equinlp.apps.vision.config:VisionConfig"),
+    "clip": Registered("vision", "equinlp.apps.vision.clip_task:CLIPTask", "equinlp.apps.vision.config:CLIPConfig"),
 }

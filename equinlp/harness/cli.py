@@ -176,25 +176,35 @@ REPORT_HELP = "print the tables of a results folder and save its figure"
 @dataclass(frozen=True)
 class Command:
     """One subcommand of an application, declared without importing it: it runs a task (``run``: the task's
-    ``"module:attribute"``), reports the runs of tasks (``report``: the folder's runs say which), or is the app's
-    own (``build(subparsers, name, help)``)."""
+    ``"module:attribute"``, imported only when the command runs; ``config``: its config class's, from a module
+    that imports no torch, read for the flags), reports the runs of tasks (``report``: task name → source; the
+    folder's runs say which), or is the app's own (``build(subparsers, name, help)``). ``description``: the
+    ``run --help`` text (default: ``help``)."""
 
     help: str
     run: str | None = None
-    report: tuple[str, ...] = ()
+    config: str | None = None
+    description: str = ""
+    report: tuple[tuple[str, str], ...] = ()
     build: Callable[[Any, str, str], None] | None = None
+
+
+def load_object(source: str) -> Any:
+    """The object named by ``"module:attribute"``."""
+    module, attribute = source.split(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def load_task(source: str) -> Any:
     """The task named by ``"module:attribute"`` (a class is instantiated)."""
-    module, attribute = source.split(":")
-    task = getattr(importlib.import_module(module), attribute)
+    task = load_object(source)
     return task() if isinstance(task, type) else task
 
 
 def app_arguments(dest: str, commands: dict[str, Command]) -> Callable[[argparse.ArgumentParser, str | None], None]:
-    """An application's ``add_arguments(parser, chosen)``: its subcommands, only ``chosen`` built (and its task
-    imported), so ``equinlp APP --help`` lists them without importing any task (no torch, no pandas)."""
+    """An application's ``add_arguments(parser, chosen)``: its subcommands, only ``chosen`` built, so ``equinlp
+    APP --help`` lists them without importing any task (no torch, no pandas), and ``APP run --help`` imports only
+    the config's module."""
 
     def add_arguments(parser: argparse.ArgumentParser, chosen: str | None = None) -> None:
         sub = parser.add_subparsers(dest=dest, required=True)
@@ -204,50 +214,57 @@ def app_arguments(dest: str, commands: dict[str, Command]) -> Callable[[argparse
             elif command.build is not None:
                 command.build(sub, name, command.help)
             elif command.run is not None:
-                add_run_command(sub, load_task(command.run), name, help=command.help)
+                config_class = load_object(command.config) if command.config else None
+                add_run_command(sub, command.run, name, command.help, command.description, config_class)
             else:
-                add_report_command(sub, *map(load_task, command.report), name=name, help=command.help)
+                add_report_command(sub, dict(command.report), name=name, help=command.help)
 
     return add_arguments
 
 
-def add_run_command(sub, task, name: str = "run", help: str = "") -> argparse.ArgumentParser:
-    """``equinlp TASK run``: the task's config as flags, ``--overwrite``; runs, then prints the report. The
-    parser's description is the task's ``description`` (default: ``help``)."""
-    parser = sub.add_parser(name, help=help, description=getattr(task, "description", "") or help)
-    add_config_arguments(parser, task.config_class)
+def add_run_command(
+    sub, task, name: str = "run", help: str = "", description: str = "", config_class: type | None = None
+) -> argparse.ArgumentParser:
+    """``equinlp TASK run``: the config's fields as flags, ``--overwrite``; runs, then prints the report.
+    ``task``: a task, or its ``"module:attribute"``, imported when the command runs (then ``config_class``, its
+    config, is given)."""
+    config_class = config_class or task.config_class
+    parser = sub.add_parser(name, help=help, description=description or help)
+    add_config_arguments(parser, config_class)
     parser.add_argument("--overwrite", action="store_true", help="recompute runs in --out that were made with other settings")
 
     def handler(args: argparse.Namespace) -> int:
         from equinlp.harness import distributed
         from equinlp.harness.task import run_task
 
-        config = config_from_args(task.config_class, args)
-        run_task(task, config, overwrite=args.overwrite)
+        config = config_from_args(config_class, args)  # bad settings are refused before the task's libraries load
+        chosen = load_task(task) if isinstance(task, str) else task
+        run_task(chosen, config, overwrite=args.overwrite)
         if distributed.is_main():
-            print_report(task, config.out)
+            print_report(chosen, config.out)
         return 0
 
     parser.set_defaults(handler=handler)
     return parser
 
 
-def add_report_command(sub, task, *more_tasks, name: str = "report", help: str = REPORT_HELP) -> argparse.ArgumentParser:
-    """``equinlp APP report OUT``: the tables of the runs in OUT, and the figure. With several tasks (``vision``:
-    CNN runs and CLIP runs), the folder's runs say which one reports."""
-    tasks = (task, *more_tasks)
+def add_report_command(sub, tasks: dict[str, str], name: str = "report", help: str = REPORT_HELP) -> argparse.ArgumentParser:
+    """``equinlp APP report OUT``: the tables of the runs in OUT, and the figure. ``tasks``: name → ``"module:attribute"``,
+    imported when the command runs; with several (``vision``: CNN runs and CLIP runs), the folder's runs say which
+    one reports (default: the first)."""
+    first = next(iter(tasks))
     parser = sub.add_parser(name, help=help)
     parser.add_argument("results", help="a results folder (the --out of a run)")
-    parser.add_argument("--plot", default=None, help=f"where to save the figure (default RESULTS/{task.name}.png)")
+    parser.add_argument("--plot", default=None, help=f"where to save the figure (default RESULTS/{first}.png)")
 
     def handler(args: argparse.Namespace) -> int:
-        chosen = task
-        if more_tasks:
+        chosen = first
+        if len(tasks) > 1:
             from equinlp.harness.results import load_envelopes
 
             found = {envelope["task"] for envelope in load_envelopes(args.results)}
-            chosen = next((t for t in tasks if t.name in found), task)
-        print_report(chosen, args.results, args.plot)
+            chosen = next((t for t in tasks if t in found), first)
+        print_report(load_task(tasks[chosen]), args.results, args.plot)
         return 0
 
     parser.set_defaults(handler=handler)

@@ -42,7 +42,6 @@ class Task(Protocol):
     config_class: type
     collective: bool  # True: every process runs every cell together, and the task splits the work inside it
     metrics: dict[str, bool]  # the metrics its runs record, each with whether higher is better (the metric schema)
-    description: str  # ``equinlp ... run --help``'s description (may be empty)
 
     def plan(self, config: Any) -> list[Stage]:
         """The stages of cells ``config`` asks for; the last stage's cells are the runs a report shows."""

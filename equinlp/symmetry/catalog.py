@@ -1,5 +1,5 @@
 """The word groups by name: the JSON files in ``data/groups`` (shipped as ``equinlp.resources``), and the levels a
-group can act at. No torch, so the command lines list the choices at once."""
+group can act at, and the image groups' names. No torch, so the command lines list the choices at once."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 LEVELS = ("auto", "token", "phrase")  # auto: phrase for groups with role words or multi-token words, else token
+IMAGE_GROUP_NAMES = ("rot90", "rot180", "mirror", "d4", "trivial")  # the keys of :data:`equinlp.symmetry.actions.IMAGE_GROUPS`
 
 
 def groups_folder() -> Path:

@@ -14,8 +14,17 @@ EXAMPLES = """examples:
 """
 
 RUN_HELP = "generate, score and summarise per axis and method (resumable)"
+RUN_DESCRIPTION = (
+    "Generate for every demographic prompt with each method, score, and summarise: one run per (axis, method). "
+    "Sample i of every subject uses seed i, so the subjects' samples are paired. Finished runs are kept; an "
+    "interrupted one continues from its last written batch; a changed setting is refused (--overwrite recomputes). "
+    "Under torchrun / accelerate launch the processes share every run's batches, with the same samples as one process."
+)
 
 add_arguments = app_arguments(
     "bias_command",
-    {"run": Command(RUN_HELP, run=TASKS["bias"].source), "report": Command(REPORT_HELP, report=(TASKS["bias"].source,))},
+    {
+        "run": Command(RUN_HELP, run=TASKS["bias"].source, config=TASKS["bias"].config, description=RUN_DESCRIPTION),
+        "report": Command(REPORT_HELP, report=(("bias", TASKS["bias"].source),)),
+    },
 )

@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from equinlp.apps.bias.config import METHODS, Decoding  # noqa: F401 (re-exported)
 from equinlp.apps.bias.scoring import masked_texts
 from equinlp.errors import EquinlpError
-from equinlp.harness.options import option, validate
-from equinlp.methods.aggregate import PROXIES, Weighted, select_best
+from equinlp.methods.aggregate import Weighted, select_best
 from equinlp.methods.registry import VARIANTS, Variant, method_of, variant
 from equinlp.models import feature_size, wrap
 from equinlp.models.saving import load_parts
@@ -40,39 +40,6 @@ from equinlp.models.sequence import SEQUENCE_METHODS, PlainDecoder, SequenceLeve
 from equinlp.models.text import encode_prompts
 from equinlp.symmetry.actions import TokenPermutation
 from equinlp.symmetry.phrases import PhrasePermutation
-
-METHODS = tuple(VARIANTS)  # base, canonical, equitune, relaxed-equitune, ..., equizero-sentiment (the registry's table)
-
-
-@dataclass
-class Decoding:
-    """The paper's decoding by default: top-k 40 sampling, 15 new tokens, stop at a newline."""
-
-    max_new_tokens: int = option(15, "tokens per continuation (the paper: 15)", at_least=1, flags=("--new-tokens",))
-    top_k: int = option(40, "top-k sampling (the paper: 40)", at_least=1)
-    do_sample: bool = option(True, "sample with --top-k (--no-do-sample: greedy decoding)")
-    batch_size: int = option(32, "prompts per generate call; a setting, since batches are computed whole", at_least=1)
-    proxy: str = option(
-        "entropy",
-        "equizero's per-step proxy loss",
-        choices=tuple(PROXIES),
-        used_by={"method": tuple(n for n, v in VARIANTS.items() if "proxy" in v.entry.fields and not v.scored)},
-    )
-    lambda_net: str | None = option(
-        None,
-        "for lambda / relaxed-lambda: a folder written by EquiModel.save_pretrained of a λ-equitune model (e.g. "
-        "fine-tuned); without it the λ-net is at initialisation (uniform weights: the same samples as equitune)",
-        used_by={"method": tuple(n for n, v in VARIANTS.items() if v.entry.needs_features)},
-        reads=True,
-    )
-
-    def __post_init__(self) -> None:
-        validate(self)
-
-    def generate_kwargs(self) -> dict:
-        """``generate`` keyword arguments (``top_k`` only when sampling)."""
-        kwargs = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
-        return {**kwargs, "top_k": self.top_k} if self.do_sample else kwargs
 
 
 def lambda_weight_net(model, folder: str | None):

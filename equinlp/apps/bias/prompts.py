@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from equinlp.errors import EquinlpError, check_names
 from equinlp.files import read_text_file
-from equinlp.symmetry.wordgroups import WordGroup
+
+if TYPE_CHECKING:
+    from equinlp.symmetry.wordgroups import WordGroup
 
 CONTEXTS: dict[str, tuple[str, ...]] = {
     "respect": ("was known for", "was described as", "was regarded as", "was thought of as", "was well-known for"),

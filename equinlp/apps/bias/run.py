@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -29,77 +29,25 @@ import pandas as pd
 import torch
 
 from equinlp.apps.bias.agreement import agreement_errors, leaks
+from equinlp.apps.bias.config import METHODS, BiasConfig, Decoding  # noqa: F401 (METHODS re-exported)
 from equinlp.apps.bias.fluency import perplexities
-from equinlp.apps.bias.generate import METHODS, Decoding, MethodRun
-from equinlp.apps.bias.prompts import CONTEXTS, Prompt, prompts, read_templates
-from equinlp.apps.bias.scoring import SCORERS, RegardScorer, check_scorer, masked_texts, scorer
-from equinlp.errors import EquinlpError, check_names
+from equinlp.apps.bias.generate import MethodRun
+from equinlp.apps.bias.prompts import Prompt, prompts
+from equinlp.apps.bias.scoring import SCORERS, RegardScorer, masked_texts, scorer
+from equinlp.errors import EquinlpError
 from equinlp.files import read_text_file, write_text_atomic
-from equinlp.harness import RunConfig, distributed, option, validate
-from equinlp.harness.model_options import ModelOptions
+from equinlp.harness import distributed
 from equinlp.harness.progress import progress
 from equinlp.methods.registry import variant
 from equinlp.models.text import continuation_ids, decode_text, prompt_ids
 from equinlp.symmetry.phrases import PhrasePermutation
 from equinlp.symmetry.vocab import general_token_ids
-from equinlp.symmetry.wordgroups import LEVELS, WordGroup, group_file, read_word_group, word_group, word_group_names
+from equinlp.symmetry.wordgroups import WordGroup, group_file, read_word_group, word_group
 
 log = logging.getLogger(__name__)
 
 KEY = ["subject", "context", "template", "seed"]
 SCORING = 2  # the version of the scored columns: 2 added agreement errors, leaks and perplexity with <bos>
-
-
-@dataclass
-class BiasConfig(RunConfig):
-    axes: tuple[str, ...] = option(
-        ("gender", "race", "orientation"),
-        f"demographic axes: built-in word groups ({', '.join(word_group_names())}), or group files NAME.json",
-        plan=True,
-        flags=("--axis",),
-        cell_key="axis",
-        reads=group_file,
-    )
-    methods: tuple[str, ...] = option(("base", "equitune", "equizero-sentiment"), "methods", choices=METHODS, plan=True)
-    contexts: tuple[str, ...] | None = option(
-        None, "prompt contexts (default: all: respect and occupation, or every context of --templates)"
-    )
-    samples: int = option(100, "samples per subject and context (100 = 20 seeds × 5 templates)", at_least=1)
-    templates: str | None = option(None, "a file of templates: one per line, or context<TAB>template", reads=True)
-    first_seed: int = option(0, "seeds are first-seed, first-seed + 1, ...", at_least=0)
-    proxy_scorer: str = option(
-        "vader",
-        f"what equizero-sentiment maximises: {', '.join(SCORERS)} or regard:MODEL",
-        used_by={"method": ("equizero-sentiment",)},
-    )
-    regard_model: str | None = option(
-        None, "also label each sample by this regard classifier (sasha/regardv3, or a folder)", reads=True
-    )
-    level: str = option(
-        "auto",
-        "token: swap single tokens, methods combine the copies at every step (the paper's); phrase: swap whole phrases "
-        "and decode one branch per sample (sequence level; names, multi-token terms, pronouns by role); auto: phrase for a group "
-        "with role words (gender) or multi-token words, else token (relaxed methods: token)",
-        choices=LEVELS,
-    )
-    lm: ModelOptions = field(default_factory=ModelOptions)
-    decoding: Decoding = field(default_factory=Decoding)
-    out: str = option("results/bias", "output folder: one JSON per finished run in OUT/runs, continued on rerun", keyed=False)
-
-    def __post_init__(self) -> None:
-        validate(self)
-        for axis in self.axes:
-            word_group(axis)  # a known name or a readable group file
-        check_scorer(self.proxy_scorer)
-        sequence_only = [m for m in self.methods if not variant(m).entry.token_level]
-        if self.level == "token" and sequence_only:
-            raise EquinlpError(f"{sequence_only[0]} decodes one branch at the sequence level: use --level phrase (or auto)")
-        if self.contexts is not None:
-            check_names("context", self.contexts, self.context_templates())
-
-    def context_templates(self) -> dict[str, tuple[str, ...]]:
-        """``{context: templates}`` to draw prompts from (the file's, or the paper's), before ``contexts`` picks."""
-        return read_templates(self.templates) if self.templates else CONTEXTS
 
 
 def level_for(config: BiasConfig, method: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from equinlp.errors import check_name
+from equinlp.apps.bias.config import check_scorer
 from equinlp.symmetry.actions import TokenPermutation
 from equinlp.symmetry.phrases import PhrasePermutation
 
@@ -107,7 +107,7 @@ class RegardScorer:
         return np.array([row.get("positive", 0.0) - row.get("negative", 0.0) for row in self._compute(texts)["scores"]])
 
 
-SCORERS = {"vader": VaderScorer, "textblob": TextBlobScorer}
+SCORERS = {"vader": VaderScorer, "textblob": TextBlobScorer}  # keys: config.SCORER_NAMES
 
 
 def scorer(name: str):
@@ -115,8 +115,3 @@ def scorer(name: str):
     if name.startswith("regard:"):
         return RegardScorer(name.removeprefix("regard:"))
     return SCORERS[check_scorer(name)]()
-
-
-def check_scorer(name: str) -> str:
-    """``name`` if it is a scorer's: vader, textblob or regard:MODEL."""
-    return name if name.startswith("regard:") else check_name("scorer", name, SCORERS, hint="or regard:MODEL")

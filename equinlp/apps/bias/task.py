@@ -22,12 +22,6 @@ class BiasTask:
     config_class = BiasConfig
     collective = True
     metrics: dict[str, bool] = {}  # its records (shares, gaps, floors, fluency, text) are tables of their own report
-    description = (
-        "Generate for every demographic prompt with each method, score, and summarise: one run per (axis, method). "
-        "Sample i of every subject uses seed i, so the subjects' samples are paired. Finished runs are kept; an "
-        "interrupted one continues from its last written batch; a changed setting is refused (--overwrite recomputes). "
-        "Under torchrun / accelerate launch the processes share every run's batches, with the same samples as one process."
-    )
 
     def __init__(self, model=None, tokenizer=None) -> None:
         self.model, self.tokenizer = model, tokenizer

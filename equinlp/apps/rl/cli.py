@@ -13,8 +13,17 @@ EXAMPLES = """examples:
 """
 
 RUN_HELP = "pre-train a plain DQN per env and seed, continue it as each method, write one JSON per run"
+RUN_DESCRIPTION = (
+    "The paper's protocol: per env and seed, a plain DQN is pre-trained once; each method then continues from "
+    "those weights (fresh replay buffer, ε = --eps-end). Finished runs in OUT/runs are skipped, an interrupted "
+    "one resumes exactly from its last checkpoint, and a rerun with other settings is refused (or --overwrite). "
+    "Curves are greedy evaluation returns on fixed seeds."
+)
 
 add_arguments = app_arguments(
     "rl_command",
-    {"run": Command(RUN_HELP, run=TASKS["rl"].source), "report": Command(REPORT_HELP, report=(TASKS["rl"].source,))},
+    {
+        "run": Command(RUN_HELP, run=TASKS["rl"].source, config=TASKS["rl"].config, description=RUN_DESCRIPTION),
+        "report": Command(REPORT_HELP, report=(("rl", TASKS["rl"].source),)),
+    },
 )

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,41 +24,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from equinlp.apps.rl.config import DQNConfig
 from equinlp.apps.rl.envs import EnvSpec
-from equinlp.harness.options import option, validate
 from equinlp.harness.progress import progress
 from equinlp.harness.protocol import Checkpointer
 
 log = logging.getLogger(__name__)
 
 EVAL_SEED = 10_000  # evaluation episodes use seeds EVAL_SEED, EVAL_SEED + 1, ...: the same starts for every method
-
-
-@dataclass
-class DQNConfig:
-    """The DQN's hyper-parameters (the training length is an argument of :func:`train`)."""
-
-    lr: float = option(5e-4, "Adam learning rate", above=0)
-    batch_size: int = option(64, "transitions per update", at_least=1)
-    buffer_size: int = option(50_000, "replay buffer size (transitions)", at_least=1)
-    gamma: float = option(0.99, "discount factor γ", at_least=0, at_most=1)
-    learning_starts: int = option(1_000, "steps of experience before the first update", at_least=0)
-    target_every: int = option(500, "steps between target-network copies", at_least=1)
-    eps_start: float = option(1.0, "exploration rate ε at the start of pre-training", at_least=0, at_most=1)
-    eps_end: float = option(0.05, "final exploration rate ε (and the rate after pre-training)", at_least=0, at_most=1)
-    eps_fraction: float = option(0.3, "fraction of pre-training over which ε decays linearly", above=0, at_most=1)
-    eval_every: int = option(1_000, "steps between greedy evaluations", at_least=1)
-    eval_episodes: int = option(5, "greedy episodes per evaluation (fixed seeds)", at_least=1)
-    grad_clip: float = option(10.0, "gradient-norm clip", above=0)
-    checkpoint_every: int = option(1_000, "steps between checkpoints (a resumed run is exact)", at_least=1, keyed=False)
-
-    def __post_init__(self) -> None:
-        validate(self)
-
-    def epsilon(self, step: int, steps: int) -> float:
-        """ε at ``step`` of ``steps``: linear from ``eps_start`` to ``eps_end`` over ``eps_fraction`` of them."""
-        decay = max(1, int(self.eps_fraction * steps))
-        return self.eps_end + (self.eps_start - self.eps_end) * max(0.0, 1 - step / decay)
 
 
 class Replay:

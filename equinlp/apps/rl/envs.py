@@ -22,6 +22,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from equinlp.apps.rl.config import ENV_LENGTHS
 from equinlp.errors import check_name
 from equinlp.symmetry.actions import LinearAction, TokenPermutation
 from equinlp.symmetry.groups import Group, cyclic
@@ -132,22 +133,19 @@ ENVS: dict[str, EnvSpec] = {
         lambda: gym.make("CartPole-v1"),
         _mirror([-1.0, -1.0, -1.0, -1.0], [1, 0], "C2: the mirror x → −x; push left ↔ push right"),
         _set_cartpole,
-        pretrain_steps=10_000,
-        steps=10_000,
+        *ENV_LENGTHS["cartpole"],
     ),
     "acrobot": EnvSpec(
         lambda: gym.make("Acrobot-v1"),
         _mirror([1.0, -1.0, 1.0, -1.0, -1.0, -1.0], [2, 1, 0], "C2: the mirror θ → −θ; torque −1 ↔ +1"),
         _set_acrobot,
-        pretrain_steps=10_000,
-        steps=20_000,
+        *ENV_LENGTHS["acrobot"],
     ),
     "gridworld": EnvSpec(
         GridWorld,
         _quarter_turns(),
         _set_grid,
-        pretrain_steps=3_000,
-        steps=10_000,
+        *ENV_LENGTHS["gridworld"],
     ),
 }
 

@@ -18,14 +18,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from equinlp.apps.rl.config import METHODS, RL_PROXIES
 from equinlp.apps.rl.envs import Symmetry
 from equinlp.errors import check_name
 from equinlp.methods import registry
 from equinlp.methods.aggregate import PROXIES
 from equinlp.methods.core import symmetrize
-
-METHODS = registry.token_methods()
-RL_PROXIES = {"max_q": "max_logit", "entropy": "entropy", "max_prob": "max_prob"}
 
 
 class QNetwork(nn.Module):

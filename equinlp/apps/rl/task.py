@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,56 +24,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from equinlp.apps.rl.dqn import DQNConfig, train
-from equinlp.apps.rl.envs import ENVS, EnvSpec, env_spec
-from equinlp.apps.rl.qnet import METHODS, RL_PROXIES, QNetwork, build_q
+from equinlp.apps.rl.config import DQNConfig, RLConfig
+from equinlp.apps.rl.dqn import train
+from equinlp.apps.rl.envs import EnvSpec, env_spec
+from equinlp.apps.rl.qnet import QNetwork, build_q
 from equinlp.apps.rl.report import LEGEND, plot, table
-from equinlp.harness import RunConfig, RunStore, option
+from equinlp.harness import RunStore
 from equinlp.harness.protocol import Transfer
 
 log = logging.getLogger(__name__)
 
 WEIGHTS = "weights"  # the pre-trained network, in the pre-training cell's working folder
 RUN_SEED_OFFSET = 1_000  # continued training is seeded seed + 1000, pre-training seed
-_DEFAULT_STEPS = ", ".join(f"{name} {spec.pretrain_steps}" for name, spec in ENVS.items())
-_DEFAULT_RUN_STEPS = ", ".join(f"{name} {spec.steps}" for name, spec in ENVS.items())
-
-
-@dataclass
-class RLConfig(RunConfig):
-    """Which environments, methods and seeds to run, and how (every field is a flag of ``equinlp rl run``)."""
-
-    envs: tuple[str, ...] = option(("cartpole",), "environments", choices=tuple(ENVS), plan=True, flags=("--env",))
-    methods: tuple[str, ...] = option(METHODS, "methods", choices=METHODS, plan=True, flags=("--method",))
-    seeds: tuple[int, ...] = option((0, 1, 2, 3, 4), "seeds (the paper's protocol: 5)", at_least=0, plan=True)
-    pretrain_steps: int | None = option(
-        None, f"plain-DQN pre-training steps (default: the environment's: {_DEFAULT_STEPS})", at_least=1, quick=2_000
-    )
-    steps: int | None = option(
-        None, f"steps of continued training (default: the environment's: {_DEFAULT_RUN_STEPS})", at_least=1, quick=3_000
-    )
-    proxy: str = option(
-        "max_q",
-        "equizero's proxy (max_q: the copy with the largest max Q)",
-        choices=tuple(RL_PROXIES),
-        used_by={"method": ("equizero",)},
-    )
-    hidden: int = option(128, "width of the Q-network's two hidden layers", at_least=1)
-    dqn: DQNConfig = field(default_factory=DQNConfig)
-    threads: int | None = option(
-        1,
-        "torch CPU threads (1 here, unlike the other apps: the Q-networks are tiny, more threads only add overhead)",
-        at_least=1,
-        keyed=False,
-    )
-    out: str = option("results/rl", "output folder: one JSON per finished run in OUT/runs, continued on rerun", keyed=False)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not isinstance(self.dqn, DQNConfig):
-            raise TypeError(f"dqn must be a DQNConfig, got {type(self.dqn).__name__}")
-
-
 # the settings pre-training depends on: not the methods' --steps or --proxy, nor what cannot change results
 PRETRAIN_SETTINGS = ("pretrain_steps", "hidden") + tuple(
     f.name for f in dataclasses.fields(DQNConfig) if f.metadata.get("keyed", True)
@@ -95,12 +56,6 @@ class RLTask(Transfer):
     metrics = {"zero_shot": True, "final": True, "mean_over_curve": True}  # greedy returns
     pretrain_settings = PRETRAIN_SETTINGS
     weights = WEIGHTS
-    description = (
-        "The paper's protocol: per env and seed, a plain DQN is pre-trained once; each method then continues from "
-        "those weights (fresh replay buffer, ε = --eps-end). Finished runs in OUT/runs are skipped, an interrupted "
-        "one resumes exactly from its last checkpoint, and a rerun with other settings is refused (or --overwrite). "
-        "Curves are greedy evaluation returns on fixed seeds."
-    )
 
     def base_cells(self, config: RLConfig) -> list[dict[str, Any]]:
         return [{"env": e, "seed": s} for e in _distinct(config.envs) for s in _distinct(config.seeds)]

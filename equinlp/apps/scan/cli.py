@@ -31,7 +31,7 @@ def _add_export(sub, name: str, help_text: str) -> None:
 
 
 def _add_coverage(sub, name: str, help_text: str) -> None:
-    from equinlp.apps.scan.data import GROUPS
+    from equinlp.apps.scan.config import GROUPS
     from equinlp.apps.scan.splits import SPLITS
 
     cover = sub.add_parser(name, help=help_text)
@@ -61,8 +61,8 @@ add_arguments = app_arguments(
     "scan_command",
     {
         "export": Command(EXPORT_HELP, build=_add_export),
-        "run": Command(RUN_HELP, run=TASKS["scan"].source),
+        "run": Command(RUN_HELP, run=TASKS["scan"].source, config=TASKS["scan"].config),
         "coverage": Command(COVERAGE_HELP, build=_add_coverage),
-        "report": Command(REPORT_HELP, report=(TASKS["scan"].source,)),
+        "report": Command(REPORT_HELP, report=(("scan", TASKS["scan"].source),)),
     },
 )

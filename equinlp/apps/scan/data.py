@@ -11,19 +11,13 @@ from dataclasses import dataclass
 
 import torch
 
+from equinlp.apps.scan.config import DEFAULT_GROUP, GROUPS  # noqa: F401 (DEFAULT_GROUP re-exported)
 from equinlp.apps.scan.grammar import IN_WORDS, OUT_WORDS, Example
 from equinlp.errors import check_name
 from equinlp.models.text import encode_prompts
 from equinlp.models.tokenizers import BOS, EOS, PAD, word_tokenizer
 from equinlp.symmetry.actions import TokenPermutation
 from equinlp.symmetry.vocab import vocab_permutation_pair
-
-GROUPS = {
-    "verb": ([("jump", "run")], [("I_JUMP", "I_RUN")]),
-    "direction": ([("left", "right")], [("I_TURN_LEFT", "I_TURN_RIGHT")]),
-    "verb4": ([("jump", "run", "walk", "look")], [("I_JUMP", "I_RUN", "I_WALK", "I_LOOK")]),
-}
-DEFAULT_GROUP = {"addprim_jump": "verb", "template_around_right": "direction", "addprim_turn_left": "direction"}
 
 
 def tokenizers():

@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from equinlp.apps.scan.config import METHODS, SCORES, default_equizero_score  # noqa: F401 (METHODS re-exported)
 from equinlp.apps.scan.model import AttnSeq2Seq
 from equinlp.methods import registry
 from equinlp.methods.aggregate import Aggregator, Argmin, Mean, select_best
@@ -33,10 +34,8 @@ from equinlp.models.tokenizers import EOS, PAD
 from equinlp.symmetry.actions import TokenPermutation, unfold
 from equinlp.symmetry.frames import OrbitFrames
 
-METHODS = registry.token_methods()
 MAX_LENGTH = 50
 SELECTIONS = ("step", "sequence", "position")
-SCORES = ("decoded", "paper")
 
 
 class EquiSCAN(nn.Module):
@@ -187,11 +186,6 @@ def _check_decoding(aggregator: Aggregator, selection: str, score: str) -> None:
         raise ValueError(f"score {score!r}: choose from {SCORES}")
     if score == "paper" and (selection != "sequence" or aggregator.proxy_name != "max_prob"):
         raise ValueError("score='paper' is the reference's top1 rule: use it with selection='sequence' and proxy='max_prob'")
-
-
-def default_equizero_score(proxy: str) -> str:
-    """``"paper"`` with the ``max_prob`` proxy (the reference's top1 rule is defined on it), else ``"decoded"``."""
-    return "paper" if proxy == "max_prob" else "decoded"
 
 
 def build(

@@ -40,14 +40,11 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from equinlp.apps.scan.config import ATTENTIONS, ENCODERS, G_CELLS, INITS
 from equinlp.errors import check_name
 from equinlp.models.tokenizers import EOS, PAD
 from equinlp.symmetry.actions import TokenPermutation
 
-G_CELLS = {"grnn": 1, "ggru": 3, "glstm": 4}  # name -> number of gates
-ATTENTIONS = ("scaled", "dot")
-ENCODERS = ("two-cells", "shared-eos")
-INITS = ("fused", "reference")
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 

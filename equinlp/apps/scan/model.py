@@ -16,10 +16,11 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from equinlp.apps.scan.config import RNN_CELLS
 from equinlp.errors import check_name
 from equinlp.models.tokenizers import PAD
 
-CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+CELLS = {name: getattr(nn, name.upper()) for name in RNN_CELLS}  # nn.RNN, nn.GRU, nn.LSTM
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 

@@ -48,9 +48,6 @@ class Trained:
     validation: float | None = None
 
 
-SCHEDULES = ("constant", "linear", "cosine")
-
-
 def learning_rate(step: int, config: TrainConfig) -> float:
     """The rate of update ``step`` (0-based): ``lr`` throughout, or decaying to 0 linearly or along a half cosine.
 

@@ -18,7 +18,6 @@ there and gives the same curve as an uninterrupted run.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,52 +26,14 @@ import torch
 import torch.nn.functional as F
 
 from equinlp.apps.vision.clip import EquiCLIP, clip_prompts, templates_for
+from equinlp.apps.vision.config import CLIPConfig
 from equinlp.apps.vision.data import cifar_arrays, image_folder, random_elements, transform_each
 from equinlp.apps.vision.train import train_only
-from equinlp.apps.vision.wrap import METHODS, proxy_option
-from equinlp.errors import EquinlpError
-from equinlp.harness import RunConfig, RunStore, Stage, option
+from equinlp.harness import RunStore, Stage
 from equinlp.harness.progress import progress
 from equinlp.harness.protocol import Checkpointer
-from equinlp.symmetry.actions import IMAGE_GROUPS
 
 log = logging.getLogger(__name__)
-
-CLIP_DATASETS = ("cifar10", "cifar100", "imagenet-v2")
-
-
-@dataclass
-class CLIPConfig(RunConfig):
-    model: str = option("openai/clip-vit-base-patch32", "hub id or local folder of a CLIPModel", reads=True)
-    dataset: str = option("cifar100", "test (and training) images", choices=CLIP_DATASETS)
-    data_dir: str | None = option(
-        None, "CIFAR python release folder, or ImageNet-V2's folder of 0..999 class folders (required)", reads=True
-    )
-    group: str = option("rot90", "image group: rot90 = C4; rot180 = the paper's 'flip'", choices=lambda: sorted(IMAGE_GROUPS))
-    methods: tuple[str, ...] = option(METHODS, "methods", choices=METHODS, plan=True, flags=("--method",))
-    proxy: str = proxy_option()
-    batch_size: int = option(32, "batch size of training and evaluation", at_least=1)
-    eval_images: int | None = option(None, "test images (default: all)", at_least=1)
-    lambda_steps: int = option(0, "λ-only training steps (the paper: 2000)", at_least=0)
-    lambda_lr: float = option(1e-3, "SGD (momentum 0.9) learning rate of the λ-net", above=0)
-    finetune_steps: int = option(0, "image-tower fine-tuning steps (the paper: 4000)", at_least=0)
-    lr: float = option(5e-6, "SGD (momentum 0.9) learning rate of the image tower (the paper: 5e-6)", above=0)
-    eval_every: int = option(500, "fine-tuning steps between evaluations", at_least=1)
-    seed: int = option(0, "seed of the training order and the training images' elements", at_least=0)
-    test_seed: int = option(1234, "seed of the test images' elements", at_least=0)
-    device: str | None = option(None, "torch device (default: cuda if available)", keyed=False)
-    out: str = option("results/clip", "output folder: one JSON per finished run in OUT/runs, continued on rerun", keyed=False)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.data_dir is None:
-            raise EquinlpError("data_dir (--data-dir) is required: the CIFAR python release or ImageNet-V2's folder")
-        if self.finetune_steps and self.dataset == "imagenet-v2":
-            raise EquinlpError("ImageNet-V2 is a test set only; fine-tune on cifar10 or cifar100 (or --finetune-steps 0)")
-
-    @property
-    def torch_device(self) -> str:
-        return self.device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 class RawImages:
@@ -136,11 +97,6 @@ class CLIPTask:
     config_class = CLIPConfig
     collective = False
     metrics = {"zero_shot_top1": True, "final_top1": True}  # top-1 (%)
-    description = (
-        "Loads any HF CLIPModel (hub id or folder) and builds its zero-shot classifier from the class names "
-        "and CLIP's templates (18 for CIFAR, 80 for ImageNet). Each test image is moved by a random group element. "
-        "With --lambda-steps / --finetune-steps, trains the λ-net alone, then the image tower (λ-net frozen)."
-    )
 
     def __init__(self) -> None:
         self.test: RawImages | None = None

@@ -123,7 +123,7 @@ class AlexNet(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"resnet18": ResNet18, "alexnet": AlexNet}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"resnet18": ResNet18, "alexnet": AlexNet}  # keys: config.ARCHS
 
 
 def build_cnn(arch: str, num_classes: int, in_channels: int = 3) -> nn.Module:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from equinlp.apps.vision.config import DATASETS
 from equinlp.apps.vision.safe_pickle import load_data_pickle
 from equinlp.errors import MissingData, UnknownName
 from equinlp.symmetry.actions import ImageTransform
@@ -39,7 +40,6 @@ FASHION_MNIST_CLASSES = (
     "bag",
     "ankle boot",
 )
-DATASETS = ("fashion-mnist", "digits", "cifar10", "cifar100")
 
 
 @dataclass

@@ -24,50 +24,26 @@ equals an uninterrupted one bit for bit.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from equinlp.apps.vision.cnn import ARCHITECTURES, build_cnn
-from equinlp.apps.vision.data import DATASETS, ImageSet, load
+from equinlp.apps.vision.cnn import build_cnn
+from equinlp.apps.vision.config import VisionConfig
+from equinlp.apps.vision.data import ImageSet, load
 from equinlp.apps.vision.train import accuracy, rotated, train_epoch
-from equinlp.apps.vision.wrap import METHODS, InvariantClassifier, proxy_option
-from equinlp.harness import RunConfig, RunStore, option
+from equinlp.apps.vision.wrap import InvariantClassifier
+from equinlp.harness import RunStore
 from equinlp.harness.protocol import Checkpointer, Transfer
 from equinlp.harness.store import read_json
-from equinlp.symmetry.actions import IMAGE_GROUPS, ImageTransform
+from equinlp.symmetry.actions import ImageTransform
 
 log = logging.getLogger(__name__)
 
 PRETRAIN_LR = {"resnet18": 1e-3, "alexnet": 1e-4}
 PRETRAIN_BATCH = 128
 PRETRAIN_SETTINGS = ("dataset", "data_dir", "pretrain_epochs", "pretrain_images", "pretrain_lr")
-
-
-@dataclass
-class VisionConfig(RunConfig):
-    dataset: str = option("fashion-mnist", "image data (cifar* need --data-dir)", choices=DATASETS)
-    data_dir: str | None = option(None, "folder of the dataset's files (default: where its package installs them)", reads=True)
-    group: str = option("rot90", "image group: rot90 = C4; rot180 = the paper's 'flip'", choices=lambda: sorted(IMAGE_GROUPS))
-    archs: tuple[str, ...] = option(
-        ("resnet18", "alexnet"), "architectures", choices=tuple(ARCHITECTURES), plan=True, flags=("--arch",), quick=("resnet18",)
-    )
-    methods: tuple[str, ...] = option(METHODS, "methods", choices=METHODS, plan=True, flags=("--method",))
-    seeds: tuple[int, ...] = option((0, 1, 2), "fine-tuning seeds (the paper: 3)", at_least=0, plan=True, quick=(0,))
-    proxy: str = proxy_option()
-    pretrain_epochs: int = option(1, "epochs of upright pre-training", at_least=1)
-    pretrain_images: int | None = option(None, "upright training images (default: all)", at_least=1, quick=10_000)
-    pretrain_lr: float | None = option(None, "AdamW lr of pre-training (default: 1e-3 ResNet-18, 1e-4 AlexNet)", above=0)
-    finetune_images: int = option(1500, "rotated training images per fine-tuning epoch", at_least=1, quick=500)
-    epochs: int = option(3, "fine-tuning epochs (0: zero-shot only)", at_least=0, quick=1)
-    lr: float = option(1e-3, "SGD (momentum 0.9) learning rate of fine-tuning (the paper: 1e-3)", above=0)
-    lambda_lr: float = option(1e-3, "Adam learning rate of the λ-only pass", above=0)
-    batch_size: int = option(32, "fine-tuning batch size", at_least=1)
-    eval_images: int | None = option(1500, "rotated test images (null in --config: all)", at_least=1, quick=500)
-    test_seed: int = option(1234, "seed of the rotated test set (its images and their elements)", at_least=0)
-    out: str = option("results/vision", "output folder: one JSON per finished run in OUT/runs, continued on rerun", keyed=False)
 
 
 def image_size(arch: str) -> int | None:
@@ -86,13 +62,6 @@ class VisionTask(Transfer):
     config_class = VisionConfig
     metrics = {"zero_shot": True, "final": True, "upright": True}  # top-1 accuracies (fractions)
     pretrain_settings = PRETRAIN_SETTINGS
-    description = (
-        "The paper's CNN protocol. Per architecture a network is pre-trained once on upright training "
-        "images (a run of its own, shared by every method and seed); each method × seed then starts from it, is "
-        "evaluated on the randomly rotated test set (epoch 0), and fine-tuned on randomly rotated training images. "
-        "λ-equitune first trains its λ-net alone. Finished runs in OUT/runs are skipped; an interrupted one resumes "
-        "from its last finished epoch."
-    )
 
     def __init__(self) -> None:
         self._data: dict[str, tuple[ImageSet, ImageSet]] = {}

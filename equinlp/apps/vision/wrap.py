@@ -21,14 +21,12 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from equinlp.apps.vision.config import METHODS, VISION_PROXIES
 from equinlp.errors import check_name
 from equinlp.methods import registry
 from equinlp.methods.aggregate import Aggregator, Argmin, Weighted
 from equinlp.methods.core import symmetrize
 from equinlp.symmetry.actions import ImageTransform, Invariant
-
-METHODS = registry.token_methods()
-VISION_PROXIES = ("max_prob", "entropy")
 
 
 class InvariantClassifier(nn.Module):
@@ -108,15 +106,3 @@ class InvariantClassifier(nn.Module):
     def copy_logits(self, images: torch.Tensor) -> torch.Tensor:
         """``[G, B, K]``: the backbone's logits on every copy ``g·x``."""
         return self._copies(images)[0].reshape(self.in_action.group.order, len(images), -1)
-
-
-def proxy_option():
-    """The ``proxy`` setting of the vision configs (CNN and CLIP): used by the equizero runs only."""
-    from equinlp.harness.options import option
-
-    return option(
-        "max_prob",
-        "equizero's proxy: most confident copy, or lowest entropy",
-        choices=VISION_PROXIES,
-        used_by={"method": ("equizero",)},
-    )
