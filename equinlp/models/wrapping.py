@@ -15,23 +15,11 @@ from torch import nn
 from equinlp.methods import registry
 from equinlp.methods.aggregate import Aggregator, Proxy
 from equinlp.models.base import FAMILIES, EquiModel
-from equinlp.models.causal_lm import EquiCausalLM
+from equinlp.models.causal_lm import EquiCausalLM  # noqa: F401 (importing a family registers it; equinlp.models re-exports)
 from equinlp.models.config import EquiConfig
 from equinlp.models.saving import feature_size
-from equinlp.models.seq2seq import EquiSeq2SeqLM
+from equinlp.models.seq2seq import EquiSeq2SeqLM  # noqa: F401 (as above)
 from equinlp.symmetry.actions import TokenPermutation
-
-__all__ = [
-    "FAMILIES",
-    "EquiCausalLM",
-    "EquiModel",
-    "EquiSeq2SeqLM",
-    "family_of",
-    "feature_size",
-    "from_pretrained",
-    "wrap",
-    "wrap_method",
-]
 
 ActionArg = TokenPermutation | tuple[TokenPermutation, TokenPermutation]
 
