@@ -344,7 +344,10 @@ class EquiModel(PreTrainedModel):
         if cls.family and config.family != cls.family:
             folder = pretrained_model_name_or_path
             raise ValueError(f"{folder} holds a {config.family} wrapper, not {cls.family}; load it with its family's Auto class")
-        return FAMILIES[config.family or "causal"](base, in_action, out_action, aggregator, config)
+        family = FAMILIES.get(config.family or "causal")
+        if family is None:  # its module not imported yet: `import equinlp.models` imports every family
+            raise ValueError(f"no wrapper family {config.family!r} is loaded; import equinlp.models first")
+        return family(base, in_action, out_action, aggregator, config)
 
 
 def _base_kwargs(kwargs: dict) -> dict:
