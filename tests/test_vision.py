@@ -220,8 +220,9 @@ def test_clip_command_runs_zero_shot_lambda_stage_and_finetuning_from_a_saved_mo
     steps = ["--lambda-steps", "2", "--finetune-steps", "2", "--eval-every", "1", "--batch-size", "4"]
     assert main(clip_args(tmp_path, out, "--methods", "equitune", "lambda", *steps)) == 0
     runs = load_runs(out, "clip").set_index("method")
-    assert [p["step"] for p in runs.loc["lambda", "curve"]] == [0, 2, 3, 4]
-    assert [p["stage"] for p in runs.loc["lambda", "curve"]] == ["zero-shot", "lambda", "finetune", "finetune"]
+    assert [p["step"] for p in runs.loc["lambda", "curve"]] == [2, 3, 4]  # zero-shot after the λ-only phase
+    assert [p["stage"] for p in runs.loc["lambda", "curve"]] == ["zero-shot", "finetune", "finetune"]
+    assert runs.loc["lambda", "zero_shot_top1"] == runs.loc["lambda", "curve"][0]["top1"]
     assert [p["step"] for p in runs.loc["equitune", "curve"]] == [0, 1, 2]  # no λ-net, no λ stage
     assert all(0 <= p["top1"] <= p["top5"] <= 100 for p in runs.loc["lambda", "curve"])
     assert runs.loc["lambda", "config"]["lambda_steps"] == 2 and "device" not in runs.loc["lambda", "config"]
@@ -238,23 +239,23 @@ def test_an_interrupted_clip_run_resumed_equals_an_uninterrupted_one_bit_for_bit
     assert main(clip_args(tmp_path, tmp_path / "whole", *steps)) == 0
     generator = torch.get_rng_state()  # (the tiny CLIP's λ-net barely moves: its dropout shows in the generator)
 
-    class Interrupting:  # torch.nn.functional, with Ctrl-C in the 4th training step (step 3 done, not yet saved)
+    class Interrupting:  # torch.nn.functional, with Ctrl-C in the 6th training step (step 5 done, not yet saved)
         calls = 0
 
         def cross_entropy(self, *args, **kwargs):
             self.calls += 1
-            if self.calls == 4:
+            if self.calls == 6:
                 raise KeyboardInterrupt
             return torch.nn.functional.cross_entropy(*args, **kwargs)
 
     monkeypatch.setattr(clip_task, "F", Interrupting())
     assert main(clip_args(tmp_path, tmp_path / "cut", *steps)) == 130
     checkpoint = tmp_path / "cut" / "work" / "clip_method=lambda" / "checkpoint"
-    assert [p["step"] for p in load_state(checkpoint)["curve"]] == [0, 2]
+    assert [p["step"] for p in load_state(checkpoint / "finetune")["curve"]] == [2, 4]
     monkeypatch.setattr(clip_task, "F", torch.nn.functional)
     assert main(clip_args(tmp_path, tmp_path / "cut", *steps)) == 0
     whole, resumed = (load_runs(tmp_path / name, "clip")["curve"][0] for name in ("whole", "cut"))
-    assert [p["step"] for p in whole] == [0, 2, 4, 6]
+    assert [p["step"] for p in whole] == [2, 4, 6]
     assert resumed == whole and torch.equal(torch.get_rng_state(), generator)
 
 
@@ -474,8 +475,10 @@ def test_an_interrupted_run_resumed_equals_an_uninterrupted_one_bit_for_bit(digi
     with pytest.raises(KeyboardInterrupt):
         run_task(VisionTask(), digits_config(cut, **config))
     checkpoint = cut / "work" / "vision_arch=resnet18_method=lambda_seed=0" / "checkpoint"
-    assert sorted(p.name for p in checkpoint.iterdir()) == ["state.json", "tensors.safetensors"]  # no pickle
-    assert [p["epoch"] for p in load_state(checkpoint)["curve"]] == [0, 1]
+    assert sorted(p.name for p in checkpoint.iterdir()) == ["finetune", "lambda", "zero_shot.json"]  # the phases
+    for phase in ("lambda", "finetune"):
+        assert sorted(p.name for p in (checkpoint / phase).iterdir()) == ["state.json", "tensors.safetensors"]  # no pickle
+    assert [p["epoch"] for p in load_state(checkpoint / "finetune")["curve"]] == [0, 1]
     assert not [p for p in cut.rglob("*") if p.suffix in (".pt", ".pkl", ".bin")]
     monkeypatch.setattr(task_module, "train_epoch", train_module.train_epoch)
     (resumed,) = run_task(VisionTask(), digits_config(cut, **config))

@@ -1,31 +1,38 @@
 """The transfer protocol every training application fills in, its checkpointer and its metric vocabulary.
 
-SCAN, CNN vision and RL run the paper's protocol: a base network pre-trained once per base cell (a ``pretrain``
-stage, keyed only by :attr:`Transfer.pretrain_settings`), then per method: load it, wrap it, train the λ-net alone
-(λ-equitune), measure it zero-shot, fine-tune it. :class:`Transfer` owns the stages, the pre-trained weights (in
-the pre-training cell's working folder) and their loading; an application fills in the hooks:
+SCAN, CNN vision, CLIP and RL run the paper's protocol: a base network pre-trained once per base cell (a
+``pretrain`` stage, keyed only by :attr:`Transfer.pretrain_settings`; CLIP's base comes pre-trained from elsewhere:
+``pretrains = False``), then per method, in :meth:`Transfer.transfer`: wrap the base by the cell's method, train
+its λ-net alone (λ-equitune), measure it zero-shot, fine-tune it. :class:`Transfer` owns the stages, the order of the
+phases, their checkpoint folders, the pre-trained weights (in the pre-training cell's working folder) and their
+loading; an application fills in the hooks:
 
 - ``base_cells(config)`` / ``run_cells(config)`` / ``base_cell_of(config, cell)``: the two stages' cells, and the
   base a run continues;
 - ``build_base(config, cell)``: a fresh base network for a pre-training cell (seeded: it draws its initial weights);
 - ``pretrain(config, cell, base, checkpoint)``: train ``base`` in place, return its metrics;
-- ``transfer(config, cell, base, store)``: the run from the pre-trained ``base``: wrap it by the cell's method,
-  λ-only phase, zero-shot evaluation, fine-tuning (steps or epochs); return the metrics.
+- ``wrap(config, cell, base)``: the cell's model around the pre-trained ``base`` (seeded: a λ-net draws its weights);
+- ``lambda_parameters(config, cell, model)``: what the λ-only phase trains (default: nothing, no such phase);
+- ``train_lambda(config, cell, model, parameters, checkpoint)``: train those alone, resumable from ``checkpoint``;
+- ``evaluate(config, cell, model)``: the zero-shot score (a number, or a dict of them), computed once per run;
+- ``finetune(config, cell, model, zero_shot, checkpoint)``: fine-tune (steps, epochs or environment steps),
+  resumable from ``checkpoint``; returns the run's metrics.
 
-CLIP starts from weights someone else pre-trained, so it uses :class:`Checkpointer` alone. Every loop saves at
-boundaries (steps, epochs, evaluations) with one :class:`Checkpointer`: models, optimisers, torch's RNG and the
-curve, atomically and without pickle, so a resumed run equals an uninterrupted one bit for bit.
+Every loop saves at boundaries (steps, epochs, evaluations) with one :class:`Checkpointer`: models, optimisers,
+torch's RNG and the curve, atomically and without pickle, so a resumed run equals an uninterrupted one bit for bit.
 
-Metric vocabulary: a run records ``zero_shot`` (before fine-tuning), ``final`` (after it) and ``curve`` (the
-evaluations along it); each task declares its metrics in ``Task.metrics`` with whether higher is better. Names
-already recorded by committed envelopes stay as they are (SCAN's ``fine_tuned`` is its final exact match, CLIP's
-``zero_shot_top1`` / ``final_top1``), so reruns are recognised and reports read them.
+Metric vocabulary: a run records ``zero_shot`` (before fine-tuning, after any λ-only phase), ``final`` (after it)
+and ``curve`` (the evaluations along it, starting with the zero-shot one); each task declares its metrics in
+``Task.metrics`` with whether higher is better, which the generic report reads
+(:func:`~equinlp.harness.report.best_methods`). Names already recorded by committed envelopes stay as they are
+(SCAN's ``fine_tuned`` is its final exact match, CLIP's ``zero_shot_top1`` / ``final_top1``), so reruns are
+recognised and reports read them.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +90,8 @@ class Checkpointer:
         save_state(self.folder, {**state, "rng": rng if rng is not None else rng_state(), **values})
 
 
-def remembered(path: Path, compute: Callable[[], float]) -> float:
-    """``compute()``'s number, kept in ``path`` so that a resumed run does not compute it again (a zero-shot score)."""
+def remembered(path: Path, compute: Callable[[], Any]) -> Any:
+    """``compute()``'s JSON value, kept in ``path`` so that a resumed run does not compute it again (a zero-shot score)."""
     if path.exists():
         return read_json(path, "zero-shot result")["value"]
     value = compute()
@@ -96,11 +103,13 @@ class Transfer:
     """A two-stage task, ``pretrain`` then ``run``, filled in by the hooks of the module docstring."""
 
     collective = False
+    pretrains = True  # False: the base comes pre-trained from elsewhere, and the task has the ``run`` stage only
     pretrain_settings: tuple[str, ...] = ()  # the config fields pre-training depends on
     weights = "weights"  # the pre-trained network's folder, in the pre-training cell's working folder
 
     def plan(self, config: Any) -> list[Stage]:
-        return [Stage("pretrain", self.base_cells(config), settings=self.pretrain_settings), Stage("run", self.run_cells(config))]
+        runs = Stage("run", self.run_cells(config))
+        return [Stage("pretrain", self.base_cells(config), settings=self.pretrain_settings), runs] if self.pretrains else [runs]
 
     def run_cell(self, config: Any, stage: str, cell: dict[str, Any], store: RunStore) -> dict[str, Any]:
         if stage == "pretrain":
@@ -108,7 +117,21 @@ class Transfer:
             metrics = self.pretrain(config, cell, base, store.checkpoint_dir(stage, cell))
             save_state(store.work_dir(stage, cell) / self.weights, base.state_dict())
             return metrics
-        return self.transfer(config, cell, self.pretrained(config, cell, store), store)
+        base = self.pretrained(config, cell, store) if self.pretrains else None
+        return self.transfer(config, cell, base, store)
+
+    def transfer(self, config: Any, cell: dict[str, Any], base: torch.nn.Module | None, store: RunStore) -> dict[str, Any]:
+        """One run from the pre-trained ``base``: wrap it, λ-only phase, zero-shot score, fine-tuning; its metrics.
+
+        Each phase resumes from its own place in the run's checkpoint folder (``lambda/``, ``zero_shot.json``,
+        ``finetune/``), so an interrupted run continues where it stopped and ends as an uninterrupted one."""
+        checkpoint = store.checkpoint_dir("run", cell)
+        model = self.wrap(config, cell, base)
+        parameters = list(self.lambda_parameters(config, cell, model))
+        if parameters:
+            self.train_lambda(config, cell, model, parameters, checkpoint / "lambda")
+        zero_shot = remembered(checkpoint / "zero_shot.json", lambda: self.evaluate(config, cell, model))
+        return self.finetune(config, cell, model, zero_shot, checkpoint / "finetune")
 
     def pretrained(self, config: Any, cell: dict[str, Any], store: RunStore) -> torch.nn.Module:
         """The base network pre-trained for a ``run`` cell (written by its ``pretrain`` cell)."""
@@ -121,7 +144,7 @@ class Transfer:
         base.load_state_dict(load_state(folder))
         return base
 
-    # --- the hooks ---------------------------------------------------------------------------------------------
+    # --- the hooks: the stages' cells and pre-training ---------------------------------------------------------
 
     def base_cells(self, config: Any) -> list[dict[str, Any]]:
         raise NotImplementedError
@@ -138,5 +161,28 @@ class Transfer:
     def pretrain(self, config: Any, cell: dict[str, Any], base: torch.nn.Module, checkpoint: Path) -> dict[str, Any]:
         raise NotImplementedError
 
-    def transfer(self, config: Any, cell: dict[str, Any], base: torch.nn.Module, store: RunStore) -> dict[str, Any]:
+    # --- the hooks: one run's phases -----------------------------------------------------------------------------
+
+    def wrap(self, config: Any, cell: dict[str, Any], base: torch.nn.Module | None) -> torch.nn.Module:
         raise NotImplementedError
+
+    def lambda_parameters(self, config: Any, cell: dict[str, Any], model: torch.nn.Module) -> Iterable[torch.nn.Parameter]:
+        return ()
+
+    def train_lambda(
+        self, config: Any, cell: dict[str, Any], model: torch.nn.Module, parameters: list[torch.nn.Parameter], checkpoint: Path
+    ) -> None:
+        raise NotImplementedError
+
+    def evaluate(self, config: Any, cell: dict[str, Any], model: torch.nn.Module) -> Any:
+        raise NotImplementedError
+
+    def finetune(
+        self, config: Any, cell: dict[str, Any], model: torch.nn.Module, zero_shot: Any, checkpoint: Path
+    ) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+def describe(cell: dict[str, Any]) -> str:
+    """A run's label for progress bars and logs: its coordinates' values, ``"cartpole equitune 0"``."""
+    return " ".join(str(value) for value in cell.values())

@@ -151,6 +151,7 @@ def train(
     eps_start: float | None = None,
     checkpoint: Path | None = None,
     desc: str = "dqn",
+    zero_shot: float | None = None,
 ) -> list[dict]:
     """Train ``q`` in place for ``steps`` environment steps; returns the learning curve.
 
@@ -163,6 +164,7 @@ def train(
         eps_start: the starting ε instead of ``config.eps_start`` (``config.eps_end``: a constant ε).
         checkpoint: a folder; a run resumes from it if it holds a checkpoint, and saves to it.
         desc: the progress bar's label.
+        zero_shot: the greedy return of ``q`` as it is, when already measured (the curve's step 0).
 
     Returns:
         ``[{"step", "return"}]``: the greedy evaluation return before training (step 0), every
@@ -186,7 +188,7 @@ def train(
         start, curve, obs = saved["step"], saved["curve"], saved["obs"].numpy()
         log.info("%s: resumed at step %d from %s", desc, start, checkpoint)
     if not curve:
-        curve.append({"step": 0, "return": evaluate(q, spec, config.eval_episodes)})
+        curve.append({"step": 0, "return": evaluate(q, spec, config.eval_episodes) if zero_shot is None else zero_shot})
 
     def save(step: int) -> None:
         state = {"numpy_rng": rng.bit_generator.state, "env": env_state(env), "obs": torch.from_numpy(np.array(obs))}

@@ -25,12 +25,11 @@ import pandas as pd
 import torch
 
 from equinlp.apps.rl.config import DQNConfig, RLConfig
-from equinlp.apps.rl.dqn import train
+from equinlp.apps.rl.dqn import evaluate, train
 from equinlp.apps.rl.envs import EnvSpec, env_spec
 from equinlp.apps.rl.qnet import QNetwork, build_q
 from equinlp.apps.rl.report import LEGEND, plot, table
-from equinlp.harness import RunStore
-from equinlp.harness.protocol import Transfer
+from equinlp.harness.protocol import Transfer, describe
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +82,20 @@ class RLTask(Transfer):
         log.info("pre-trained %s seed %d: return %.2f", cell["env"], seed, curve[-1]["return"])
         return {"steps": steps, "final": curve[-1]["return"], "curve": curve}
 
-    def transfer(self, config: RLConfig, cell: dict[str, Any], net: QNetwork, store: RunStore) -> dict[str, Any]:
-        """The method's Q-network continues from the pre-trained one; step 0 of its curve is the zero-shot return."""
-        spec, seed = env_spec(cell["env"]), cell["seed"]
-        q = build_q(net, spec.symmetry, cell["method"], config.proxy)
-        steps = config.steps or spec.steps
-        desc = f"{cell['env']} {cell['method']} seed {seed}"
-        eps, checkpoint = config.dqn.eps_end, store.checkpoint_dir("run", cell)
-        curve = train(q, spec, config.dqn, steps, seed + RUN_SEED_OFFSET, eps_start=eps, checkpoint=checkpoint, desc=desc)
+    def wrap(self, config: RLConfig, cell: dict[str, Any], net: QNetwork) -> torch.nn.Module:
+        """The method's Q-network around the pre-trained one (``base``: the network itself)."""
+        return build_q(net, env_spec(cell["env"]).symmetry, cell["method"], config.proxy)
+
+    def evaluate(self, config: RLConfig, cell: dict[str, Any], q: torch.nn.Module) -> float:
+        """The zero-shot greedy return: step 0 of the run's curve."""
+        return evaluate(q, env_spec(cell["env"]), config.dqn.eval_episodes)
+
+    def finetune(self, config: RLConfig, cell: dict[str, Any], q: torch.nn.Module, zero_shot: float, checkpoint: Path) -> dict:
+        """Training continues with a fresh replay buffer and ε fixed at ``eps_end``; the curve starts at the zero-shot return."""
+        spec, seed, desc = env_spec(cell["env"]), cell["seed"], describe(cell)
+        steps, eps = config.steps or spec.steps, config.dqn.eps_end
+        seeded = {"eps_start": eps, "checkpoint": checkpoint, "desc": desc, "zero_shot": zero_shot}
+        curve = train(q, spec, config.dqn, steps, seed + RUN_SEED_OFFSET, **seeded)
         returns = [point["return"] for point in curve]
         metrics = {"zero_shot": returns[0], "final": float(np.mean(returns[-3:])), "mean_over_curve": float(np.mean(returns))}
         log.info("%s: zero-shot %.2f, final %.2f", desc, metrics["zero_shot"], metrics["final"])

@@ -38,8 +38,7 @@ from equinlp.apps.scan.hf import HFSeq2Seq, joint_tokenizer, tiny_t5
 from equinlp.apps.scan.model import AttnSeq2Seq, Seq2SeqConfig
 from equinlp.apps.scan.splits import scan_split
 from equinlp.apps.scan.train import TrainConfig, device, evaluate, hold_out, train
-from equinlp.harness import RunStore
-from equinlp.harness.protocol import Transfer, remembered
+from equinlp.harness.protocol import Transfer, describe
 from equinlp.methods import registry
 
 log = logging.getLogger(__name__)
@@ -154,26 +153,33 @@ class ScanTask(Transfer):
         kept = {} if trained.best_step is None else {"validation": trained.validation, "best_step": trained.best_step}
         return {"loss": trained.losses[-1], "steps": config.pretrain_steps, **kept}
 
-    def transfer(self, config: ScanConfig, cell: dict, model: torch.nn.Module, store: RunStore) -> dict:
-        """λ-net alone (λ-equitune), zero-shot, then every parameter fine-tuned through the symmetrized model."""
-        method, seed = cell["method"], cell["seed"]
-        torch.manual_seed(seed)  # the λ-net's initial weights
+    def wrap(self, config: ScanConfig, cell: dict, model: torch.nn.Module) -> torch.nn.Module:
+        """The cell's method around the pre-trained seq2seq (its λ-net seeded by the cell's seed)."""
+        method = cell["method"]
+        torch.manual_seed(cell["seed"])  # the λ-net's initial weights
         group = "trivial" if registry.method(method).trivial else config.group
         decoding = {"equizero_score": config.equizero_score, "equitune_decoding": config.equitune_decoding}
-        module = make_module(method, model, self.data.actions(group), config.cell, config.proxy, **decoding).to(device())
-        checkpoint = store.checkpoint_dir("run", cell)
-        name = store.cell_id("run", cell)
-        if registry.method(method).needs_features:  # λ-equitune: the λ-net alone, base frozen
-            schedule = self._schedule(config, config.lambda_steps, config.lr, seed)
-            train(module, list(module.aggregator.parameters()), self.data.train, schedule, checkpoint / "lambda", f"λ-net {name}")
-        zero_shot = remembered(checkpoint / "zero_shot.json", lambda: evaluate(module, self.data.test, description=name))
+        return make_module(method, model, self.data.actions(group), config.cell, config.proxy, **decoding).to(device())
+
+    def lambda_parameters(self, config: ScanConfig, cell: dict, module: torch.nn.Module) -> list:
+        return list(module.aggregator.parameters()) if registry.method(cell["method"]).needs_features else []
+
+    def train_lambda(self, config: ScanConfig, cell: dict, module: torch.nn.Module, parameters: list, checkpoint: Path) -> None:
+        """The λ-net alone (λ-equitune), the base frozen."""
+        schedule = self._schedule(config, config.lambda_steps, config.lr, cell["seed"])
+        train(module, parameters, self.data.train, schedule, checkpoint, f"λ-net {describe(cell)}")
+
+    def evaluate(self, config: ScanConfig, cell: dict, module: torch.nn.Module) -> float:
+        return evaluate(module, self.data.test, description=describe(cell))
+
+    def finetune(self, config: ScanConfig, cell: dict, module: torch.nn.Module, zero_shot: float, checkpoint: Path) -> dict:
+        """Every parameter fine-tuned through the symmetrized model; ``fine_tuned`` is its exact match after."""
         metrics = {"zero_shot": zero_shot, "n_test": len(self.data.test)}
         if config.finetune_steps == 0:
             return {**metrics, "fine_tuned": zero_shot}
-        schedule = self._schedule(config, config.finetune_steps, config.finetune_lr, seed + 1)
-        parameters = list(module.parameters())
-        trained = train(module, parameters, self.data.train, schedule, checkpoint / "finetune", f"fine-tune {name}")
-        fine_tuned = evaluate(module, self.data.test, description=f"fine-tuned {name}")
+        schedule = self._schedule(config, config.finetune_steps, config.finetune_lr, cell["seed"] + 1)
+        trained = train(module, list(module.parameters()), self.data.train, schedule, checkpoint, f"fine-tune {describe(cell)}")
+        fine_tuned = evaluate(module, self.data.test, description=f"fine-tuned {describe(cell)}")
         return {**metrics, "fine_tuned": fine_tuned, "finetune_loss": trained.losses[-1]}
 
     def report(self, runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:

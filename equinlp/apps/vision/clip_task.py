@@ -1,18 +1,19 @@
 """The paper's CLIP experiments as a harness task (one cell per method): zero-shot on randomly transformed
 test images, and fine-tuning.
 
-For each method, from the same pre-trained CLIP:
+For each method, from the same pre-trained CLIP, the protocol's phases (:class:`~equinlp.harness.protocol.Transfer`,
+with no pre-training stage of its own):
 
-1. step 0: zero-shot top-1 / top-5 on the test set, every image moved by its own random group element
-   (the same elements for every method, seed ``test_seed``);
-2. λ-equitune only: ``lambda_steps`` steps training the λ-net alone (the paper: 20 × 100, SGD), then an
-   evaluation — "zero-shot λ-equitune";
+1. λ-equitune only: ``lambda_steps`` steps training the λ-net alone (the paper: 20 × 100, SGD);
+2. zero-shot top-1 / top-5 on the test set, every image moved by its own random group element (the same
+   elements for every method, seed ``test_seed``): for λ-equitune "zero-shot λ-equitune", after step 1, as the
+   paper's curves start;
 3. ``finetune_steps`` steps fine-tuning the image tower (λ-net frozen, as the paper does), with an
    evaluation every ``eval_every`` steps (the paper: 8 × 500, SGD lr 5e-6, batch 32).
 
-Training images are moved by random group elements too. After each evaluation the cell checkpoints
-(weights, optimizers, torch's RNG state, the curve; no pickle), at a step boundary, so a rerun resumes
-there and gives the same curve as an uninterrupted run.
+Training images are moved by random group elements too; step ``s`` trains on the same images in every run.
+The λ phase checkpoints at its end, fine-tuning after each evaluation (weights, optimizer, torch's RNG state, the
+curve; no pickle), at a step boundary, so a rerun resumes there and gives the same curve as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -29,9 +30,8 @@ from equinlp.apps.vision.clip import EquiCLIP, clip_prompts, templates_for
 from equinlp.apps.vision.config import CLIPConfig
 from equinlp.apps.vision.data import cifar_arrays, image_folder, random_elements, transform_each
 from equinlp.apps.vision.train import train_only
-from equinlp.harness import RunStore, Stage
 from equinlp.harness.progress import progress
-from equinlp.harness.protocol import Checkpointer
+from equinlp.harness.protocol import Checkpointer, Transfer
 
 log = logging.getLogger(__name__)
 
@@ -85,86 +85,101 @@ def evaluate(model: EquiCLIP, processor, raw: RawImages, config: CLIPConfig) -> 
     return {"top1": 100 * top1 / n, "top5": 100 * top5 / n}
 
 
-def evaluates_after(done: int, lambda_steps: int, total: int, eval_every: int) -> bool:
-    """Whether step ``done`` (counted from 1) ends the λ stage, a multiple of ``eval_every`` fine-tuning steps, or training."""
-    return done == lambda_steps or (done > lambda_steps and (done - lambda_steps) % eval_every == 0) or done == total
+def _lambda_steps(config: CLIPConfig, model: EquiCLIP) -> int:
+    """The λ-only phase's steps: ``lambda_steps`` for a model with a λ-net, else none."""
+    return config.lambda_steps if model.weight_net is not None else 0
 
 
-class CLIPTask:
-    """``equinlp vision clip``: one cell per method; see the module docstring."""
+class CLIPTask(Transfer):
+    """``equinlp vision clip``: one cell per method, the protocol's phases from a CLIP someone else pre-trained;
+    see the module docstring."""
 
     name = "clip"
     config_class = CLIPConfig
-    collective = False
+    pretrains = False
     metrics = {"zero_shot_top1": True, "final_top1": True}  # top-1 (%)
 
     def __init__(self) -> None:
         self.test: RawImages | None = None
         self.train: RawImages | None = None
+        self.processor = None
 
-    def plan(self, config: CLIPConfig) -> list[Stage]:
-        return [Stage("run", [{"method": m} for m in config.methods])]
+    def run_cells(self, config: CLIPConfig) -> list[dict]:
+        return [{"method": m} for m in config.methods]
 
     def setup(self, config: CLIPConfig) -> None:
         self.test = RawImages(config, "test")
         self.train = RawImages(config, "train") if config.lambda_steps or config.finetune_steps else None
 
-    def run_cell(self, config: CLIPConfig, stage: str, cell: dict, store: RunStore) -> dict:
-        method, device = cell["method"], config.torch_device
+    def wrap(self, config: CLIPConfig, cell: dict, base: None) -> EquiCLIP:
         torch.manual_seed(config.seed)  # the λ-net's initial weights
-        model, processor = EquiCLIP.from_pretrained(
-            config.model, list(self.test.class_names), templates_for(config.dataset), config.group, method, config.proxy, device
+        classes, templates = list(self.test.class_names), templates_for(config.dataset)
+        model, self.processor = EquiCLIP.from_pretrained(
+            config.model, classes, templates, config.group, cell["method"], config.proxy, config.torch_device
         )
-        lambda_steps = config.lambda_steps if model.weight_net is not None else 0
-        stages = [("lambda", lambda_steps, model.weight_net.parameters() if lambda_steps else [], config.lambda_lr)]
-        stages.append(("finetune", config.finetune_steps, model.backbone.image_tower_parameters(), config.lr))
-        optimizers = {stage: torch.optim.SGD(params, lr=lr, momentum=0.9) for stage, steps, params, lr in stages if steps}
-        checkpointer = Checkpointer(store.checkpoint_dir(stage, cell), device, model=model, optimizers=optimizers)
-        curve: list[dict] = (checkpointer.resume() or {"curve": []})["curve"]
-        if curve:
-            log.info("%s: resumed at step %d", method, curve[-1]["step"])
+        return model
 
-        def record(step: int, stage: str, train_loss: float | None = None) -> None:
-            point = {"step": step, "stage": stage, "train_loss": train_loss}
-            curve.append({**point, **evaluate(model, processor, self.test, config)})
-            checkpointer.save(curve=curve)
-            log.info("%s step %d (%s): top-1 %.2f", method, step, stage, curve[-1]["top1"])
+    def lambda_parameters(self, config: CLIPConfig, cell: dict, model: EquiCLIP) -> list:
+        return list(model.weight_net.parameters()) if _lambda_steps(config, model) else []
 
-        if not curve:
-            record(0, "zero-shot")
-        total = lambda_steps + config.finetune_steps
-        if total:
-            self._train(config, model, processor, optimizers, lambda_steps, curve, record)
+    def train_lambda(self, config: CLIPConfig, cell: dict, model: EquiCLIP, parameters: list, checkpoint: Path) -> None:
+        """``lambda_steps`` steps of SGD on the λ-net alone (the image tower in eval mode), saved at their end."""
+        optimizer = torch.optim.SGD(parameters, lr=config.lambda_lr, momentum=0.9)
+        checkpointer = Checkpointer(checkpoint, config.torch_device, model=model, optimizer=optimizer)
+        if checkpointer.resume() is None:
+            self._train(config, model, optimizer, "lambda", range(config.lambda_steps))
+            checkpointer.save()
+
+    def evaluate(self, config: CLIPConfig, cell: dict, model: EquiCLIP) -> dict[str, float]:
+        return evaluate(model, self.processor, self.test, config)
+
+    def finetune(self, config: CLIPConfig, cell: dict, model: EquiCLIP, zero_shot: dict, checkpoint: Path) -> dict:
+        """``finetune_steps`` steps of SGD on the image tower (the λ-net frozen), evaluated every ``eval_every``."""
+        start, method = _lambda_steps(config, model), cell["method"]
+        curve = [{"step": start, "stage": "zero-shot", "train_loss": None, **zero_shot}]
+        if config.finetune_steps:
+            optimizer = torch.optim.SGD(model.backbone.image_tower_parameters(), lr=config.lr, momentum=0.9)
+            checkpointer = Checkpointer(checkpoint, config.torch_device, model=model, optimizer=optimizer)
+            curve = (checkpointer.resume() or {"curve": curve})["curve"]
+
+            def record(step: int, train_loss: float) -> None:
+                point = {"step": step, "stage": "finetune", "train_loss": train_loss}
+                curve.append({**point, **evaluate(model, self.processor, self.test, config)})
+                checkpointer.save(curve=curve)
+                log.info("%s step %d: top-1 %.2f", method, step, curve[-1]["top1"])
+
+            self._train(config, model, optimizer, "finetune", range(curve[-1]["step"], start + config.finetune_steps), record)
         return {"zero_shot_top1": curve[0]["top1"], "final_top1": curve[-1]["top1"], "curve": curve}
 
-    def _train(self, config: CLIPConfig, model: EquiCLIP, processor, optimizers: dict, lambda_steps: int, curve, record) -> None:
-        """Steps ``curve[-1]["step"] .. total``: the λ-net alone, then the image tower; ``record`` at evaluation steps."""
+    def _train(self, config: CLIPConfig, model: EquiCLIP, optimizer, stage: str, steps: range, record=None) -> None:
+        """Training steps ``steps`` (counted over both phases, so each step sees the same images in any run) of
+        ``stage``: the λ-net alone, or the image tower; ``record(step, mean loss)`` every ``eval_every`` fine-tuning
+        steps and at the last."""
         train, batch = self.train, config.batch_size
-        total = lambda_steps + config.finetune_steps
+        start, total = _lambda_steps(config, model), _lambda_steps(config, model) + config.finetune_steps
         generator = torch.Generator().manual_seed(config.seed)
         epochs = -(-total * batch // len(train))
         order = torch.cat([torch.randperm(len(train), generator=generator) for _ in range(epochs)])  # each image once per epoch
         elements = random_elements(len(order), model.transform.group.order, config.seed + 1)
+        trainable = [p for group in optimizer.param_groups for p in group["params"]]
         losses: list[float] = []  # since the last evaluation (a checkpoint is written at evaluations only)
-        ready = None  # the stage the model is set up for; evaluation leaves eval mode, so it is reset there
-        for step in progress(range(curve[-1]["step"], total), desc=f"train {model.method}"):
-            stage = "lambda" if step < lambda_steps else "finetune"
-            if ready != stage:
-                # the λ stage trains the λ-net alone (the tower in eval mode); fine-tuning trains the image tower
-                trainable = [p for g in optimizers[stage].param_groups for p in g["params"]]
+        ready = False  # evaluation leaves eval mode, so the model is set up again after it
+        for step in progress(steps, desc=f"{stage} {model.method}"):
+            if not ready:  # the λ phase trains the λ-net alone (the tower in eval mode); fine-tuning the image tower
                 train_only(model, trainable, model.weight_net if stage == "lambda" else None)
-                ready = stage
+                ready = True
             index, moved = order[step * batch : (step + 1) * batch], elements[step * batch : (step + 1) * batch]
-            pixels = _pixels(processor, train, index, moved, model.transform, config.torch_device)
+            pixels = _pixels(self.processor, train, index, moved, model.transform, config.torch_device)
             loss = F.cross_entropy(model(pixels), train.labels[index].to(config.torch_device))
-            optimizers[stage].zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizers[stage].step()
+            optimizer.step()
             losses.append(loss.item())
-            if evaluates_after(step + 1, lambda_steps, total, config.eval_every) and curve[-1]["step"] != step + 1:
-                record(step + 1, stage, sum(losses) / len(losses))
+            done = step + 1
+            if record is not None and ((done - start) % config.eval_every == 0 or done == total):
+                record(done, sum(losses) / len(losses))
                 losses.clear()
-                ready = None
+                ready = False
 
     def report(self, runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
         from equinlp.apps.vision.report import clip_tables

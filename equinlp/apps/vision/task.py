@@ -35,7 +35,7 @@ from equinlp.apps.vision.data import ImageSet, load
 from equinlp.apps.vision.train import accuracy, rotated, train_epoch
 from equinlp.apps.vision.wrap import InvariantClassifier
 from equinlp.harness import RunStore
-from equinlp.harness.protocol import Checkpointer, Transfer
+from equinlp.harness.protocol import Checkpointer, Transfer, describe
 from equinlp.harness.store import read_json
 from equinlp.symmetry.actions import ImageTransform
 
@@ -65,6 +65,7 @@ class VisionTask(Transfer):
 
     def __init__(self) -> None:
         self._data: dict[str, tuple[ImageSet, ImageSet]] = {}
+        self._rotated: dict[str, ImageSet] = {}
 
     def base_cells(self, config: VisionConfig) -> list[dict]:
         return [{"arch": a} for a in config.archs]
@@ -76,7 +77,7 @@ class VisionTask(Transfer):
         return {"arch": cell["arch"]}
 
     def setup(self, config: VisionConfig) -> None:
-        self._data = {}  # read per architecture when first needed (AlexNet's images are resized)
+        self._data, self._rotated = {}, {}  # read per architecture when first needed (AlexNet's images are resized)
 
     def data(self, config: VisionConfig, arch: str) -> tuple[ImageSet, ImageSet]:
         """``(train, upright test)`` at the architecture's image size."""
@@ -116,49 +117,56 @@ class VisionTask(Transfer):
             "upright_test_images": len(test),
         }
 
-    def transfer(self, config: VisionConfig, cell: dict, base: torch.nn.Module, store: RunStore) -> dict:
-        """One method × seed from the pre-trained ``base``: the zero-shot (epoch 0) and fine-tuning curve."""
+    def transfer(self, config: VisionConfig, cell: dict, base: torch.nn.Module | None, store: RunStore) -> dict:
+        """One method × seed from the pre-trained ``base`` (the protocol's phases), with the base's upright accuracy."""
         upright = read_json(store.envelope_path("pretrain", self.base_cell_of(config, cell)), "run result")["metrics"]
-        metrics = self.finetune(config, cell, base, store.checkpoint_dir("run", cell))
-        return {**metrics, "upright": upright["upright_test_accuracy"]}
+        return {**super().transfer(config, cell, base, store), "upright": upright["upright_test_accuracy"]}
 
-    def finetune(self, config: VisionConfig, cell: dict, base: torch.nn.Module, checkpoint: Path) -> dict:
-        """λ-only pass (λ-equitune), epoch 0 (zero-shot), then epochs 1..E of fine-tuning, resumable at epoch ends."""
-        arch, method, seed = cell["arch"], cell["method"], cell["seed"]
-        name = f"{arch} {method} seed {seed}"
-        train, test = self.data(config, arch)
-        transform = ImageTransform(config.group)
-        test = rotated(test.subset(config.eval_images, seed=config.test_seed), transform, config.test_seed)
-        finetune = train.subset(config.finetune_images, seed=seed)
-        torch.manual_seed(seed)
-        model = InvariantClassifier(base, transform, method, config.proxy)
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)  # the backbone and any λ-net
+    def rotated_test(self, config: VisionConfig, arch: str) -> ImageSet:
+        """The test images every run of ``arch`` is measured on, each rotated by its own element (seed ``test_seed``)."""
+        if arch not in self._rotated:
+            _, test = self.data(config, arch)
+            chosen = test.subset(config.eval_images, seed=config.test_seed)
+            self._rotated[arch] = rotated(chosen, ImageTransform(config.group), config.test_seed)
+        return self._rotated[arch]
+
+    def wrap(self, config: VisionConfig, cell: dict, base: torch.nn.Module) -> InvariantClassifier:
+        torch.manual_seed(cell["seed"])  # the λ-net's initial weights
+        return InvariantClassifier(base, ImageTransform(config.group), cell["method"], config.proxy)
+
+    def lambda_parameters(self, config: VisionConfig, cell: dict, model: InvariantClassifier) -> list:
+        return [] if model.weight_net is None else list(model.weight_net.parameters())
+
+    def train_lambda(
+        self, config: VisionConfig, cell: dict, model: InvariantClassifier, parameters: list, checkpoint: Path
+    ) -> None:
+        """One pass over the fine-tuning images training the λ-net alone: the backbone frozen, its BN statistics too."""
+        optimizer = torch.optim.Adam(parameters, lr=config.lambda_lr)
         checkpointer = Checkpointer(checkpoint, model=model, optimizer=optimizer)
-        curve: list[dict] = (checkpointer.resume() or {"curve": []})["curve"]
-        if curve:
-            log.info("%s: resumed after epoch %d", name, curve[-1]["epoch"])
-        else:
-            if model.weight_net is not None:  # λ-only pass: the backbone frozen, its BN statistics too
-                lambda_optimizer = torch.optim.Adam(model.weight_net.parameters(), lr=config.lambda_lr)
-                parameters = model.weight_net.parameters()
-                train_epoch(
-                    model,
-                    parameters,
-                    lambda_optimizer,
-                    finetune,
-                    transform,
-                    seed=seed + 10_000,
-                    batch_size=config.batch_size,
-                    desc=f"{name} λ",
-                    train_mode=model.weight_net,
-                )
-            curve.append({"epoch": 0, "accuracy": accuracy(model, test, desc=f"{name} eval"), "train_loss": None})
-            checkpointer.save(curve=curve)
-            log.info("%s epoch 0: %.4f", name, curve[-1]["accuracy"])
+        if checkpointer.resume() is not None:
+            return
+        images = self.data(config, cell["arch"])[0].subset(config.finetune_images, seed=cell["seed"])
+        seeded = {"seed": cell["seed"] + 10_000, "batch_size": config.batch_size, "desc": f"{describe(cell)} λ"}
+        train_epoch(model, parameters, optimizer, images, model.transform, **seeded, train_mode=model.weight_net)
+        checkpointer.save()
+
+    def evaluate(self, config: VisionConfig, cell: dict, model: InvariantClassifier) -> float:
+        return accuracy(model, self.rotated_test(config, cell["arch"]), desc=f"{describe(cell)} eval")
+
+    def finetune(self, config: VisionConfig, cell: dict, model: InvariantClassifier, zero_shot: float, checkpoint: Path) -> dict:
+        """Epochs 1..E of fine-tuning every layer (and the λ-net) on rotated images; the curve starts at epoch 0."""
+        name, seed = describe(cell), cell["seed"]
+        images = self.data(config, cell["arch"])[0].subset(config.finetune_images, seed=seed)
+        test = self.rotated_test(config, cell["arch"])
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
+        checkpointer = Checkpointer(checkpoint, model=model, optimizer=optimizer)
+        start = [{"epoch": 0, "accuracy": zero_shot, "train_loss": None}]
+        curve: list[dict] = (checkpointer.resume() or {"curve": start})["curve"]
+        log.info("%s epoch %d: %.4f", name, curve[-1]["epoch"], curve[-1]["accuracy"])
         for epoch in range(curve[-1]["epoch"] + 1, config.epochs + 1):
             desc = f"{name} epoch {epoch}"
             seeded = {"seed": seed * 1000 + epoch, "batch_size": config.batch_size, "desc": desc}
-            loss = train_epoch(model, model.parameters(), optimizer, finetune, transform, **seeded)
+            loss = train_epoch(model, model.parameters(), optimizer, images, model.transform, **seeded)
             curve.append({"epoch": epoch, "accuracy": accuracy(model, test, desc=f"{name} eval"), "train_loss": loss})
             checkpointer.save(curve=curve)
             log.info("%s epoch %d: %.4f (train loss %.3f)", name, epoch, curve[-1]["accuracy"], loss)
