@@ -18,7 +18,7 @@ from equinlp.errors import EquinlpError, UnknownName
 from equinlp.harness import SettingsChanged, Stage, load_runs, run_task, t_interval
 from equinlp.harness.cli import add_config_arguments, config_from_args, load_task
 from equinlp.harness.protocol import Checkpointer
-from equinlp.harness.report import interval_table
+from equinlp.harness.report import best_methods, interval_table
 from equinlp.harness.state import load_state, save_state
 from tests.toy_task import ToyConfig, ToyTask
 
@@ -300,3 +300,23 @@ def test_a_setting_used_by_some_cells_refuses_only_those(tmp_path):
         run_task(Task(), Config(out=str(tmp_path), proxy="max_prob"))
     run_task(Task(), Config(out=str(tmp_path), proxy="max_prob", methods=("base",)))  # base never used it: kept
     assert json.loads((tmp_path / "runs" / "toy_method=base.json").read_text())["config"].get("proxy") is None
+
+
+def test_the_best_method_follows_each_metrics_direction_and_names_those_the_seeds_cannot_separate():
+    rows = [
+        {"env": "grid", "method": method, "seed": seed, "reward": reward, "loss": loss, "upright": 0.9}
+        for method, rewards, losses in [("base", (1.0, 1.2, 1.1), (5, 5, 5)), ("equitune", (3.0, 3.1, 2.9), (4, 4.2, 3.8)),
+                                        ("lambda", (2.9, 3.2, 3.0), (9, 9, 9))]  # fmt: skip
+        for seed, (reward, loss) in enumerate(zip(rewards, losses, strict=True))
+    ]
+    runs = pd.DataFrame(rows)
+    runs.attrs["cells"] = [{"env": r["env"], "method": r["method"], "seed": r["seed"]} for r in rows]
+    table = best_methods(runs, {"reward": True, "loss": False, "upright": True, "absent": True})
+    assert list(table.columns) == ["reward ↑", "loss ↓", "upright ↑"] and list(table.index) == ["grid"]
+    assert table.loc["grid", "reward ↑"] == "lambda ≈ equitune"  # means 3.03 and 3.0: the intervals overlap
+    assert table.loc["grid", "loss ↓"] == "equitune"  # the lowest, and base's 5 lies outside its interval
+    assert table.loc["grid", "upright ↑"] == "all equal"
+    one_seed = runs[runs["seed"] == 0].copy()
+    one_seed.attrs["cells"] = [c for c in runs.attrs["cells"] if c["seed"] == 0]
+    assert best_methods(one_seed, {"reward": True}).loc["grid", "reward ↑"] == "equitune (1 seed)"
+    assert best_methods(runs, {"text": True}) is None

@@ -271,12 +271,20 @@ def add_report_command(sub, tasks: dict[str, str], name: str = "report", help: s
     return parser
 
 
+BEST_TITLE = (
+    "best method per experiment and metric (↑ higher is better, ↓ lower), by seed mean; "
+    "≈: not told apart from it by 95% t-intervals over seeds"
+)
+
+
 def print_report(task, out: str | Path, plot_path: str | Path | None = None) -> list:
     """Print the task's tables for the runs under ``out`` and save its figure; returns the tables."""
+    from equinlp.harness.report import best_methods
     from equinlp.harness.results import load_runs, mark_mixed, mixed_settings
 
     runs = load_runs(out, task.name)
-    tables = tables_made = task.report(runs)
+    best = best_methods(runs, task.metrics)
+    tables = tables_made = task.report(runs) + ([(BEST_TITLE, best)] if best is not None else [])
     mixed = mixed_settings(runs)
     if mixed is not None:  # said in the tables, and first
         tables = [("Runs made with different settings (each table's 'settings' column says which)", mixed)]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from equinlp.harness.results import format_interval, t_interval
+from equinlp.harness.results import COMPARED, format_interval, t_interval
 
 
 def method_rank(method: str) -> int:
@@ -74,6 +74,42 @@ def interval_table(
     table = sort_rows(pd.DataFrame(rows), keys)
     table.columns.name = columns_name
     return table
+
+
+def best_methods(runs: pd.DataFrame, metrics: Mapping[str, bool]) -> pd.DataFrame | None:
+    """The best method of each experiment for each metric the task declares (``name → higher is better``).
+
+    An experiment is the runs that share every coordinate but ``method`` and ``seed``. A cell names the method
+    with the best seed mean (the highest, or the lowest where lower is better), then the methods that these seeds
+    cannot tell apart from it (``≈``: their 95% t-intervals overlap), or ``(1 seed)`` where there is no interval.
+    Columns are named ``zero_shot ↑`` (higher is better) or ``finetune_loss ↓`` (lower is better). None when the runs record none of the metrics as numbers.
+    """
+    names = [name for name in metrics if name in runs.columns and pd.api.types.is_numeric_dtype(runs[name])]
+    if not names:
+        return None
+    keys = [key for key in dict.fromkeys(k for cell in runs.attrs["cells"] for k in cell) if key not in COMPARED]
+    rows = []
+    for values, here in runs.groupby(keys, sort=False) if keys else [((), runs)]:
+        row = dict(zip(keys, values, strict=True))
+        row.update({f"{name} {'↑' if metrics[name] else '↓'}": _best(here, name, metrics[name]) for name in names})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    return table.set_index(keys) if keys else table
+
+
+def _best(runs: pd.DataFrame, metric: str, higher: bool) -> str:
+    """``"lambda ≈ equitune, equizero"``: the best method by seed mean, and those whose intervals overlap its own."""
+    recorded = {method: values.dropna() for method, values in runs.groupby("method", sort=False)[metric]}
+    intervals = {method: t_interval(values) for method, values in recorded.items() if len(values)}
+    if len({mean for mean, _, _ in intervals.values()}) == 1:
+        return "all equal"
+    sign = 1 if higher else -1
+    best = min(intervals, key=lambda method: (-sign * intervals[method][0], method_rank(method)))
+    _, low, high = intervals[best]
+    if np.isnan(low):
+        return f"{best} (1 seed)"
+    close = [m for m in ordered_methods(intervals) if m != best and intervals[m][1] <= high and intervals[m][2] >= low]
+    return f"{best} ≈ {', '.join(close)}" if close else best
 
 
 def curve_bands(runs: pd.DataFrame, x: str, y: str, scale: float = 1.0) -> tuple[list, np.ndarray]:
