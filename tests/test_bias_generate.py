@@ -48,11 +48,11 @@ def test_sentiment_selection_takes_the_best_scoring_copy(tok, swap):
     ids = lambda text: tok(text, add_special_tokens=False)["input_ids"]  # noqa: E731
     prompts = torch.tensor([ids("the man was")])
     copies = torch.tensor([ids("rude"), ids("kind")])  # copy 0 (identity) rude, copy 1 (swapped) kind
-    chosen, scores, unresolved = select_by_score(tok, swap, prompts, copies, Words())
+    chosen, scores, unresolved = select_by_score(tok, swap, prompts, swap.ids.pull_back(copies), Words())
     assert chosen == [ids("kind")] and scores.tolist() == [[-1.0], [1.0]] and unresolved == [False]
     # copies that differ only in swapped words tie exactly: counted, and the identity copy kept
     copies = torch.tensor([ids("he"), ids("he")])  # pulled back: "he" and "she"
-    chosen, _, unresolved = select_by_score(tok, swap, prompts, copies, Words())
+    chosen, _, unresolved = select_by_score(tok, swap, prompts, swap.ids.pull_back(copies), Words())
     assert chosen == [ids("he")] and unresolved == [True]
 
 

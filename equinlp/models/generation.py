@@ -21,6 +21,7 @@ from transformers import GenerationConfig, LogitsProcessorList
 from transformers.utils import ModelOutput
 
 from equinlp.models.sampling import SAMPLING_WARPERS, EquivariantChoice, take_sampling_warpers
+from equinlp.symmetry.actions import Invariant, TokenPermutation
 
 if TYPE_CHECKING:
     from equinlp.models.base import EquiModel
@@ -359,3 +360,27 @@ def _pad_id(pad: int | None, eos: int | list[int] | None) -> int:
     if eos is not None:
         return int(eos[0] if isinstance(eos, list) else eos)
     return 0
+
+
+def generate_each_copy(
+    model: Any, action: TokenPermutation, input_ids: torch.Tensor, attention_mask: torch.Tensor, seed=None, **kwargs
+) -> torch.Tensor:
+    """Every copy ``g·x`` of a batch decoded on its own by ``model`` (nothing aggregated), mapped back by ``g⁻¹``.
+
+    The group is folded into the batch as the wrappers fold it (:meth:`~TokenPermutation.act_all` on the ids, the
+    mask invariant), so one ``generate`` call decodes all |G|·B copies; copy g of row b is seeded by ``seed[b]``.
+    Equizero over whole sequences then picks one copy per row (:func:`~equinlp.methods.aggregate.select_best`).
+
+    Args:
+        input_ids, attention_mask: ``[B, P]`` left-padded prompts.
+        seed: one seed per row (sampling), or None.
+    Returns:
+        ``[G, B, L]``: the new tokens of copy g, mapped back to the prompts' frame, on the CPU.
+    """
+    order = action.group.order
+    ids, mask = action.ids.act_all(input_ids), Invariant(action.group).act_all(attention_mask)  # [G·B, P]
+    if seed is not None:
+        kwargs["seed"] = list(seed) * order
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+    return action.ids.pull_back(out[:, ids.shape[1] :].cpu())

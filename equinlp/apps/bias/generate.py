@@ -35,6 +35,7 @@ from equinlp.errors import EquinlpError
 from equinlp.methods.aggregate import Weighted, select_best
 from equinlp.methods.registry import VARIANTS, Variant, method_of, variant
 from equinlp.models import feature_size, wrap
+from equinlp.models.generation import generate_each_copy
 from equinlp.models.saving import load_parts
 from equinlp.models.sequence import SEQUENCE_METHODS, PlainDecoder, SequenceLevel
 from equinlp.models.text import encode_prompts
@@ -97,34 +98,33 @@ def cut_text(text: str) -> str:
     return text.split("\n", 1)[0]
 
 
-def _sample(wrapped, tokenizer, texts: Sequence[str], seeds: Sequence[int], decoding: Decoding, action=None):
-    """``(prompt ids [B, P], continuations [N, L])``; with ``action`` every row is run as all |G| copies."""
-    batch = encode_prompts(tokenizer, texts, next(wrapped.parameters()).device, padding_side="left")
-    ids, mask, seeds = batch["input_ids"], batch["attention_mask"], list(seeds)
-    if action is not None:
-        order = action.group.order
-        ids, mask, seeds = action.ids.act_all(ids), mask.repeat(order, 1), seeds * order
+def _sample(decoder, tokenizer, texts: Sequence[str], seeds: Sequence[int], decoding: Decoding, action=None):
+    """``(prompt ids [B, P], continuations)``: ``[B, L]`` from ``decoder``, or with ``action`` ``[G, B, L]``, every
+    copy decoded on its own and mapped back (:func:`~equinlp.models.generation.generate_each_copy`)."""
+    batch = encode_prompts(tokenizer, texts, next(decoder.parameters()).device, padding_side="left")
+    ids, mask = batch["input_ids"], batch["attention_mask"]
     kwargs = {"max_new_tokens": decoding.max_new_tokens, "do_sample": decoding.do_sample, "pad_token_id": tokenizer.pad_token_id}
     if decoding.do_sample:
-        kwargs.update(top_k=decoding.top_k, seed=seeds)
+        kwargs.update(top_k=decoding.top_k, seed=list(seeds))
+    if action is not None:
+        return ids, generate_each_copy(decoder, action, ids, mask, **kwargs)
     with torch.no_grad():
-        out = wrapped.generate(input_ids=ids, attention_mask=mask, **kwargs)
-    return batch["input_ids"], out[:, ids.shape[1] :].cpu()
+        out = decoder.generate(input_ids=ids, attention_mask=mask, **kwargs)
+    return ids, out[:, ids.shape[1] :].cpu()
 
 
-def select_by_score(tokenizer, action: TokenPermutation, prompts: torch.Tensor, copies: torch.Tensor, scorer) -> tuple:
+def select_by_score(tokenizer, action: TokenPermutation, prompts: torch.Tensor, pulled: torch.Tensor, scorer) -> tuple:
     """Pick, per prompt, the pulled-back copy whose masked prompt + continuation scores highest (:func:`select_best`).
 
     Args:
         prompts: ``[B, P]`` prompt ids (identity frame).
-        copies: ``[G·B, L]`` continuations, copy g generated from ``g·prompt``.
+        pulled: ``[G, B, L]`` continuations, copy g generated from ``g·prompt`` and mapped back by ``g⁻¹``.
     Returns:
         ``(continuations: list of B id lists, scores [G, B], unresolved: list of B flags, True where different
         texts tied exactly)``. Ties of score are broken by the masked text (also swap-invariant); texts that still tie
         differ only in swapped words, and the least g's (the identity copy's when it ties) is kept.
     """
     order = action.group.order
-    pulled = action.ids.pull_back(copies)  # [G, B, L]
     B = prompts.shape[0]
     candidates = [[tuple(cut(tokenizer, pulled[g, b].tolist())) for b in range(B)] for g in range(order)]
     full = [prompts[b].tolist() + list(candidates[g][b]) for g in range(order) for b in range(B)]
@@ -173,8 +173,8 @@ class MethodRun:
         """Token level: continuations (ids, cut at the first newline) of one batch, sample i seeded by ``seeds[i]``,
         and per sample whether equizero-sentiment met an exact tie between different texts."""
         if self.variant.scored:
-            prompts, copies = _sample(self.decoder, self.tokenizer, texts, seeds, self.decoding, self.action)
-            chosen, _, ties = select_by_score(self.tokenizer, self.action, prompts.cpu(), copies, self.scorer)
+            prompts, pulled = _sample(self.decoder, self.tokenizer, texts, seeds, self.decoding, self.action)
+            chosen, _, ties = select_by_score(self.tokenizer, self.action, prompts.cpu(), pulled, self.scorer)
             return chosen, ties
         _, out = _sample(self.decoder, self.tokenizer, texts, seeds, self.decoding)
         return [cut(self.tokenizer, row.tolist()) for row in out], [False] * len(texts)
