@@ -319,4 +319,7 @@ def test_the_best_method_follows_each_metrics_direction_and_names_those_the_seed
     one_seed = runs[runs["seed"] == 0].copy()
     one_seed.attrs["cells"] = [c for c in runs.attrs["cells"] if c["seed"] == 0]
     assert best_methods(one_seed, {"reward": True}).loc["grid", "reward ↑"] == "equitune (1 seed)"
+    alone = runs[runs["method"] == "base"].copy()
+    alone.attrs["cells"] = [c for c in runs.attrs["cells"] if c["method"] == "base"]
+    assert best_methods(alone, {"reward": True}).loc["grid", "reward ↑"] == "base (the only method)"
     assert best_methods(runs, {"text": True}) is None

@@ -101,6 +101,8 @@ def _best(runs: pd.DataFrame, metric: str, higher: bool) -> str:
     """``"lambda ≈ equitune, equizero"``: the best method by seed mean, and those whose intervals overlap its own."""
     recorded = {method: values.dropna() for method, values in runs.groupby("method", sort=False)[metric]}
     intervals = {method: t_interval(values) for method, values in recorded.items() if len(values)}
+    if len(intervals) == 1:
+        return f"{next(iter(intervals))} (the only method)"
     if len({mean for mean, _, _ in intervals.values()}) == 1:
         return "all equal"
     sign = 1 if higher else -1
