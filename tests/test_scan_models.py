@@ -7,6 +7,8 @@ from equinlp.apps.scan.model import AttnSeq2Seq, Seq2SeqConfig
 from equinlp.errors import EquinlpError
 from equinlp.testing import check_equivariance, equivariance_error
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: more threads only contend on a shared machine
+
 # No element of any group below fixes these commands: a fixed command must get an invariant output, and
 # an output containing a swapped action would tie exactly there (see the README's limitations).
 COMMANDS = [
