@@ -71,19 +71,15 @@ def test_a_wrong_symmetry_is_caught_by_the_same_check():
     assert not np.allclose(kept, mirror @ step_from("cartpole", obs, 0)[0], atol=1e-5)
 
 
-@pytest.mark.parametrize("name", list(ENVS))
-@pytest.mark.parametrize("method", ["equitune", "equizero", "lambda"])
-def test_wrapped_q_values_permute_exactly_with_the_actions(name, method, dtype):
-    symmetry = env_spec(name).symmetry
+def test_wrapped_q_values_permute_exactly_with_the_actions():
+    """A smoke test: the matrix (test_equivariance_matrix.py) has every method, environment and dtype."""
+    symmetry = env_spec("gridworld").symmetry
     torch.manual_seed(0)
     net = QNetwork(symmetry.state_matrices.shape[1], symmetry.action_table.shape[1], hidden=32)
-    q = build_q(net, symmetry, method)
-    if method == "lambda":  # far from the uniform start, so the weights matter
-        torch.nn.init.normal_(q.aggregator.weight_net.net[-1].weight, std=3.0)
-    q.to(dtype).eval()
-    states = torch.randn(16, symmetry.state_matrices.shape[1], dtype=dtype)
+    q = build_q(net, symmetry, "equizero").eval()
+    states = torch.randn(16, symmetry.state_matrices.shape[1])
     errors = check_equivariance(q, states)
-    assert max(errors.values()) <= TOLERANCE[dtype], errors
+    assert max(errors.values()) <= TOLERANCE[torch.float32], errors
     plain = equivariance_error(net, q.in_action, q.out_action, states)
     assert max(plain.values()) > 1e-3  # the unwrapped network is not equivariant: the check can fail
 

@@ -80,18 +80,19 @@ def test_every_layer_commutes_with_the_group(cell, group, vocab):
     assert 0 < max(errors.values()) < 1e-9 or max(errors.values()) == 0, errors
 
 
-@pytest.mark.parametrize("group", GROUPS)
-@pytest.mark.parametrize("cell", sorted(G_CELLS))
-def test_canonical_frames_make_it_exact(cell, group, vocab, dtype):
+@pytest.mark.parametrize("cell", sorted(set(G_CELLS) - {"ggru"}))
+def test_canonical_frames_make_it_exact(cell, vocab):
     """Bit for bit, float32 and float64: decoding token for token and the teacher-forced log-probabilities, including
-    commands fixed by some element (exactly invariant there)."""
+    commands fixed by some element (exactly invariant there). The cells the matrix (test_equivariance_matrix.py, on
+    ``ggru`` with every group) leaves, under S3."""
     in_tok, out_tok = vocab
-    actions = actions_for(group, in_tok, out_tok)
-    module = CanonicalSCAN(g_model(cell, actions, in_tok, out_tok, dtype))
-    assert_equivariant_scan(module, encode(S3_COMMANDS if group == "S3" else COMMANDS, in_tok, out_tok))
-    fixed = encode(COMMANDS + FIXED, in_tok, out_tok)
-    x = (fixed.src, fixed.mask, fixed.tgt_in)
-    assert set(check_equivariance(module, x).values()) == {0.0}
+    actions = actions_for("S3", in_tok, out_tok)
+    for dtype in (torch.float32, torch.float64):
+        module = CanonicalSCAN(g_model(cell, actions, in_tok, out_tok, dtype))
+        assert_equivariant_scan(module, encode(S3_COMMANDS, in_tok, out_tok))
+        fixed = encode(COMMANDS + FIXED, in_tok, out_tok)
+        x = (fixed.src, fixed.mask, fixed.tgt_in)
+        assert set(check_equivariance(module, x).values()) == {0.0}
 
 
 def test_canonical_frames_change_only_rounding(vocab):
