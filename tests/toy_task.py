@@ -24,6 +24,7 @@ class ToyTask:
     name = "toy"
     config_class = ToyConfig
     collective = False
+    metrics = {"value": True}  # the metric schema: higher is better
 
     def __init__(self) -> None:
         self.setups = 0

@@ -85,7 +85,7 @@ def best_methods(runs: pd.DataFrame, metrics: Mapping[str, bool]) -> pd.DataFram
     Columns are named ``zero_shot ↑`` (higher is better) or ``finetune_loss ↓`` (lower is better). None when the runs record none of the metrics as numbers.
     """
     names = [name for name in metrics if name in runs.columns and pd.api.types.is_numeric_dtype(runs[name])]
-    if not names:
+    if not names or "method" not in runs.columns:
         return None
     keys = [key for key in dict.fromkeys(k for cell in runs.attrs["cells"] for k in cell) if key not in COMPARED]
     rows = []
