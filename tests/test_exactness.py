@@ -82,6 +82,7 @@ def test_ties_are_broken_in_the_canonical_frame(tok):
     scores[0, [man, nurse]] = 1.0  # an exact tie, as half precision makes them
     swapped = swap.logits.act(scores, 1)
     assert swap.ids.act(scores.argmax(-1), 1) != swapped.argmax(-1)  # id order is not equivariant
+
     def choose(x: torch.Tensor, scores: torch.Tensor, warpers, seeds) -> torch.Tensor:
         frames = OrbitFrames(swap.group)
         frames.extend(swap, x)  # what the wrapper's hooks do with every token fed to the model

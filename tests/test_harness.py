@@ -305,8 +305,11 @@ def test_a_setting_used_by_some_cells_refuses_only_those(tmp_path):
 def test_the_best_method_follows_each_metrics_direction_and_names_those_the_seeds_cannot_separate():
     rows = [
         {"env": "grid", "method": method, "seed": seed, "reward": reward, "loss": loss, "upright": 0.9}
-        for method, rewards, losses in [("base", (1.0, 1.2, 1.1), (5, 5, 5)), ("equitune", (3.0, 3.1, 2.9), (4, 4.2, 3.8)),
-                                        ("lambda", (2.9, 3.2, 3.0), (9, 9, 9))]  # fmt: skip
+        for method, rewards, losses in [
+            ("base", (1.0, 1.2, 1.1), (5, 5, 5)),
+            ("equitune", (3.0, 3.1, 2.9), (4, 4.2, 3.8)),
+            ("lambda", (2.9, 3.2, 3.0), (9, 9, 9)),
+        ]
         for seed, (reward, loss) in enumerate(zip(rewards, losses, strict=True))
     ]
     runs = pd.DataFrame(rows)

@@ -82,7 +82,8 @@ def best_methods(runs: pd.DataFrame, metrics: Mapping[str, bool]) -> pd.DataFram
     An experiment is the runs that share every coordinate but ``method`` and ``seed``. A cell names the method
     with the best seed mean (the highest, or the lowest where lower is better), then the methods that these seeds
     cannot tell apart from it (``≈``: their 95% t-intervals overlap), or ``(1 seed)`` where there is no interval.
-    Columns are named ``zero_shot ↑`` (higher is better) or ``finetune_loss ↓`` (lower is better). None when the runs record none of the metrics as numbers.
+    Columns are named ``zero_shot ↑`` (higher is better) or ``finetune_loss ↓`` (lower is better). None when the
+    runs record none of the metrics as numbers, or compare no methods.
     """
     names = [name for name in metrics if name in runs.columns and pd.api.types.is_numeric_dtype(runs[name])]
     if not names or "method" not in runs.columns:

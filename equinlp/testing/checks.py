@@ -256,5 +256,3 @@ def _element(group: Group, g: int) -> str:
 def _extended(mask: torch.Tensor | None, generated: torch.Tensor) -> torch.Tensor | None:
     """The prompt's attention mask ``[B, T]`` extended with ones over the continuation: ``[B, T + new]``."""
     return None if mask is None else torch.cat([mask, mask.new_ones(mask.shape[0], generated.shape[1] - mask.shape[1])], 1)
-
-

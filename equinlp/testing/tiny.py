@@ -126,4 +126,3 @@ def tiny_seq2seq(vocab_size: int, family: str = "t5", seed: int = 0, width: int 
 
 
 # --- the generic check (e3nn's equivariance_error), and the LM check on top of it -----------------------
-
