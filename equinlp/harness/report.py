@@ -82,20 +82,24 @@ def best_methods(runs: pd.DataFrame, metrics: Mapping[str, bool]) -> pd.DataFram
     An experiment is the runs that share every coordinate but ``method`` and ``seed``. A cell names the method
     with the best seed mean (the highest, or the lowest where lower is better), then the methods that these seeds
     cannot tell apart from it (``≈``: their 95% t-intervals overlap), or ``(1 seed)`` where there is no interval.
-    Columns are named ``zero_shot ↑`` (higher is better) or ``finetune_loss ↓`` (lower is better). None when the
-    runs record none of the metrics as numbers, or compare no methods.
+    Columns are named ``zero_shot ↑`` (higher is better) or ``finetune_loss ↓`` (lower is better); a metric no
+    method changes is left out. None when the runs compare fewer than two methods on any such metric.
     """
     names = [name for name in metrics if name in runs.columns and pd.api.types.is_numeric_dtype(runs[name])]
-    if not names or "method" not in runs.columns:
+    if not names or "method" not in runs.columns or runs["method"].nunique() < 2:
         return None
     keys = [key for key in dict.fromkeys(k for cell in runs.attrs["cells"] for k in cell) if key not in COMPARED]
+    experiments = list(runs.groupby(keys, sort=False)) if keys else [(("all runs",), runs)]
+    # a metric no method changes (vision's upright accuracy, the pre-trained network's) has no best method
+    names = [name for name in names if any(here.groupby("method")[name].mean().nunique() > 1 for _, here in experiments)]
+    if not names:
+        return None
     rows = []
-    for values, here in runs.groupby(keys, sort=False) if keys else [((), runs)]:
-        row = dict(zip(keys, values, strict=True))
+    for values, here in experiments:
+        row = dict(zip(keys or ["experiment"], values, strict=True))
         row.update({f"{name} {'↑' if metrics[name] else '↓'}": _best(here, name, metrics[name]) for name in names})
         rows.append(row)
-    table = pd.DataFrame(rows)
-    return table.set_index(keys) if keys else table
+    return pd.DataFrame(rows).set_index(keys or ["experiment"])
 
 
 def _best(runs: pd.DataFrame, metric: str, higher: bool) -> str:
@@ -103,7 +107,7 @@ def _best(runs: pd.DataFrame, metric: str, higher: bool) -> str:
     recorded = {method: values.dropna() for method, values in runs.groupby("method", sort=False)[metric]}
     intervals = {method: t_interval(values) for method, values in recorded.items() if len(values)}
     if len(intervals) == 1:
-        return f"{next(iter(intervals))} (the only method)"
+        return f"{next(iter(intervals))} (the only method)"  # the others do not record it here
     if len({mean for mean, _, _ in intervals.values()}) == 1:
         return "all equal"
     sign = 1 if higher else -1

@@ -162,7 +162,10 @@ class VisionTask(Transfer):
         checkpointer = Checkpointer(checkpoint, model=model, optimizer=optimizer)
         start = [{"epoch": 0, "accuracy": zero_shot, "train_loss": None}]
         curve: list[dict] = (checkpointer.resume() or {"curve": start})["curve"]
-        log.info("%s epoch %d: %.4f", name, curve[-1]["epoch"], curve[-1]["accuracy"])
+        if curve[-1]["epoch"]:
+            log.info("%s: resumed after epoch %d from %s", name, curve[-1]["epoch"], checkpoint)
+        else:
+            log.info("%s epoch 0: %.4f", name, zero_shot)
         for epoch in range(curve[-1]["epoch"] + 1, config.epochs + 1):
             desc = f"{name} epoch {epoch}"
             seeded = {"seed": seed * 1000 + epoch, "batch_size": config.batch_size, "desc": desc}
