@@ -31,11 +31,27 @@ def tiny_regard_classifier(folder: str | Path, words: tuple[str, ...] | list[str
     return Path(folder)
 
 
+CLIP_WORDS = ("a", "photo", "of", "the", "apple", "aquarium", "fish", "baby", ".")  # the test CIFAR's prompts
+
+
+def clip_tokenizer(words: tuple[str, ...] | list[str]) -> Any:
+    """A word-level tokenizer as CLIP's reads a prompt: punctuation split off, and EOS last, where CLIP's text
+    tower pools (without it every prompt would pool at its first token, and every class look alike)."""
+    from tokenizers import pre_tokenizers, processors
+
+    tokenizer = word_tokenizer(list(dict.fromkeys([*words, *CLIP_WORDS])), padding_side="right")
+    backend = tokenizer.backend_tokenizer
+    backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    eos = (tokenizer.eos_token, tokenizer.eos_token_id)
+    backend.post_processor = processors.TemplateProcessing(single=f"$A {eos[0]}", special_tokens=[eos])
+    return tokenizer
+
+
 def tiny_clip(seed: int = 0, image_size: int = 32, words: tuple[str, ...] | list[str] = WORDS) -> tuple[torch.nn.Module, Any]:
     """A random 1-layer ``CLIPModel`` (patch 8, width 32) and a word-level tokenizer: ``(model, tokenizer)``."""
     from transformers import CLIPConfig, CLIPModel
 
-    tokenizer = word_tokenizer(words, padding_side="right")
+    tokenizer = clip_tokenizer(words)
     text = dict(
         vocab_size=len(tokenizer),
         hidden_size=32,
