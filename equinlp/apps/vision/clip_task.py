@@ -141,6 +141,8 @@ class CLIPTask(Transfer):
             optimizer = torch.optim.SGD(model.backbone.image_tower_parameters(), lr=config.lr, momentum=0.9)
             checkpointer = Checkpointer(checkpoint, config.torch_device, model=model, optimizer=optimizer)
             curve = (checkpointer.resume() or {"curve": curve})["curve"]
+            if len(curve) > 1:
+                log.info("%s: resumed at step %d from %s", method, curve[-1]["step"], checkpoint)
 
             def record(step: int, train_loss: float) -> None:
                 point = {"step": step, "stage": "finetune", "train_loss": train_loss}
