@@ -38,7 +38,7 @@ from equinlp.models.generation import generate as generate_symmetrized
 from equinlp.models.peft_support import base_parameters, hook_target, refuse_unsupported_peft
 from equinlp.models.saving import load_pretrained
 from equinlp.models.saving import save_pretrained as save_wrapper
-from equinlp.symmetry.actions import TokenPermutation
+from equinlp.symmetry.actions import Invariant, TokenPermutation
 from equinlp.symmetry.frames import OrbitFrames
 from equinlp.symmetry.groups import Group
 
@@ -254,13 +254,14 @@ class EquiModel(PreTrainedModel):
         return args, kwargs
 
     def _repeat(self, kwargs: dict, keys: tuple[str, ...], batch: int | None) -> None:
-        order = self.group.order
+        """The inputs that no element moves (masks, positions), one copy per element: ``[B, ...] -> [G·B, ...]``."""
+        invariant = Invariant(self.group)
         for key in keys:
             x = kwargs.get(key)
             if isinstance(x, torch.Tensor) and x.ndim > 0:
                 if batch is not None and x.shape[0] != batch:
                     raise ValueError(f"{key} has batch size {x.shape[0]}, the token ids {batch}")
-                kwargs[key] = x.repeat(order, *([1] * (x.ndim - 1)))
+                kwargs[key] = invariant.act_all(x)
 
     def _keep_features(self, module: nn.Module, args: tuple) -> None:
         self._features = args[0]

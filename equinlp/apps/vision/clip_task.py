@@ -158,7 +158,8 @@ class CLIPTask(Transfer):
         ``stage``: the λ-net alone, or the image tower; ``record(step, mean loss)`` every ``eval_every`` fine-tuning
         steps and at the last."""
         train, batch = self.train, config.batch_size
-        start, total = _lambda_steps(config, model), _lambda_steps(config, model) + config.finetune_steps
+        start = _lambda_steps(config, model)
+        total = start + config.finetune_steps
         generator = torch.Generator().manual_seed(config.seed)
         epochs = -(-total * batch // len(train))
         order = torch.cat([torch.randperm(len(train), generator=generator) for _ in range(epochs)])  # each image once per epoch

@@ -130,6 +130,10 @@ class VisionTask(Transfer):
             self._rotated[arch] = rotated(chosen, ImageTransform(config.group), config.test_seed)
         return self._rotated[arch]
 
+    def finetune_images(self, config: VisionConfig, cell: dict) -> ImageSet:
+        """The run's training images (the λ pass and fine-tuning see the same ones), drawn by its seed."""
+        return self.data(config, cell["arch"])[0].subset(config.finetune_images, seed=cell["seed"])
+
     def wrap(self, config: VisionConfig, cell: dict, base: torch.nn.Module) -> InvariantClassifier:
         torch.manual_seed(cell["seed"])  # the λ-net's initial weights
         return InvariantClassifier(base, ImageTransform(config.group), cell["method"], config.proxy)
@@ -145,7 +149,7 @@ class VisionTask(Transfer):
         checkpointer = Checkpointer(checkpoint, model=model, optimizer=optimizer)
         if checkpointer.resume() is not None:
             return
-        images = self.data(config, cell["arch"])[0].subset(config.finetune_images, seed=cell["seed"])
+        images = self.finetune_images(config, cell)
         seeded = {"seed": cell["seed"] + 10_000, "batch_size": config.batch_size, "desc": f"{describe(cell)} λ"}
         train_epoch(model, parameters, optimizer, images, model.transform, **seeded, train_mode=model.weight_net)
         checkpointer.save()
@@ -156,7 +160,7 @@ class VisionTask(Transfer):
     def finetune(self, config: VisionConfig, cell: dict, model: InvariantClassifier, zero_shot: float, checkpoint: Path) -> dict:
         """Epochs 1..E of fine-tuning every layer (and the λ-net) on rotated images; the curve starts at epoch 0."""
         name, seed = describe(cell), cell["seed"]
-        images = self.data(config, cell["arch"])[0].subset(config.finetune_images, seed=seed)
+        images = self.finetune_images(config, cell)
         test = self.rotated_test(config, cell["arch"])
         optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
         checkpointer = Checkpointer(checkpoint, model=model, optimizer=optimizer)
